@@ -1,0 +1,78 @@
+"""/v1/files — thin router over service.files."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from service import idempotency, ids
+from service.api.deps import CurrentProject, Ctx, IdempotencyKey
+from service.files import service as files
+from service.files.upload import receive_upload
+from service.protocol.common import CursorPage
+from service.protocol.files import FileDeleted, FileObject
+
+router = APIRouter(prefix="/v1", tags=["files"])
+
+
+@router.post("/files", response_model=FileObject)
+async def create_file(request: Request, ctx: Ctx, project: CurrentProject,
+                      idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    file_id = ids.file_id()
+    upload = await receive_upload(request, ctx.store, f"files/{file_id}",
+                                  max_bytes=ctx.settings.max_upload_bytes,
+                                  max_line_bytes=ctx.settings.max_line_bytes)
+    try:
+        purpose, expires_at, now = files.check_upload(upload)
+    except Exception:
+        await run_in_threadpool(ctx.store.delete, upload.key)
+        raise
+    fp = idempotency.fingerprint("POST /v1/files", purpose, upload.filename or "", upload.sha256,
+                                 str(sorted(upload.fields.items())))
+
+    def action(s):  # type: ignore[no-untyped-def]
+        row = files.record_upload(s, project, file_id, upload, purpose, expires_at, now)
+        return 200, files.to_wire(row).model_dump()
+
+    status, body = await run_in_threadpool(
+        idempotency.run, ctx.db, project.id, idempotency_key, fp, action,
+        lambda: ctx.store.delete(upload.key))
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/files", response_model=CursorPage[FileObject])
+def list_files(ctx: Ctx, project: CurrentProject, purpose: str | None = None,
+               limit: Annotated[int | None, Query()] = None, order: str = "desc",
+               after: str | None = None) -> CursorPage[FileObject]:
+    with ctx.db.session() as s:
+        rows, more = files.list_files(s, project, purpose=purpose, limit=limit, order=order, after=after)
+        data = [files.to_wire(r) for r in rows]
+    return CursorPage(data=data, has_more=more, first_id=data[0].id if data else None,
+                      last_id=data[-1].id if data else None)
+
+
+@router.get("/files/{file_id}", response_model=FileObject)
+def retrieve_file(file_id: str, ctx: Ctx, project: CurrentProject) -> FileObject:
+    with ctx.db.session() as s:
+        return files.to_wire(files.get(s, project, file_id))
+
+
+@router.delete("/files/{file_id}", response_model=FileDeleted)
+def delete_file(file_id: str, ctx: Ctx, project: CurrentProject) -> FileDeleted:
+    with ctx.db.session() as s:
+        key = files.delete(s, project, file_id)
+    ctx.store.delete(key)  # after the commit: a failed commit never loses the bytes
+    return FileDeleted(id=file_id)
+
+
+@router.get("/files/{file_id}/content")
+def file_content(file_id: str, ctx: Ctx, project: CurrentProject) -> StreamingResponse:
+    with ctx.db.session() as s:
+        row = files.get(s, project, file_id)
+    ascii_name = row.filename.encode("ascii", "replace").decode().replace('"', "_")
+    return StreamingResponse(files.read(ctx.store, row), media_type="application/octet-stream",
+                             headers={"content-length": str(row.bytes),
+                                      "content-disposition": f'attachment; filename="{ascii_name}"'})

@@ -1,0 +1,100 @@
+"""/v1/fine_tuning/jobs — thin router over service.jobs."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from service import idempotency
+from service.api.deps import CurrentProject, Ctx, IdempotencyKey
+from service.db.schema import Job, Project
+from service.jobs import events
+from service.jobs import service as jobs
+from service.protocol.common import CursorPage
+from service.protocol.fine_tuning import FineTuningJob, FineTuningJobCheckpoint, FineTuningJobCreateParams, FineTuningJobEvent
+
+router = APIRouter(prefix="/v1/fine_tuning", tags=["fine_tuning"])
+_METADATA_PARAM = re.compile(r"^metadata\[(.+)\]$")
+
+
+def _page(data: list, more: bool) -> dict:  # type: ignore[type-arg]
+    return {"object": "list", "data": data, "has_more": more,
+            "first_id": data[0].id if data else None, "last_id": data[-1].id if data else None}
+
+
+@router.post("/jobs", response_model=FineTuningJob)
+def create_job(params: FineTuningJobCreateParams, ctx: Ctx, project: CurrentProject,
+               idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    fp = idempotency.fingerprint("POST /v1/fine_tuning/jobs",
+                                 json.dumps(params.model_dump(mode="json", exclude_unset=True), sort_keys=True))
+
+    def action(s: Session) -> tuple[int, dict]:  # type: ignore[type-arg]
+        job = jobs.create(s, project, params, ctx.catalog)
+        return 200, jobs.to_wire(job).model_dump(mode="json")
+
+    status, body = idempotency.run(ctx.db, project.id, idempotency_key, fp, action)
+    ctx.loops.kick()
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/jobs", response_model=CursorPage[FineTuningJob])
+def list_jobs(request: Request, ctx: Ctx, project: CurrentProject, after: str | None = None,
+              limit: Annotated[int | None, Query()] = None) -> dict:  # type: ignore[type-arg]
+    metadata = {m.group(1): v for k, v in request.query_params.items() if (m := _METADATA_PARAM.match(k))}
+    with ctx.db.session() as s:
+        rows, more = jobs.list_jobs(s, project, after=after, limit=limit, metadata=metadata)
+        return _page([jobs.to_wire(j) for j in rows], more)
+
+
+@router.get("/jobs/{job_id}", response_model=FineTuningJob)
+def retrieve_job(job_id: str, ctx: Ctx, project: CurrentProject) -> FineTuningJob:
+    with ctx.db.session() as s:
+        return jobs.to_wire(jobs.get(s, project, job_id))
+
+
+def _transition(ctx: Ctx, project: Project, job_id: str, key: str | None, name: str,
+                change: Callable[[Session, Project, str], Job]) -> JSONResponse:
+    def action(s: Session) -> tuple[int, dict]:  # type: ignore[type-arg]
+        return 200, jobs.to_wire(change(s, project, job_id)).model_dump(mode="json")
+
+    fp = idempotency.fingerprint(f"POST /v1/fine_tuning/jobs/{job_id}/{name}")
+    status, body = idempotency.run(ctx.db, project.id, key, fp, action)
+    ctx.loops.kick()
+    return JSONResponse(body, status_code=status)
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=FineTuningJob)
+def cancel_job(job_id: str, ctx: Ctx, project: CurrentProject, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    return _transition(ctx, project, job_id, idempotency_key, "cancel", jobs.cancel)
+
+
+@router.post("/jobs/{job_id}/pause", response_model=FineTuningJob)
+def pause_job(job_id: str, ctx: Ctx, project: CurrentProject, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    return _transition(ctx, project, job_id, idempotency_key, "pause", jobs.pause)
+
+
+@router.post("/jobs/{job_id}/resume", response_model=FineTuningJob)
+def resume_job(job_id: str, ctx: Ctx, project: CurrentProject, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    return _transition(ctx, project, job_id, idempotency_key, "resume", jobs.resume)
+
+
+@router.get("/jobs/{job_id}/events", response_model=CursorPage[FineTuningJobEvent])
+def list_events(job_id: str, ctx: Ctx, project: CurrentProject, after: str | None = None,
+                limit: Annotated[int | None, Query()] = None) -> dict:  # type: ignore[type-arg]
+    with ctx.db.session() as s:
+        rows, more = jobs.list_events(s, project, job_id, after=after, limit=limit)
+        return _page([events.to_wire(e) for e in rows], more)
+
+
+@router.get("/jobs/{job_id}/checkpoints", response_model=CursorPage[FineTuningJobCheckpoint])
+def list_checkpoints(job_id: str, ctx: Ctx, project: CurrentProject, after: str | None = None,
+                     limit: Annotated[int | None, Query()] = None) -> dict:  # type: ignore[type-arg]
+    with ctx.db.session() as s:
+        rows, more = jobs.list_checkpoints(s, project, job_id, after=after, limit=limit)
+        return _page([jobs.checkpoint_to_wire(c) for c in rows], more)

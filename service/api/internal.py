@@ -1,0 +1,64 @@
+"""/internal/v1 — the trainer's reporting API, authenticated with the per-attempt token.
+Not part of the OpenAI surface; in the cluster only trainer pods may reach it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header
+from sqlalchemy.orm import Session
+
+from service.api.deps import Ctx
+from service.db.schema import Job
+from service.errors import AuthenticationFailed, NotFound
+from service.jobs import lifecycle, reports
+from trainer.spec import CheckpointReport, CompletionReport, EventBatch, FailureReport, ProgressReport, ReportAck
+
+router = APIRouter(prefix="/internal/v1/jobs/{job_id}", tags=["internal"])
+
+
+def _token(authorization: Annotated[str | None, Header()] = None) -> str:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise AuthenticationFailed("Missing job report token.")
+    return authorization[7:].strip()
+
+
+Token = Annotated[str, Depends(_token)]
+
+
+def _report(ctx: Ctx, job_id: str, token: str, apply: Callable[[Session, Job], None]) -> ReportAck:
+    with ctx.db.session() as s:
+        job = lifecycle.job_by_id(s, job_id, for_update=True)
+        if job is None:
+            raise NotFound(f"Fine-tuning job {job_id} not found.")
+        if not lifecycle.report_allowed(job, token):
+            raise AuthenticationFailed("Invalid report token for this job attempt.")
+        apply(s, job)
+        return ReportAck(action=lifecycle.next_action(job))  # type: ignore[arg-type]
+
+
+@router.post("/events", response_model=ReportAck)
+def post_events(job_id: str, batch: EventBatch, ctx: Ctx, token: Token) -> ReportAck:
+    return _report(ctx, job_id, token, lambda s, job: reports.record_events(s, job, batch))
+
+
+@router.post("/checkpoints", response_model=ReportAck)
+def post_checkpoint(job_id: str, body: CheckpointReport, ctx: Ctx, token: Token) -> ReportAck:
+    return _report(ctx, job_id, token, lambda s, job: reports.record_checkpoint(s, ctx.store, job, body) and None)
+
+
+@router.post("/progress", response_model=ReportAck)
+def post_progress(job_id: str, body: ProgressReport, ctx: Ctx, token: Token) -> ReportAck:
+    return _report(ctx, job_id, token, lambda s, job: lifecycle.set_progress(
+        job, trained_tokens=body.trained_tokens, estimated_finish=body.estimated_finish, hp=body.hyperparameters))
+
+
+@router.post("/complete", response_model=ReportAck)
+def post_complete(job_id: str, body: CompletionReport, ctx: Ctx, token: Token) -> ReportAck:
+    return _report(ctx, job_id, token, lambda s, job: reports.complete(s, ctx.store, job, body))
+
+
+@router.post("/fail", response_model=ReportAck)
+def post_fail(job_id: str, body: FailureReport, ctx: Ctx, token: Token) -> ReportAck:
+    return _report(ctx, job_id, token, lambda s, job: reports.failed(s, job, body))

@@ -1,0 +1,35 @@
+"""/v1/models — base models from the catalog plus the project's fine-tuned models.
+Model names contain ':' (``ft:...``); the path converter accepts them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.api.deps import CurrentProject, Ctx
+from service.models import service as models
+from service.protocol.models import Model, ModelDeleted, ModelList
+
+router = APIRouter(prefix="/v1", tags=["models"])
+
+
+@router.get("/models", response_model=ModelList)
+def list_models(ctx: Ctx, project: CurrentProject) -> ModelList:
+    with ctx.db.session() as s:
+        return ModelList(data=models.list_models(s, project, ctx.catalog))
+
+
+@router.get("/models/{model:path}", response_model=Model)
+def retrieve_model(model: str, ctx: Ctx, project: CurrentProject) -> Model:
+    with ctx.db.session() as s:
+        return models.get(s, project, ctx.catalog, model)
+
+
+@router.delete("/models/{model:path}", response_model=ModelDeleted)
+def delete_model(model: str, ctx: Ctx, project: CurrentProject) -> ModelDeleted:
+    with ctx.db.session() as s:
+        uri = models.delete(s, project, ctx.catalog, model)
+    try:  # the weights go with the name; the row stays (deleted) so the name is never reused
+        ctx.store.delete_prefix(ctx.store.key_from_uri(uri))
+    except ValueError:
+        pass  # an adapter outside this store (e.g. imported): nothing of ours to remove
+    return ModelDeleted(id=model)

@@ -1,0 +1,89 @@
+"""``create_app(settings)``: wires the context, routers, error translation and the loops."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api import errors, files, fine_tuning, health, internal, models
+from service.blobstore import open_blobstore
+from service.catalog.catalog import Catalog, default_catalog
+from service.config import Settings
+from service.context import AppContext
+from service.db.session import Database
+from service.launcher.base import Launcher
+from service.scheduling.dispatcher import Dispatcher
+from service.scheduling.loops import BackgroundLoops
+from service.scheduling.reconciler import Reconciler
+from service.scheduling.validator import Validator
+
+log = logging.getLogger(__name__)
+
+
+class RequestIdMiddleware:
+    """Gives every response an ``x-request-id`` (the SDK surfaces it as ``request_id``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = "req_" + secrets.token_hex(16)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def build_context(settings: Settings, launcher: Launcher | None = None,
+                  catalog: Catalog | None = None) -> AppContext:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    if catalog is None:
+        catalog = (Catalog.from_yaml(settings.catalog_path) if settings.catalog_path
+                   else default_catalog(settings.data_dir))
+    return AppContext(settings=settings, db=db, store=open_blobstore(settings.resolved_storage_url),
+                      catalog=catalog, launcher=launcher, loops=BackgroundLoops(settings.loop_interval_s))
+
+
+def add_loops(ctx: AppContext) -> None:
+    ctx.loops.add("validator", Validator(ctx.db, ctx.store, ctx.catalog, ctx.settings).run_once)
+    if ctx.launcher is not None:
+        ctx.loops.add("dispatcher", Dispatcher(ctx.db, ctx.store, ctx.catalog, ctx.launcher, ctx.settings).run_once)
+        ctx.loops.add("reconciler", Reconciler(ctx.db, ctx.launcher, ctx.settings).run_once)
+
+
+def create_app(settings: Settings | None = None, *, launcher: Launcher | None = None,
+               catalog: Catalog | None = None) -> FastAPI:
+    settings = settings or Settings()
+    ctx = build_context(settings, launcher, catalog)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.run_loops:
+            add_loops(ctx)
+            ctx.loops.start()
+        try:
+            yield
+        finally:
+            await ctx.loops.stop()
+            ctx.db.dispose()
+
+    app = FastAPI(title="hone", version="0.1.0", lifespan=lifespan)
+    app.state.ctx = ctx
+    errors.install(app)
+    for router in (files.router, fine_tuning.router, models.router, internal.router, health.router):
+        app.include_router(router)
+    app.add_middleware(RequestIdMiddleware)
+    return app

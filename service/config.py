@@ -1,0 +1,48 @@
+"""All settings in one place (pydantic-settings, environment prefix ``HONE_``)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HONE_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(default=Path.home() / ".hone", description="Embedded state: SQLite, blobs, models")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite in data_dir")
+    storage_url: str | None = Field(default=None, description="Blob store URL (file://...); default data_dir/blobs")
+    catalog_path: Path | None = Field(default=None, description="YAML base-model catalog; default: the tiny model")
+    public_url: str | None = Field(default=None, description="URL trainers use to reach the internal API")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    max_upload_bytes: int = 512 * MB
+    max_line_bytes: int = 64 * MB
+    min_training_examples: int = 10
+    validation_batch_size: int = 256
+
+    # Background loops
+    loop_interval_s: float = 1.0
+    max_running_jobs: int = 1
+    max_attempts: int = 3
+    validation_lease_s: float = 600.0
+    run_loops: bool = True
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'hone.db'}"
+
+    @cached_property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or (self.data_dir / "blobs").resolve().as_uri()
+
+    @cached_property
+    def internal_base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -1,0 +1,23 @@
+"""What the app holds for its lifetime: settings, database, blob store, catalog, launcher,
+and the background loops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from service.blobstore import BlobStore
+from service.catalog.catalog import Catalog
+from service.config import Settings
+from service.db.session import Database
+from service.launcher.base import Launcher
+from service.scheduling.loops import BackgroundLoops
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    store: BlobStore
+    catalog: Catalog
+    launcher: Launcher | None = None
+    loops: BackgroundLoops = field(default_factory=lambda: BackgroundLoops(1.0))

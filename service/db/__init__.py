@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy 2 tables, the engine/session factory and Alembic migrations."""

@@ -1,0 +1,67 @@
+"""Typed exceptions. ``service.api.errors`` translates them, once, into the OpenAI envelope
+``{"error": {"message", "type", "param", "code"}}`` with the status the SDK maps to its
+exception classes (400 BadRequestError, 401 AuthenticationError, 404 NotFoundError, ...)."""
+
+from __future__ import annotations
+
+
+class HoneError(Exception):
+    status_code = 500
+    type = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+
+class InvalidRequest(HoneError):
+    status_code = 400
+    type = "invalid_request_error"
+
+
+class AuthenticationFailed(HoneError):
+    status_code = 401
+    type = "invalid_request_error"
+
+
+class PermissionDenied(HoneError):
+    status_code = 403
+    type = "invalid_request_error"
+
+
+class NotFound(HoneError):
+    status_code = 404
+    type = "invalid_request_error"
+
+
+class Conflict(HoneError):
+    status_code = 409
+    type = "invalid_request_error"
+
+
+class PayloadTooLarge(HoneError):
+    status_code = 413
+    type = "invalid_request_error"
+
+
+class ServiceUnavailable(HoneError):
+    status_code = 503
+    type = "server_error"
+
+
+def file_not_found(file_id: str) -> NotFound:
+    return NotFound(f"No such File object: {file_id}", param="id")
+
+
+def job_not_found(job_id: str) -> NotFound:
+    return NotFound(f"Fine-tuning job {job_id} not found.", param="fine_tuning_job_id",
+                    code="fine_tuning_job_not_found")
+
+
+def model_not_found(model: str) -> NotFound:
+    return NotFound(f"The model `{model}` does not exist or you do not have access to it.",
+                    code="model_not_found")

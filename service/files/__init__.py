@@ -1,0 +1,1 @@
+"""Files: streaming upload, the JSONL structure check, and the file records."""

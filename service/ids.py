@@ -1,0 +1,36 @@
+"""Object ids in OpenAI's shapes: a prefix plus random base62 characters."""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def random_token(n: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(n))
+
+
+def file_id() -> str:
+    return "file-" + random_token(24)
+
+
+def job_id() -> str:
+    return "ftjob-" + random_token(24)
+
+
+def event_id() -> str:
+    return "ftevent-" + random_token(24)
+
+
+def checkpoint_id() -> str:
+    return "ftckpt-" + random_token(24)
+
+
+def project_id() -> str:
+    return "proj_" + random_token(24)
+
+
+def model_short_id() -> str:
+    return random_token(8)

@@ -1,0 +1,1 @@
+"""Fine-tuning jobs: creation, state transitions, events, checkpoints and naming."""

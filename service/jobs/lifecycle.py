@@ -1,0 +1,136 @@
+"""State transitions driven by the background loops and the trainer's reports.
+
+Every transition is a compare-and-set on ``status`` (and the attempt number), so two
+control-plane replicas, a late report from a dead attempt, or a user's cancel racing the
+trainer can never move a job backwards or launch it twice.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from service.auth import hash_secret
+from service.db.schema import Job
+from service.jobs import events, hyperparameters
+from service.launcher.base import AttemptState
+
+ACTIVE = ("running", "pausing")
+
+
+def job_by_id(session: Session, job_id: str, *, for_update: bool = False) -> Job | None:
+    stmt = select(Job).where(Job.id == job_id)
+    return session.scalar(stmt.with_for_update() if for_update else stmt)
+
+
+def claim_validation(session: Session, job_id: str, owner: str, lease_s: float) -> bool:
+    now = time.time()
+    res = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == "validating_files",
+                          or_(Job.lease_until.is_(None), Job.lease_until < now))
+        .values(lease_owner=owner, lease_until=now + lease_s))
+    return res.rowcount == 1  # type: ignore[attr-defined]
+
+
+def validation_passed(session: Session, job_id: str, n_examples: int, n_tokens: int) -> bool:
+    job = job_by_id(session, job_id, for_update=True)
+    if job is None or job.status != "validating_files":
+        return False  # cancelled (or already handled) while validating
+    job.hyperparameters = hyperparameters.resolve(job.hyperparameters, n_examples)
+    job.n_examples, job.n_tokens = n_examples, n_tokens
+    job.status = "queued"
+    job.lease_owner = job.lease_until = None
+    events.add(session, job.id, "Files validated, moving job to queued state")
+    return True
+
+
+def fail(session: Session, job: Job, code: str, message: str, param: str | None = None) -> None:
+    job.status = "failed"
+    job.error = {"code": code, "message": message, "param": param}
+    job.finished_at = int(time.time())
+    job.estimated_finish = None
+    job.lease_owner = job.lease_until = None
+    events.add(session, job.id, message, level="error")
+
+
+def validation_failed(session: Session, job_id: str, code: str, message: str, param: str) -> bool:
+    job = job_by_id(session, job_id, for_update=True)
+    if job is None or job.status != "validating_files":
+        return False
+    fail(session, job, code, message, param)
+    return True
+
+
+def claim_launch(session: Session, job_id: str) -> tuple[Job, str] | None:
+    """queued -> running with a new attempt number and a fresh report token."""
+    job = job_by_id(session, job_id, for_update=True)
+    if job is None or job.status != "queued":
+        return None
+    token = secrets.token_urlsafe(32)
+    res = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == "queued", Job.attempt == job.attempt)
+        .values(status="running", attempt=job.attempt + 1, active_attempt=job.attempt + 1,
+                report_token_hash=hash_secret(token)))
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    session.refresh(job)
+    return job, token
+
+
+def attempt_ended(session: Session, job: Job, state: AttemptState, max_attempts: int) -> None:
+    """Apply the end of the job's active attempt as the launcher reports it."""
+    attempt = job.active_attempt
+    job.active_attempt = None
+    if job.status == "pausing":
+        job.status = "paused"
+        events.add(session, job.id, "Fine-tuning job paused")
+        return
+    if job.status != "running":
+        return  # cancelled / succeeded / failed already: nothing left to decide
+    if state.phase == "succeeded":
+        fail(session, job, "training_failed",
+             "The trainer exited without reporting a result." + _tail(state))
+        return
+    how = "was lost" if state.phase == "missing" else f"exited with code {state.exit_code}"
+    if (attempt or job.attempt) < max_attempts:
+        job.status = "queued"
+        events.add(session, job.id, f"Training attempt {attempt} {how}; restarting from the newest "
+                   f"checkpoint (attempt {(attempt or 0) + 1} of {max_attempts})", level="warn")
+        return
+    fail(session, job, "training_failed",
+         f"Training failed after {max_attempts} attempts: the last attempt {how}." + _tail(state))
+
+
+def _tail(state: AttemptState) -> str:
+    return f" Last log lines:\n{state.detail}" if state.detail else ""
+
+
+def next_action(job: Job) -> str:
+    if job.status == "pausing":
+        return "pause"
+    if job.status in ("running",):
+        return "continue"
+    return "cancel"
+
+
+def report_allowed(job: Job, token: str) -> bool:
+    return (job.report_token_hash is not None and job.active_attempt is not None
+            and secrets.compare_digest(job.report_token_hash, hash_secret(token)))
+
+
+def set_progress(job: Job, *, trained_tokens: int | None, estimated_finish: int | None,
+                 hp: dict[str, Any] | None) -> None:
+    if trained_tokens is not None:
+        job.trained_tokens = trained_tokens
+    if estimated_finish is not None:
+        job.estimated_finish = estimated_finish
+    if hp:
+        job.hyperparameters = {**job.hyperparameters, **hp}
+
+
+def active_jobs(session: Session) -> list[Job]:
+    return list(session.scalars(select(Job).where(Job.active_attempt.is_not(None))))

@@ -1,0 +1,231 @@
+"""The fine-tuning job resource: request-level checks at creation, reads, and the user's
+state changes (cancel, pause, resume). Data checks happen later, in validation."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service import ids
+from service.catalog.catalog import Catalog
+from service.db.schema import Checkpoint, File, FineTunedModel, Job, JobEvent, Project
+from service.errors import InvalidRequest, job_not_found
+from service.jobs import events, hyperparameters, naming
+from service.pagination import check_limit, paginate
+from service.protocol.fine_tuning import (
+    TERMINAL_STATUSES,
+    FineTuningJob,
+    FineTuningJobCheckpoint,
+    FineTuningJobCreateParams,
+    Hyperparameters,
+    JobError,
+)
+
+MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
+_HP_KEYS = ("batch_size", "learning_rate_multiplier", "n_epochs")
+
+
+def _method(params: FineTuningJobCreateParams) -> tuple[str, dict[str, Any]]:
+    method = params.method
+    mtype = method.type if method else "supervised"
+    if mtype == "reinforcement":
+        raise InvalidRequest("method.type 'reinforcement' is not supported: this server trains "
+                             "with 'supervised' and 'dpo'.", param="method.type",
+                             code="unsupported_method")
+    sub = getattr(method, mtype, None) if method else None
+    given = sub.hyperparameters if sub is not None else None
+    if params.hyperparameters is not None and given is not None:
+        raise InvalidRequest("Specify hyperparameters in 'method' or in the deprecated "
+                             "'hyperparameters', not both.", param="hyperparameters")
+    legacy = params.hyperparameters
+    if legacy is not None and mtype != "supervised":
+        raise InvalidRequest("The deprecated 'hyperparameters' field applies to supervised jobs "
+                             f"only; put them in method.{mtype}.hyperparameters.",
+                             param="hyperparameters")
+    hp = hyperparameters.defaults(mtype)
+    chosen = given or legacy
+    if chosen is not None:
+        hp.update(chosen.model_dump())
+    return mtype, hp
+
+
+def _base_model(session: Session, project: Project, model: str, catalog: Catalog) -> tuple[str, str | None]:
+    if catalog.get(model) is not None:
+        return model, None
+    if naming.is_fine_tuned_name(model):
+        row = session.scalar(select(FineTunedModel).where(
+            FineTunedModel.name == model, FineTunedModel.project_id == project.id,
+            FineTunedModel.deleted.is_(False)))
+        if row is not None:
+            return row.base_model, row.name
+    raise InvalidRequest(f"Model {model} is not available for fine-tuning or does not exist.",
+                         param="model", code="model_not_available")
+
+
+def _check_file(session: Session, project: Project, file_id: str | None, param: str) -> None:
+    if file_id is None:
+        return
+    row = session.scalar(select(File).where(File.id == file_id, File.project_id == project.id))
+    now = time.time()
+    if row is None or (row.expires_at is not None and row.expires_at <= now):
+        raise InvalidRequest(f"invalid {param}: {file_id}", param=param, code="invalid_file")
+    if row.purpose != "fine-tune":
+        raise InvalidRequest(f"invalid {param}: {file_id} has purpose {row.purpose!r}; upload it "
+                             "with purpose 'fine-tune'.", param=param, code="invalid_file_purpose")
+
+
+def _check_metadata(metadata: dict[str, str] | None) -> None:
+    if metadata is None:
+        return
+    if len(metadata) > MAX_METADATA_PAIRS:
+        raise InvalidRequest(f"Invalid 'metadata': at most {MAX_METADATA_PAIRS} pairs, got "
+                             f"{len(metadata)}.", param="metadata")
+    for k, v in metadata.items():
+        if len(k) > MAX_METADATA_KEY:
+            raise InvalidRequest(f"Invalid 'metadata': key {k[:20]!r}... is longer than "
+                                 f"{MAX_METADATA_KEY} characters.", param=f"metadata.{k}")
+        if len(v) > MAX_METADATA_VALUE:
+            raise InvalidRequest(f"Invalid 'metadata': value of {k!r} is longer than "
+                                 f"{MAX_METADATA_VALUE} characters.", param=f"metadata.{k}")
+
+
+def create(session: Session, project: Project, params: FineTuningJobCreateParams,
+           catalog: Catalog) -> Job:
+    mtype, hp = _method(params)
+    base, init_adapter = _base_model(session, project, params.model, catalog)
+    _check_file(session, project, params.training_file, "training_file")
+    _check_file(session, project, params.validation_file, "validation_file")
+    if params.suffix is not None and not naming.SUFFIX.fullmatch(params.suffix):
+        raise InvalidRequest("Invalid 'suffix': use up to 64 letters, digits, '.', '_' or '-'.",
+                             param="suffix")
+    _check_metadata(params.metadata)
+    if params.integrations:
+        raise InvalidRequest("Integrations (Weights & Biases) are not available on this server: "
+                             "it has no route to external services.", param="integrations",
+                             code="unsupported_integration")
+    job = Job(id=ids.job_id(), project_id=project.id, model=params.model, base_model=base,
+              init_adapter=init_adapter, training_file=params.training_file,
+              validation_file=params.validation_file, method_type=mtype, hyperparameters=hp,
+              suffix=params.suffix,
+              seed=params.seed if params.seed is not None else secrets.randbelow(2**31),
+              job_metadata=params.metadata, integrations=[], status="validating_files",
+              planned_model=naming.final_name(base, project.name, params.suffix),
+              result_files=[], created_at=int(time.time()))
+    session.add(job)
+    session.flush()
+    events.add(session, job.id, f"Created fine-tuning job: {job.id}")
+    files = f"Validating training file: {job.training_file}"
+    if job.validation_file:
+        files += f" and validation file: {job.validation_file}"
+    events.add(session, job.id, files)
+    return job
+
+
+def to_wire(job: Job) -> FineTuningJob:
+    hp = job.hyperparameters
+    return FineTuningJob(
+        id=job.id, created_at=job.created_at,
+        error=JobError(**job.error) if job.error else None,
+        fine_tuned_model=job.fine_tuned_model, finished_at=job.finished_at,
+        hyperparameters=Hyperparameters(**{k: hp[k] for k in _HP_KEYS}),
+        model=job.model, organization_id=job.project_id, result_files=list(job.result_files),
+        status=job.status,  # type: ignore[arg-type]
+        trained_tokens=job.trained_tokens, training_file=job.training_file,
+        validation_file=job.validation_file, integrations=job.integrations, seed=job.seed,
+        estimated_finish=job.estimated_finish if job.status == "running" else None,
+        method={"type": job.method_type, job.method_type: {"hyperparameters": dict(hp)}},
+        metadata=job.job_metadata, user_provided_suffix=job.suffix)
+
+
+def get(session: Session, project: Project, job_id: str, *, for_update: bool = False) -> Job:
+    stmt = select(Job).where(Job.id == job_id, Job.project_id == project.id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    job = session.scalar(stmt)
+    if job is None:
+        raise job_not_found(job_id)
+    return job
+
+
+def list_jobs(session: Session, project: Project, *, after: str | None, limit: int | None,
+              metadata: dict[str, str]) -> tuple[list[Job], bool]:
+    where: list[Any] = [Job.project_id == project.id]
+    limit = check_limit(limit, 20, 100)
+    if not metadata:
+        return paginate(session, Job, where, after=after, limit=limit)
+    # JSON filtering differs by database; filter the (bounded) scan in Python instead.
+    out: list[Job] = []
+    cursor = after
+    while True:
+        rows, more = paginate(session, Job, where, after=cursor, limit=200)
+        for job in rows:
+            if job.job_metadata and all(job.job_metadata.get(k) == v for k, v in metadata.items()):
+                out.append(job)
+                if len(out) > limit:
+                    return out[:limit], True
+        if not more:
+            return out, False
+        cursor = rows[-1].id
+
+
+def _not_allowed(job: Job, action: str) -> InvalidRequest:
+    return InvalidRequest(f"Cannot {action} job {job.id}: its status is '{job.status}'.",
+                          param="fine_tuning_job_id", code="invalid_job_status")
+
+
+def cancel(session: Session, project: Project, job_id: str) -> Job:
+    job = get(session, project, job_id, for_update=True)
+    if job.status in TERMINAL_STATUSES:
+        raise _not_allowed(job, "cancel")
+    job.status = "cancelled"
+    job.finished_at = int(time.time())
+    job.estimated_finish = None
+    events.add(session, job.id, "The job was cancelled")
+    return job
+
+
+def pause(session: Session, project: Project, job_id: str) -> Job:
+    job = get(session, project, job_id, for_update=True)
+    if job.status == "queued":
+        job.status = "paused"
+        events.add(session, job.id, "Fine-tuning job paused")
+    elif job.status == "running":
+        job.status = "pausing"  # the trainer checkpoints and exits; the reconciler sets 'paused'
+        events.add(session, job.id, "Pausing fine-tuning job: saving a checkpoint")
+    elif job.status not in ("pausing", "paused"):
+        raise _not_allowed(job, "pause")
+    return job
+
+
+def resume(session: Session, project: Project, job_id: str) -> Job:
+    job = get(session, project, job_id, for_update=True)
+    if job.status != "paused":
+        raise _not_allowed(job, "resume")
+    job.status = "queued"
+    events.add(session, job.id, "Fine-tuning job resumed")
+    return job
+
+
+def list_events(session: Session, project: Project, job_id: str, *, after: str | None,
+                limit: int | None) -> tuple[list[JobEvent], bool]:
+    job = get(session, project, job_id)
+    return paginate(session, JobEvent, [JobEvent.job_id == job.id], after=after,
+                    limit=check_limit(limit, 20, 1000))
+
+
+def list_checkpoints(session: Session, project: Project, job_id: str, *, after: str | None,
+                     limit: int | None) -> tuple[list[Checkpoint], bool]:
+    job = get(session, project, job_id)
+    return paginate(session, Checkpoint, [Checkpoint.job_id == job.id], after=after,
+                    limit=check_limit(limit, 10, 100))
+
+
+def checkpoint_to_wire(row: Checkpoint) -> FineTuningJobCheckpoint:
+    return FineTuningJobCheckpoint(id=row.id, created_at=row.created_at,
+                                   fine_tuned_model_checkpoint=row.model_name,
+                                   fine_tuning_job_id=row.job_id, step_number=row.step_number,
+                                   metrics=row.metrics)

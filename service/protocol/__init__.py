@@ -1,0 +1,1 @@
+"""OpenAI wire types (pydantic only), one module per resource, names as in openai-python."""

@@ -1,0 +1,38 @@
+"""Level-triggered: compares every job that may have a live attempt with the launcher's
+truth and applies the difference (attempt ended, job cancelled while still running)."""
+
+from __future__ import annotations
+
+import logging
+
+from service.config import Settings
+from service.db.schema import Job
+from service.db.session import Database
+from service.jobs import lifecycle
+from service.launcher.base import Launcher
+
+log = logging.getLogger(__name__)
+
+
+class Reconciler:
+    def __init__(self, db: Database, launcher: Launcher, settings: Settings) -> None:
+        self.db, self.launcher, self.settings = db, launcher, settings
+
+    def run_once(self) -> int:
+        with self.db.session() as s:
+            active = [(j.id, j.active_attempt) for j in lifecycle.active_jobs(s)]
+        changed = 0
+        for job_id, attempt in active:
+            assert attempt is not None
+            state = self.launcher.poll(job_id, attempt)
+            with self.db.session() as s:
+                job = lifecycle.job_by_id(s, job_id, for_update=True)
+                if job is None or job.active_attempt != attempt:
+                    continue
+                if state.alive:
+                    if job.status not in lifecycle.ACTIVE:
+                        self.launcher.cancel(job_id, attempt)
+                    continue
+                lifecycle.attempt_ended(s, job, state, self.settings.max_attempts)
+                changed += 1
+        return changed

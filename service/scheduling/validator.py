@@ -1,0 +1,89 @@
+"""Validates the data of jobs in ``validating_files`` (streaming, batched token counting)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+from sqlalchemy import select
+
+from service.blobstore import BlobNotFound, BlobStore
+from service.catalog.catalog import Catalog
+from service.config import Settings
+from service.db.schema import File, Job
+from service.db.session import Database
+from service.jobs import lifecycle
+from service.validation import DataValidationError, DatasetStats, HFTokenCounter, validate_dataset
+
+log = logging.getLogger(__name__)
+
+
+class Validator:
+    def __init__(self, db: Database, store: BlobStore, catalog: Catalog, settings: Settings) -> None:
+        self.db, self.store, self.catalog, self.settings = db, store, catalog, settings
+        self.owner = f"validator-{uuid.uuid4().hex[:12]}"
+        self._counters: dict[str, HFTokenCounter] = {}
+        self._lock = threading.Lock()
+
+    def counter(self, base_model: str) -> HFTokenCounter:
+        with self._lock:
+            if base_model not in self._counters:
+                entry = self.catalog.get(base_model)
+                assert entry is not None, f"base model {base_model} left the catalog"
+                self._counters[base_model] = HFTokenCounter(entry.source)
+            return self._counters[base_model]
+
+    def run_once(self) -> int:
+        with self.db.session() as s:
+            ids = list(s.scalars(select(Job.id).where(Job.status == "validating_files")
+                                 .order_by(Job.seq).limit(16)))
+        done = 0
+        for job_id in ids:
+            with self.db.session() as s:
+                if not lifecycle.claim_validation(s, job_id, self.owner, self.settings.validation_lease_s):
+                    continue
+            self.validate(job_id)
+            done += 1
+        return done
+
+    def validate(self, job_id: str) -> None:
+        with self.db.session() as s:
+            job = lifecycle.job_by_id(s, job_id)
+            assert job is not None
+            method, base = job.method_type, job.base_model
+            inputs = [(job.training_file, "training_file"), (job.validation_file, "validation_file")]
+            keys = {fid: s.scalar(select(File.storage_key).where(File.id == fid, File.project_id == job.project_id))
+                    for fid, _ in inputs if fid}
+        entry = self.catalog.get(base)
+        try:
+            if entry is None:
+                raise DataValidationError("model_not_available",
+                                          f"Base model {base} is no longer in the catalog.", "model")
+            stats: DatasetStats | None = None
+            for file_id, param in inputs:
+                if file_id is None:
+                    continue
+                key = keys.get(file_id)
+                if key is None:
+                    raise DataValidationError(f"invalid_{param}",
+                                              f"The {param.replace('_', ' ')} {file_id} was deleted.", param)
+                try:
+                    result = validate_dataset(
+                        self.store.read(key), method=method, param=param,  # type: ignore[arg-type]
+                        counter=self.counter(base), max_tokens=entry.resolved_context_length(),
+                        min_examples=self.settings.min_training_examples,
+                        max_line_bytes=self.settings.max_line_bytes,
+                        batch_size=self.settings.validation_batch_size)
+                except BlobNotFound:
+                    raise DataValidationError(f"invalid_{param}",
+                                              f"The {param.replace('_', ' ')} {file_id} was deleted.", param)
+                if param == "training_file":
+                    stats = result
+            assert stats is not None
+        except DataValidationError as e:
+            with self.db.session() as s:
+                lifecycle.validation_failed(s, job_id, e.code, e.message, e.param)
+            return
+        with self.db.session() as s:
+            lifecycle.validation_passed(s, job_id, stats.n_examples, stats.n_tokens)
