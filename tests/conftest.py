@@ -80,3 +80,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, catalog: Catalog) -> Iterat
     srv = start_server(tmp_path_factory.mktemp("hone"), catalog)
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
