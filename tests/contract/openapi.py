@@ -39,9 +39,28 @@ ERRATA: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+def _normalize(node: Any) -> Any:
+    """The spec is OpenAPI 3.1 but keeps some 3.0 idioms that mean something else in JSON
+    Schema 2020-12: boolean ``exclusiveMinimum``/``exclusiveMaximum`` next to ``minimum``/
+    ``maximum``, and ``nullable: true``. Rewrite them to their 2020-12 meaning."""
+    if isinstance(node, list):
+        return [_normalize(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _normalize(v) for k, v in node.items()}
+    for excl, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(node.get(excl), bool):
+            if node.pop(excl) and bound in node:
+                node[excl] = node.pop(bound)
+    if node.pop("nullable", False) is True:
+        node = {"anyOf": [node, {"type": "null"}]}
+    return node
+
+
 @cache
 def _spec() -> dict[str, Any]:
     spec = yaml.load(SPEC_PATH.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    spec["components"] = _normalize(spec["components"])
     schemas = spec["components"]["schemas"]
     for (name, prop), replacement in ERRATA.items():
         schemas[name]["properties"][prop] = copy.deepcopy(replacement)
