@@ -109,12 +109,14 @@ class SpecChecker:
     def __init__(self, prefix: str = "/v1") -> None:
         self.prefix = prefix
         self.checked = 0
+        self.statuses: list[int] = []
         self.by_operation: dict[str, int] = {}
 
     def check(self, method: str, path: str, status: int, content_type: str, body: bytes) -> None:
         if not path.startswith(self.prefix):
             return
         path = path[len(self.prefix):]
+        self.statuses.append(status)
         if path.endswith("/content") and status < 400:
             return  # raw file bytes
         assert "json" in content_type, f"{method} {path} answered {content_type!r}, not JSON"
