@@ -18,6 +18,7 @@ from service.context import AppContext
 from service.db.session import Database
 from service.launcher.base import Launcher
 from service.scheduling.dispatcher import Dispatcher
+from service.scheduling.janitor import Janitor
 from service.scheduling.loops import BackgroundLoops
 from service.scheduling.reconciler import Reconciler
 from service.scheduling.validator import Validator
@@ -59,6 +60,7 @@ def build_context(settings: Settings, launcher: Launcher | None = None,
 
 def add_loops(ctx: AppContext) -> None:
     ctx.loops.add("validator", Validator(ctx.db, ctx.store, ctx.catalog, ctx.settings).run_once)
+    ctx.loops.add("janitor", Janitor(ctx.db, ctx.store).run_once)
     if ctx.launcher is not None:
         ctx.loops.add("dispatcher", Dispatcher(ctx.db, ctx.store, ctx.catalog, ctx.launcher, ctx.settings).run_once)
         ctx.loops.add("reconciler", Reconciler(ctx.db, ctx.launcher, ctx.settings).run_once)
