@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import socket
+import uuid
 import threading
 import time
 from collections.abc import Iterator
@@ -55,12 +58,37 @@ class RunningServer:
         self.thread.join(timeout=30)
 
 
+POSTGRES_ADMIN_URL = os.environ.get("HONE_TEST_POSTGRES")  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+
+
+def fresh_database_url(data_dir: Path) -> str | None:
+    """With HONE_TEST_POSTGRES set, a new PostgreSQL database per server (dropped at exit);
+    otherwise None, meaning SQLite in the data dir."""
+    if not POSTGRES_ADMIN_URL:
+        return None
+    from sqlalchemy import create_engine, text
+
+    name = f"hone_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    atexit.register(drop)
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
 def start_server(data_dir: Path, catalog: Catalog, *, launcher=None, **overrides) -> RunningServer:  # type: ignore[no-untyped-def]
     import uvicorn
 
     from service.app import create_app
 
     port = free_port()
+    overrides.setdefault("database_url", fresh_database_url(data_dir))
     settings = Settings(data_dir=data_dir, host="127.0.0.1", port=port, loop_interval_s=0.2, **overrides)
     app = create_app(settings, launcher=launcher, catalog=catalog)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

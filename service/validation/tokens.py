@@ -9,6 +9,8 @@ conversation with its chat template and tokenizes the whole batch in one call.
 
 from __future__ import annotations
 
+import os
+
 import threading
 from collections.abc import Sequence
 from typing import Any, Protocol, Required, TypedDict
@@ -46,6 +48,8 @@ class HFTokenCounter:
         if self._tokenizer is None:
             with self._lock:
                 if self._tokenizer is None:
+                    # The service has no torch by design; transformers' advice about it is noise.
+                    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
                     from transformers import AutoTokenizer  # heavy import: only when needed
 
                     tokenizer = AutoTokenizer.from_pretrained(self.source)

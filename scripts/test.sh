@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The test command: set up, then run the whole suite on SQLite, and the API contract tests
+# again on PostgreSQL when one answers on 127.0.0.1:5432 (CI always has one).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh || exit 1
+
+run() {
+  .venv/bin/python -m pytest "$@"
+  local rc=$?
+  if [ "$rc" -eq 5 ]; then
+    echo "pytest collected no tests for: $*" >&2
+    return 1
+  fi
+  return "$rc"
+}
+
+run tests || exit $?
+
+PG_URL="${HONE_TEST_POSTGRES:-postgresql+psycopg://postgres@127.0.0.1:5432/postgres}"
+if .venv/bin/python -c "import sys, sqlalchemy as sa; sa.create_engine(sys.argv[1]).connect().close()" "$PG_URL" 2>/dev/null; then
+  echo "== API contract tests on PostgreSQL =="
+  HONE_TEST_POSTGRES="$PG_URL" run tests/contract || exit $?
+else
+  echo "PostgreSQL not reachable at $PG_URL: skipped the PostgreSQL pass" >&2
+  if [ "${CI:-}" = "true" ]; then exit 1; fi
+fi
