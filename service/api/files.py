@@ -27,7 +27,7 @@ async def create_file(request: Request, ctx: Ctx, project: CurrentProject,
                                   max_line_bytes=ctx.settings.max_line_bytes)
     try:
         purpose, expires_at, now = files.check_upload(upload)
-    except Exception:
+    except BaseException:
         await run_in_threadpool(ctx.store.delete, upload.key)
         raise
     fp = idempotency.fingerprint("POST /v1/files", purpose, upload.filename or "", upload.sha256,
@@ -37,9 +37,13 @@ async def create_file(request: Request, ctx: Ctx, project: CurrentProject,
         row = files.record_upload(s, project, file_id, upload, purpose, expires_at, now)
         return 200, files.to_wire(row).model_dump()
 
-    status, body = await run_in_threadpool(
-        idempotency.run, ctx.db, project.id, idempotency_key, fp, action,
-        lambda: ctx.store.delete(upload.key))
+    try:
+        status, body = await run_in_threadpool(
+            idempotency.run, ctx.db, project.id, idempotency_key, fp, action,
+            lambda: ctx.store.delete(upload.key))
+    except BaseException:
+        await run_in_threadpool(ctx.store.delete, upload.key)  # no row points at these bytes
+        raise
     return JSONResponse(body, status_code=status)
 
 

@@ -27,7 +27,7 @@ def _token(authorization: Annotated[str | None, Header()] = None) -> str:
 Token = Annotated[str, Depends(_token)]
 
 
-def _report(ctx: Ctx, job_id: str, token: str, apply: Callable[[Session, Job], None]) -> ReportAck:
+def _report(ctx: Ctx, job_id: str, token: str, apply: Callable[[Session, Job], object]) -> ReportAck:
     with ctx.db.session() as s:
         job = lifecycle.job_by_id(s, job_id, for_update=True)
         if job is None:
@@ -45,7 +45,7 @@ def post_events(job_id: str, batch: EventBatch, ctx: Ctx, token: Token) -> Repor
 
 @router.post("/checkpoints", response_model=ReportAck)
 def post_checkpoint(job_id: str, body: CheckpointReport, ctx: Ctx, token: Token) -> ReportAck:
-    return _report(ctx, job_id, token, lambda s, job: reports.record_checkpoint(s, ctx.store, job, body) and None)
+    return _report(ctx, job_id, token, lambda s, job: reports.record_checkpoint(s, ctx.store, job, body))
 
 
 @router.post("/progress", response_model=ReportAck)
