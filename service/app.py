@@ -69,6 +69,10 @@ def add_loops(ctx: AppContext) -> None:
 def create_app(settings: Settings | None = None, *, launcher: Launcher | None = None,
                catalog: Catalog | None = None) -> FastAPI:
     settings = settings or Settings()
+    if launcher is None and settings.launcher == "local":
+        from service.launcher.local import LocalLauncher
+
+        launcher = LocalLauncher(settings.data_dir / "runs", nproc_per_node=settings.trainer_nproc)
     ctx = build_context(settings, launcher, catalog)
 
     @asynccontextmanager

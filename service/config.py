@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from functools import cached_property
+import shutil
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +30,13 @@ class Settings(BaseSettings):
     min_training_examples: int = 10
     validation_batch_size: int = 256
 
+    # Training
+    launcher: Literal["local", "none"] = Field(default="local", description="how trainer attempts run")
+    trainer_nproc: int = Field(default=1, description="processes per attempt (torchrun when > 1)")
+    keep_checkpoints: int = Field(default=3, description="newest checkpoints kept per job (OpenAI: 3)")
+    trainer_accelerator: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="what trainers run on; 'auto': cuda when nvidia-smi is present")
+
     # Background loops
     loop_interval_s: float = 1.0
     max_running_jobs: int = 1
@@ -42,6 +51,12 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_storage_url(self) -> str:
         return self.storage_url or (self.data_dir / "blobs").resolve().as_uri()
+
+    @cached_property
+    def accelerator(self) -> str:
+        if self.trainer_accelerator != "auto":
+            return self.trainer_accelerator
+        return "cuda" if shutil.which("nvidia-smi") else "cpu"
 
     @cached_property
     def internal_base_url(self) -> str:

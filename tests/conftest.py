@@ -89,6 +89,8 @@ def start_server(data_dir: Path, catalog: Catalog, *, launcher=None, **overrides
 
     port = free_port()
     overrides.setdefault("database_url", fresh_database_url(data_dir))
+    if launcher is None:
+        overrides.setdefault("launcher", "none")  # jobs stay queued unless a test brings a launcher
     settings = Settings(data_dir=data_dir, host="127.0.0.1", port=port, loop_interval_s=0.2, **overrides)
     app = create_app(settings, launcher=launcher, catalog=catalog)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

@@ -13,6 +13,10 @@ from pydantic import BaseModel, Field
 
 Method = Literal["supervised", "dpo"]
 
+# Trainer exit codes the launchers and the reconciler act on.
+EXIT_BAD_INPUT = 65  # the job's data cannot be trained on: fail now, do not retry
+EXIT_SUPERSEDED = 75  # the control plane no longer accepts this attempt's reports
+
 
 class JobSpec(BaseModel):
     job_id: str
@@ -25,6 +29,7 @@ class JobSpec(BaseModel):
     hyperparameters: dict[str, Any]  # resolved: no "auto" left
     training_file_uri: str
     validation_file_uri: str | None = None
+    storage_url: str  # the blob store holding every URI below
     output_uri: str  # blob prefix: {output_uri}/checkpoints/step-{n}/, {output_uri}/final/
     fine_tuned_model: str  # the name the final adapter will be served under
     report_url: str  # .../internal/v1/jobs/{job_id}

@@ -35,7 +35,7 @@ def create_job(params: FineTuningJobCreateParams, ctx: Ctx, project: CurrentProj
                                  json.dumps(params.model_dump(mode="json", exclude_unset=True), sort_keys=True))
 
     def action(s: Session) -> tuple[int, dict]:  # type: ignore[type-arg]
-        job = jobs.create(s, project, params, ctx.catalog)
+        job = jobs.create(s, project, params, ctx.catalog, ctx.settings.accelerator)
         return 200, jobs.to_wire(job).model_dump(mode="json")
 
     status, body = idempotency.run(ctx.db, project.id, idempotency_key, fp, action)

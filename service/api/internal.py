@@ -45,7 +45,12 @@ def post_events(job_id: str, batch: EventBatch, ctx: Ctx, token: Token) -> Repor
 
 @router.post("/checkpoints", response_model=ReportAck)
 def post_checkpoint(job_id: str, body: CheckpointReport, ctx: Ctx, token: Token) -> ReportAck:
-    return _report(ctx, job_id, token, lambda s, job: reports.record_checkpoint(s, ctx.store, job, body))
+    pruned: list[str] = []
+    ack = _report(ctx, job_id, token, lambda s, job: pruned.extend(
+        reports.record_checkpoint(s, ctx.store, job, body, ctx.settings.keep_checkpoints)))
+    for uri in pruned:  # after the commit: no row points at a deleted checkpoint
+        ctx.store.delete_prefix(ctx.store.key_from_uri(uri))
+    return ack
 
 
 @router.post("/progress", response_model=ReportAck)

@@ -45,6 +45,10 @@ ARCH: dict[str, Any] = {
 }
 TARGET_VOCAB_SIZE = 3000
 INIT_STD = 0.02
+# The LM head is drawn wider (1/sqrt(hidden)): with N(0, 0.02) and a frozen head, the largest
+# logit a LoRA adapter can reach is about 5, too flat for the memorisation tests to drive the
+# loss down; at 1/sqrt(256) it is about 16.
+LM_HEAD_STD = 1.0 / 16.0
 
 
 def _train_tokenizer() -> Tokenizer:
@@ -66,14 +70,15 @@ def _train_tokenizer() -> Tokenizer:
 
 
 def _weights(vocab_size: int, seed: int) -> dict[str, np.ndarray]:
-    """Llama weights named as transformers' LlamaForCausalLM expects: N(0, 0.02), norms = 1."""
+    """Llama weights named as transformers' LlamaForCausalLM expects: N(0, 0.02) (the head
+    N(0, 1/16)), norms = 1."""
     rng = np.random.Generator(np.random.PCG64(seed))
     h, inter = ARCH["hidden_size"], ARCH["intermediate_size"]
     q_dim = ARCH["num_attention_heads"] * ARCH["head_dim"]
     kv_dim = ARCH["num_key_value_heads"] * ARCH["head_dim"]
 
-    def normal(*shape: int) -> np.ndarray:
-        return rng.standard_normal(shape, dtype=np.float32) * np.float32(INIT_STD)
+    def normal(*shape: int, std: float = INIT_STD) -> np.ndarray:
+        return rng.standard_normal(shape, dtype=np.float32) * np.float32(std)
 
     def ones(n: int) -> np.ndarray:
         return np.ones((n,), dtype=np.float32)
@@ -91,7 +96,7 @@ def _weights(vocab_size: int, seed: int) -> dict[str, np.ndarray]:
         w[p + "input_layernorm.weight"] = ones(h)
         w[p + "post_attention_layernorm.weight"] = ones(h)
     w["model.norm.weight"] = ones(h)
-    w["lm_head.weight"] = normal(vocab_size, h)
+    w["lm_head.weight"] = normal(vocab_size, h, std=LM_HEAD_STD)
     return w
 
 

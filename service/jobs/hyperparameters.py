@@ -10,6 +10,9 @@ Rules (documented in docs/hyperparameters.md):
   trainer multiplies its method's base learning rate by it.
 - beta (DPO): 0.1.
 Explicit values are kept as given.
+
+hone's extensions default at creation: LoRA (rank 16, alpha 32, dropout 0.05, all linear
+layers) with a checkpoint at the end of every epoch.
 """
 
 from __future__ import annotations
@@ -39,8 +42,14 @@ def auto_learning_rate_multiplier(batch_size: int) -> float:
     return 1.0 if batch_size <= 32 else 0.5
 
 
+EXTENSION_DEFAULTS: dict[str, Any] = {"training_type": "lora", "lora_rank": 16, "lora_alpha": 32,
+                                      "lora_dropout": 0.05, "target_modules": "all-linear",
+                                      "checkpoint_interval": "epoch"}
+
+
 def defaults(method: str) -> dict[str, Any]:
-    hp: dict[str, Any] = {"batch_size": "auto", "learning_rate_multiplier": "auto", "n_epochs": "auto"}
+    hp: dict[str, Any] = {"batch_size": "auto", "learning_rate_multiplier": "auto", "n_epochs": "auto",
+                          **EXTENSION_DEFAULTS}
     if method == "dpo":
         hp["beta"] = "auto"
     return hp

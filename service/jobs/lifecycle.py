@@ -18,6 +18,7 @@ from service.auth import hash_secret
 from service.db.schema import Job
 from service.jobs import events, hyperparameters
 from service.launcher.base import AttemptState
+from trainer.spec import EXIT_BAD_INPUT
 
 ACTIVE = ("running", "pausing")
 
@@ -96,6 +97,9 @@ def attempt_ended(session: Session, job: Job, state: AttemptState, max_attempts:
              "The trainer exited without reporting a result." + _tail(state))
         return
     how = "was lost" if state.phase == "missing" else f"exited with code {state.exit_code}"
+    if state.exit_code == EXIT_BAD_INPUT:
+        fail(session, job, "invalid_training_data", "The trainer could not use the training data." + _tail(state))
+        return
     if (attempt or job.attempt) < max_attempts:
         job.status = "queued"
         events.add(session, job.id, f"Training attempt {attempt} {how}; restarting from the newest "

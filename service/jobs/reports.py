@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service import ids
@@ -41,11 +41,14 @@ def record_events(session: Session, job: Job, batch: EventBatch) -> None:
                    client_id=ev.id, created_at=ev.created_at)
 
 
-def record_checkpoint(session: Session, store: BlobStore, job: Job, report: CheckpointReport) -> Checkpoint:
+def record_checkpoint(session: Session, store: BlobStore, job: Job, report: CheckpointReport,
+                      keep: int) -> list[str]:
+    """Register a complete checkpoint; return the URIs of older ones pruned beyond ``keep``
+    (OpenAI keeps the last three), for the caller to delete after the commit."""
     existing = session.scalar(select(Checkpoint).where(Checkpoint.job_id == job.id,
                                                        Checkpoint.client_id == report.id))
     if existing is not None:
-        return existing
+        return []
     key = _own_key(store, job, report.uri, "checkpoint")
     if not store.exists(f"{key}/{MANIFEST}"):
         raise InvalidRequest(f"checkpoint {report.uri} has no {MANIFEST}: it is incomplete.",
@@ -61,7 +64,13 @@ def record_checkpoint(session: Session, store: BlobStore, job: Job, report: Chec
                                created_at=now))
     events.add(session, job.id, f"Checkpoint created at step {report.step_number} with "
                f"Snapshot ID: {name}", data={"step": report.step_number})
-    return row
+    session.flush()
+    older = list(session.scalars(select(Checkpoint).where(Checkpoint.job_id == job.id)
+                                 .order_by(Checkpoint.step_number.desc(), Checkpoint.seq.desc()).offset(keep)))
+    for old in older:
+        session.execute(update(FineTunedModel).where(FineTunedModel.name == old.model_name).values(deleted=True))
+        session.delete(old)
+    return [old.uri for old in older]
 
 
 def complete(session: Session, store: BlobStore, job: Job, report: CompletionReport) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service import ids
-from service.catalog.catalog import Catalog
+from service.catalog.catalog import BaseModelEntry, Catalog
 from service.db.schema import Checkpoint, File, FineTunedModel, Job, JobEvent, Project
 from service.errors import InvalidRequest, job_not_found
 from service.jobs import events, hyperparameters, naming
@@ -49,8 +49,35 @@ def _method(params: FineTuningJobCreateParams) -> tuple[str, dict[str, Any]]:
     hp = hyperparameters.defaults(mtype)
     chosen = given or legacy
     if chosen is not None:
-        hp.update(chosen.model_dump())
+        hp.update(chosen.model_dump(exclude_none=True))
     return mtype, hp
+
+
+# Modules a LoRA adapter may target and still be served by vLLM's LoRA hot-swapping: the
+# linear layers inside the transformer blocks. Embeddings and the LM head would need
+# modules_to_save-style full copies, which serving refuses.
+_UNSERVABLE_TARGETS = ("lm_head", "embed_tokens", "wte", "word_embeddings")
+
+
+def _serving_gate(hp: dict[str, Any], entry: BaseModelEntry, accelerator: str, param: str) -> None:
+    """Refuse at creation what the serving fleet (or this deployment's trainers) cannot do."""
+    kind = hp["training_type"]
+    if kind == "qlora" and accelerator != "cuda":
+        raise InvalidRequest("training_type 'qlora' needs a CUDA GPU (4-bit bitsandbytes); this "
+                             "deployment trains on CPU.", param=f"{param}.training_type", code="unsupported_training_type")
+    if kind == "full":
+        return
+    if hp["lora_rank"] > entry.max_lora_rank:
+        raise InvalidRequest(f"lora_rank {hp['lora_rank']} is above the max_lora_rank {entry.max_lora_rank} "
+                             f"that serving for {entry.name} can load.", param=f"{param}.lora_rank",
+                             code="unservable_lora_rank")
+    targets = hp["target_modules"]
+    if isinstance(targets, list):
+        bad = [t for t in targets if t.split(".")[-1] in _UNSERVABLE_TARGETS]
+        if bad:
+            raise InvalidRequest(f"target_modules {bad} cannot be served as LoRA adapters; target the "
+                                 "attention and MLP linear layers.", param=f"{param}.target_modules",
+                                 code="unservable_target_modules")
 
 
 def _base_model(session: Session, project: Project, model: str, catalog: Catalog) -> tuple[str, str | None]:
@@ -94,9 +121,13 @@ def _check_metadata(metadata: dict[str, str] | None) -> None:
 
 
 def create(session: Session, project: Project, params: FineTuningJobCreateParams,
-           catalog: Catalog) -> Job:
+           catalog: Catalog, accelerator: str = "cpu") -> Job:
     mtype, hp = _method(params)
     base, init_adapter = _base_model(session, project, params.model, catalog)
+    entry = catalog.get(base)
+    assert entry is not None
+    hp_param = f"method.{mtype}.hyperparameters" if params.method else "hyperparameters"
+    _serving_gate(hp, entry, accelerator, hp_param)
     _check_file(session, project, params.training_file, "training_file")
     _check_file(session, project, params.validation_file, "validation_file")
     if params.suffix is not None and not naming.SUFFIX.fullmatch(params.suffix):

@@ -25,6 +25,13 @@ class SupervisedHyperparameters(_Strict):
     batch_size: BatchSize = "auto"
     learning_rate_multiplier: LearningRateMultiplier = "auto"
     n_epochs: NEpochs = "auto"
+    # hone extensions (not in OpenAI's API); defaults in service/jobs/hyperparameters.py.
+    training_type: Literal["lora", "qlora", "full"] | None = None
+    lora_rank: Annotated[StrictInt, Field(ge=1, le=1024)] | None = None
+    lora_alpha: Annotated[Union[StrictInt, StrictFloat], Field(gt=0)] | None = None
+    lora_dropout: Annotated[Union[StrictInt, StrictFloat], Field(ge=0, lt=1)] | None = None
+    target_modules: Union[Literal["all-linear"], Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]{1,64}$")]], Field(min_length=1, max_length=64)]] | None = None
+    checkpoint_interval: Union[Literal["epoch"], Annotated[StrictInt, Field(ge=1)]] | None = None
 
 
 class DpoHyperparameters(SupervisedHyperparameters):

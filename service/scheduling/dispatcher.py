@@ -70,6 +70,6 @@ class Dispatcher:
             hyperparameters=dict(job.hyperparameters),
             training_file_uri=file_uri(job.training_file) or "",
             validation_file_uri=file_uri(job.validation_file),
-            output_uri=self.store.uri(reports.output_key(job.id)), fine_tuned_model=job.planned_model,
+            storage_url=self.store.url, output_uri=self.store.uri(reports.output_key(job.id)), fine_tuned_model=job.planned_model,
             report_url=f"{self.settings.internal_base_url}/internal/v1/jobs/{job.id}",
             report_token=token, seed=job.seed, resume_uri=newest)

@@ -1,0 +1,121 @@
+"""Runs each attempt as a local subprocess: ``python -m trainer --spec spec.json``, or under
+``torchrun --nproc-per-node N`` for several processes (GPUs, or gloo on CPU).
+
+The spec (it holds the attempt's report token) is written with mode 0600 next to the
+attempt's log. A pid file lets a restarted control plane find attempts it did not start
+itself: a live one is adopted (reported ``running``), a dead one reports ``missing``, which
+the reconciler treats as a failed attempt and relaunches from the newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.launcher.base import AttemptState
+from trainer.spec import JobSpec
+
+_TAIL_LINES = 20
+
+
+@dataclass
+class _Run:
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+class LocalLauncher:
+    def __init__(self, runs_dir: Path, *, nproc_per_node: int = 1, python: str = sys.executable,
+                 env: dict[str, str] | None = None, kill_grace_s: float = 10.0) -> None:
+        self.runs_dir = runs_dir
+        self.nproc = nproc_per_node
+        self.python = python
+        self.env = env or {}
+        self.kill_grace_s = kill_grace_s
+        self._runs: dict[tuple[str, int], _Run] = {}
+        self._lock = threading.Lock()
+
+    def _dir(self, job_id: str, attempt: int) -> Path:
+        return self.runs_dir / job_id / f"attempt-{attempt}"
+
+    def command(self, spec_path: Path) -> list[str]:
+        if self.nproc > 1:
+            return [self.python, "-m", "torch.distributed.run", "--standalone",
+                    f"--nproc-per-node={self.nproc}", "-m", "trainer", "--spec", str(spec_path)]
+        return [self.python, "-m", "trainer", "--spec", str(spec_path)]
+
+    def start(self, spec: JobSpec) -> None:
+        key = (spec.job_id, spec.attempt)
+        with self._lock:
+            if key in self._runs:
+                return
+            d = self._dir(*key)
+            d.mkdir(parents=True, exist_ok=True)
+            spec_path = d / "spec.json"
+            fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(spec.model_dump_json())
+            log = d / "trainer.log"
+            with log.open("ab") as out:
+                proc = subprocess.Popen(self.command(spec_path), stdout=out, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, cwd=d, start_new_session=True,
+                                        env={**os.environ, **self.env, "HONE_ATTEMPT_DIR": str(d)})
+            (d / "pid").write_text(str(proc.pid))
+            self._runs[key] = _Run(proc, log)
+
+    def poll(self, job_id: str, attempt: int) -> AttemptState:
+        run = self._runs.get((job_id, attempt))
+        if run is None:
+            return self._adopted(job_id, attempt)
+        code = run.proc.poll()
+        if code is None:
+            return AttemptState("running")
+        if code == 0:
+            return AttemptState("succeeded", 0)
+        return AttemptState("failed", code, _tail(run.log))
+
+    def cancel(self, job_id: str, attempt: int) -> None:
+        run = self._runs.get((job_id, attempt))
+        pid = run.proc.pid if run else self._pid(job_id, attempt)
+        if pid is None:
+            return
+        _signal_group(pid, signal.SIGTERM)
+        timer = threading.Timer(self.kill_grace_s, _signal_group, args=(pid, signal.SIGKILL))
+        timer.daemon = True
+        timer.start()
+
+    def _pid(self, job_id: str, attempt: int) -> int | None:
+        try:
+            pid = int((self._dir(job_id, attempt) / "pid").read_text())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return None
+        return pid
+
+    def _adopted(self, job_id: str, attempt: int) -> AttemptState:
+        if self._pid(job_id, attempt) is not None:
+            return AttemptState("running")
+        log = self._dir(job_id, attempt) / "trainer.log"
+        return AttemptState("missing", detail=_tail(log) if log.exists() else "")
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _tail(log: Path) -> str:
+    with log.open("rb") as fh:
+        lines = deque(fh, maxlen=_TAIL_LINES)
+    return b"".join(lines).decode("utf-8", "replace").rstrip()

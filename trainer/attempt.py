@@ -1,0 +1,214 @@
+"""One training attempt's plumbing, shared by the recipes: inputs, step accounting,
+reporting, checkpoints, pause/cancel, and the final adapter. Recipes own the model and the
+loss; this owns everything around them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import signal
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from service.blobstore import BlobStore, open_blobstore
+from trainer import checkpoint as ckpt
+from trainer import model as models
+from trainer.report import Reporter
+from trainer.spec import JobSpec
+
+log = logging.getLogger(__name__)
+CSV_HEADER = ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
+
+
+class Stop(Exception):
+    """Leave the training loop now: ``reason`` is "pause" or "cancel"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    trained_tokens: int = 0
+    rows: list[list[Any]] = field(default_factory=list)  # result CSV rows so far
+
+
+class Attempt:
+    def __init__(self, spec: JobSpec, workdir: Path, reporter: Reporter | None = None) -> None:
+        self.spec = spec
+        self.hp = {**models.defaults(), **spec.hyperparameters}
+        self.workdir = workdir
+        self.store: BlobStore = open_blobstore(spec.storage_url)
+        self.reporter = reporter or Reporter(spec.report_url, spec.report_token)
+        self.device = models.pick_device()
+        self.progress = Progress()
+        self.total_steps = 0
+        self.rank = int(os.environ.get("RANK", "0"))
+        self._started = time.monotonic()
+        self._start_step = 0
+        self._signal: str | None = None
+        signal.signal(signal.SIGTERM, self._on_term)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def _on_term(self, *_: Any) -> None:
+        self._signal = "cancel"
+
+    # inputs
+    def fetch(self, uri: str, name: str) -> Path:
+        path = self.workdir / name
+        key = self.store.key_from_uri(uri)
+        with path.open("wb") as fh:
+            for chunk in self.store.read(key):
+                fh.write(chunk)
+        return path
+
+    def fetch_dir(self, uri: str, name: str) -> Path:
+        local = self.workdir / name
+        ckpt.download_dir(self.store, uri, local)
+        return local
+
+    def learning_rate(self) -> float:
+        return models.BASE_LEARNING_RATE[self.hp["training_type"]] * float(self.hp["learning_rate_multiplier"])
+
+    def scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+        warmup = max(1, int(total_steps * float(self.hp["warmup_ratio"])))
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    # lifecycle
+    def begin(self, total_steps: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+              scheduler: torch.optim.lr_scheduler.LambdaLR) -> int:
+        """Restore from ``resume_uri`` if there is one; report the start; return the step to
+        continue from."""
+        self.total_steps = total_steps
+        if self.spec.resume_uri:
+            local = self.fetch_dir(self.spec.resume_uri, "resume")
+            models.load_weights(model, local)
+            ckpt.load_optimizer(optimizer, local)
+            scheduler.load_state_dict(json.loads((local / "scheduler.json").read_text()))
+            state = json.loads((local / "progress.json").read_text())
+            self.progress = Progress(state["step"], state["trained_tokens"], state["rows"])
+            ckpt.load_rng(local)
+            self._start_step = self.progress.step
+            if self.is_main:
+                self.reporter.event(f"resume-a{self.spec.attempt}", f"Resuming from the checkpoint at step "
+                                    f"{self.progress.step} (attempt {self.spec.attempt})", flush=True)
+        elif self.is_main:
+            self.reporter.event("started", "Fine-tuning job started", flush=True)
+        return self.progress.step
+
+    def after_step(self, step: int, loss: float, accuracy: float, tokens: int,
+                   valid: tuple[float, float] | None = None, extra: dict[str, Any] | None = None) -> None:
+        """Record step ``step`` (1-based); raise ``Stop`` if the control plane asks."""
+        self.progress.step = step
+        self.progress.trained_tokens += tokens
+        self.progress.rows.append([step, round(loss, 5), round(accuracy, 5),
+                                   "" if valid is None else round(valid[0], 5),
+                                   "" if valid is None else round(valid[1], 5)])
+        if not self.is_main:
+            return
+        data = {"step": step, "train_loss": loss, "train_mean_token_accuracy": accuracy,
+                "total_steps": self.total_steps, **(extra or {})}
+        text = f"Step {step}/{self.total_steps}: training loss={loss:.2f}"
+        if valid is not None:
+            data.update(valid_loss=valid[0], valid_mean_token_accuracy=valid[1],
+                        full_valid_loss=valid[0], full_valid_mean_token_accuracy=valid[1])
+            text += f", validation loss={valid[0]:.2f}"
+        last = step == self.total_steps
+        action = self.reporter.event(f"metrics-step-{step}", text, type="metrics", data=data, flush=last)
+        self._maybe_progress()
+        if self._signal:
+            raise Stop(self._signal)
+        if action in ("pause", "cancel"):
+            raise Stop(action)
+
+    def _maybe_progress(self) -> None:
+        done = self.progress.step - self._start_step
+        if done <= 0 or self.reporter._pending:
+            return
+        per_step = (time.monotonic() - self._started) / done
+        eta = int(time.time() + per_step * (self.total_steps - self.progress.step))
+        self.reporter.post("/progress", {"trained_tokens": self.progress.trained_tokens, "estimated_finish": eta})
+
+    def should_checkpoint(self, step: int, steps_per_epoch: int) -> bool:
+        interval = self.hp["checkpoint_interval"]
+        if step == self.total_steps:
+            return False  # the final adapter is the last checkpoint
+        if interval == "epoch":
+            return step % steps_per_epoch == 0
+        return int(interval) > 0 and step % int(interval) == 0
+
+    def checkpoint(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                   scheduler: torch.optim.lr_scheduler.LambdaLR, metrics: dict[str, float]) -> None:
+        if not self.is_main:
+            return
+        step = self.progress.step
+        local = self.workdir / f"ckpt-{step}"
+        shutil.rmtree(local, ignore_errors=True)
+        local.mkdir(parents=True)
+        models.save_weights(_unwrap(model), local)
+        ckpt.save_optimizer(optimizer, local)
+        ckpt.save_rng(local)
+        (local / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
+        (local / "progress.json").write_text(json.dumps(
+            {"step": step, "trained_tokens": self.progress.trained_tokens, "rows": self.progress.rows}))
+        key = f"{self.store.key_from_uri(self.spec.output_uri)}/checkpoints/step-{step}"
+        uri = ckpt.upload_dir(self.store, local, key, self._manifest(step))
+        shutil.rmtree(local, ignore_errors=True)
+        self.reporter.flush()
+        self.reporter.post("/checkpoints", {"id": f"ckpt-step-{step}", "step_number": step,
+                                            "metrics": {"step": step, **metrics}, "uri": uri})
+
+    def finish(self, model: torch.nn.Module) -> None:
+        if not self.is_main:
+            return
+        out = self.store.key_from_uri(self.spec.output_uri)
+        local = self.workdir / "final"
+        local.mkdir(parents=True, exist_ok=True)
+        models.save_weights(_unwrap(model), local)
+        uri = ckpt.upload_dir(self.store, local, f"{out}/final", self._manifest(self.progress.step))
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(CSV_HEADER)
+        writer.writerows(self.progress.rows)
+        with self.store.writer(f"{out}/step_metrics.csv") as w:
+            w.write(buf.getvalue().encode())
+            w.commit()
+        self.reporter.flush()
+        self.reporter.post("/complete", {"adapter_uri": uri, "trained_tokens": self.progress.trained_tokens,
+                                         "result_file_uri": self.store.uri(f"{out}/step_metrics.csv")})
+
+    def _manifest(self, step: int) -> dict[str, Any]:
+        hp = self.hp
+        return {"model_name": self.spec.fine_tuned_model, "base_model": self.spec.base_model,
+                "job_id": self.spec.job_id, "step": step, "training_type": hp["training_type"],
+                "rank": hp["lora_rank"] if hp["training_type"] != "full" else None,
+                "target_modules": hp["target_modules"] if hp["training_type"] != "full" else None}
+
+
+def steps_for(n_examples: int, batch_size: int, n_epochs: int) -> tuple[int, int]:
+    per_epoch = math.ceil(n_examples / batch_size)
+    return per_epoch, per_epoch * n_epochs
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return getattr(model, "module", model)

@@ -1,0 +1,99 @@
+"""Loading the base model and making it trainable: LoRA (default), QLoRA (4-bit base, CUDA
+only) or full fine-tuning. Hyperparameter defaults live in ``defaults()``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+TRAINING_TYPES = ("lora", "qlora", "full")
+BASE_LEARNING_RATE = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5}
+
+
+def defaults() -> dict[str, Any]:
+    """Extra hyperparameters a job may set in ``method.<type>.hyperparameters``."""
+    return {"training_type": "lora", "lora_rank": 16, "lora_alpha": 32, "lora_dropout": 0.05,
+            "target_modules": "all-linear", "max_tokens_per_micro_batch": 16384,
+            "warmup_ratio": 0.03, "checkpoint_interval": "epoch"}
+
+
+def pick_device() -> torch.device:
+    if torch.cuda.is_available():
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def load_tokenizer(source: str) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(source)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_trainable(source: str, hp: dict[str, Any], device: torch.device, init_adapter: Path | None) -> torch.nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    kind = hp["training_type"]
+    if kind not in TRAINING_TYPES:
+        raise ValueError(f"unknown training_type {kind!r}")
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if kind == "qlora":
+        if device.type != "cuda":
+            raise ValueError("QLoRA needs a CUDA GPU (bitsandbytes 4-bit)")
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16)
+        kwargs["device_map"] = {"": device}
+    if kind == "full" and init_adapter is not None and (init_adapter / "config.json").exists():
+        source = str(init_adapter)  # continued full fine-tuning starts from the tuned weights
+    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    model.config.use_cache = False
+    if kind == "full":
+        return model.to(device)
+
+    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+
+    if kind == "qlora":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if init_adapter is not None:
+        peft_model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+    else:
+        targets = hp["target_modules"]
+        peft_model = get_peft_model(model, LoraConfig(
+            r=int(hp["lora_rank"]), lora_alpha=int(hp["lora_alpha"]), lora_dropout=float(hp["lora_dropout"]),
+            target_modules=targets, bias="none", task_type="CAUSAL_LM"))
+    return peft_model.to(device)
+
+
+def save_weights(model: torch.nn.Module, out: Path) -> None:
+    """PEFT adapter files, or full weights, as safetensors only."""
+    model.save_pretrained(str(out), safe_serialization=True)  # type: ignore[operator]
+    for stray in out.iterdir():  # PEFT also writes a README model card and, on old versions, .bin
+        if stray.suffix not in (".safetensors", ".json"):
+            stray.unlink()
+
+
+def load_weights(model: torch.nn.Module, ckpt: Path) -> None:
+    from safetensors.torch import load_file
+
+    adapter = ckpt / "adapter_model.safetensors"
+    if adapter.exists():
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(str(adapter)))
+        return
+    state = {}
+    for shard in sorted(ckpt.glob("model*.safetensors")):
+        state.update(load_file(str(shard)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected:
+        raise ValueError(f"checkpoint has unexpected tensors: {unexpected[:5]}")

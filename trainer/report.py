@@ -1,0 +1,71 @@
+"""Reports to the control plane's internal API, retried with backoff.
+
+Every report carries an id the trainer makes (``metrics-step-12``, ``ckpt-step-40``), so a
+report retried after a lost answer, or re-sent by a resumed attempt, is recorded once. A
+control plane that is down for a while only delays reports: each one is retried for up to
+``retry_for_s`` seconds. A 401 means this attempt was superseded (the job was relaunched or
+ended); the trainer stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import httpx
+
+from trainer.spec import EventReport
+
+log = logging.getLogger(__name__)
+
+
+class Superseded(RuntimeError):
+    """The control plane no longer accepts this attempt's reports."""
+
+
+class Reporter:
+    def __init__(self, url: str, token: str, *, retry_for_s: float = 300.0, flush_every_s: float = 1.0) -> None:
+        self._http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        self.retry_for_s = retry_for_s
+        self.flush_every_s = flush_every_s
+        self._pending: list[EventReport] = []
+        self._last_flush = 0.0
+        self.action = "continue"
+
+    def post(self, path: str, body: dict[str, Any]) -> str:
+        deadline = time.monotonic() + self.retry_for_s
+        delay = 0.5
+        while True:
+            try:
+                r = self._http.post(path, json=body)
+                if r.status_code == 401:
+                    raise Superseded(r.text)
+                if r.status_code < 500:
+                    r.raise_for_status()
+                    self.action = str(r.json().get("action", "continue"))
+                    return self.action
+                problem = f"HTTP {r.status_code}"
+            except httpx.TransportError as e:
+                problem = repr(e)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"control plane unreachable for {self.retry_for_s:.0f}s: {problem}")
+            log.warning("report %s failed (%s); retrying in %.1fs", path, problem, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    def event(self, id: str, message: str, *, level: str = "info", type: str = "message",
+              data: dict[str, Any] | None = None, flush: bool = False) -> str:
+        self._pending.append(EventReport(id=id, created_at=int(time.time()), level=level,  # type: ignore[arg-type]
+                                         message=message, type=type, data=data))  # type: ignore[arg-type]
+        if flush or time.monotonic() - self._last_flush >= self.flush_every_s:
+            return self.flush()
+        return self.action
+
+    def flush(self) -> str:
+        batch, self._pending = self._pending, []
+        self._last_flush = time.monotonic()
+        return self.post("/events", {"events": [e.model_dump() for e in batch]})
+
+    def close(self) -> None:
+        self._http.close()
