@@ -82,12 +82,13 @@ def fresh_database_url(data_dir: Path) -> str | None:
     return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
-def start_server(data_dir: Path, catalog: Catalog, *, launcher=None, **overrides) -> RunningServer:  # type: ignore[no-untyped-def]
+def start_server(data_dir: Path, catalog: Catalog, *, launcher=None, port: int | None = None,  # type: ignore[no-untyped-def]
+                 **overrides) -> RunningServer:
     import uvicorn
 
     from service.app import create_app
 
-    port = free_port()
+    port = port or free_port()
     overrides.setdefault("database_url", fresh_database_url(data_dir))
     if launcher is None:
         overrides.setdefault("launcher", "none")  # jobs stay queued unless a test brings a launcher

@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per report is noise
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     from trainer.attempt import Attempt, Stop
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         import torch.distributed as dist
 
         dist.init_process_group("nccl" if _cuda() else "gloo")
+        logging.info("distributed training: world_size=%d rank=%d backend=%s",
+                     dist.get_world_size(), dist.get_rank(), dist.get_backend())
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix=f"hone-{spec.job_id}-"))
     attempt = Attempt(spec, workdir)
     recipe = _recipe(spec.method)

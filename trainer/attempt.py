@@ -118,28 +118,29 @@ class Attempt:
 
     def after_step(self, step: int, loss: float, accuracy: float, tokens: int,
                    valid: tuple[float, float] | None = None, extra: dict[str, Any] | None = None) -> None:
-        """Record step ``step`` (1-based); raise ``Stop`` if the control plane asks."""
+        """Record step ``step`` (1-based); raise ``Stop`` on every rank if the control plane
+        asks (or SIGTERM arrived)."""
         self.progress.step = step
         self.progress.trained_tokens += tokens
         self.progress.rows.append([step, round(loss, 5), round(accuracy, 5),
                                    "" if valid is None else round(valid[0], 5),
                                    "" if valid is None else round(valid[1], 5)])
-        if not self.is_main:
-            return
-        data = {"step": step, "train_loss": loss, "train_mean_token_accuracy": accuracy,
-                "total_steps": self.total_steps, **(extra or {})}
-        text = f"Step {step}/{self.total_steps}: training loss={loss:.2f}"
-        if valid is not None:
-            data.update(valid_loss=valid[0], valid_mean_token_accuracy=valid[1],
-                        full_valid_loss=valid[0], full_valid_mean_token_accuracy=valid[1])
-            text += f", validation loss={valid[0]:.2f}"
-        last = step == self.total_steps
-        action = self.reporter.event(f"metrics-step-{step}", text, type="metrics", data=data, flush=last)
-        self._maybe_progress()
-        if self._signal:
-            raise Stop(self._signal)
-        if action in ("pause", "cancel"):
-            raise Stop(action)
+        stop: str | None = None
+        if self.is_main:
+            data = {"step": step, "train_loss": loss, "train_mean_token_accuracy": accuracy,
+                    "total_steps": self.total_steps, **(extra or {})}
+            text = f"Step {step}/{self.total_steps}: training loss={loss:.2f}"
+            if valid is not None:
+                data.update(valid_loss=valid[0], valid_mean_token_accuracy=valid[1],
+                            full_valid_loss=valid[0], full_valid_mean_token_accuracy=valid[1])
+                text += f", validation loss={valid[0]:.2f}"
+            action = self.reporter.event(f"metrics-step-{step}", text, type="metrics", data=data,
+                                         flush=step == self.total_steps)
+            self._maybe_progress()
+            stop = self._signal or (action if action in ("pause", "cancel") else None)
+        stop = _agree(stop)
+        if stop:
+            raise Stop(stop)
 
     def _maybe_progress(self) -> None:
         done = self.progress.step - self._start_step
@@ -208,6 +209,18 @@ class Attempt:
 def steps_for(n_examples: int, batch_size: int, n_epochs: int) -> tuple[int, int]:
     per_epoch = math.ceil(n_examples / batch_size)
     return per_epoch, per_epoch * n_epochs
+
+
+_STOPS = (None, "pause", "cancel")
+
+
+def _agree(stop: str | None) -> str | None:
+    """Rank 0 decides; every rank of a distributed run learns the decision."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return stop
+    flag = torch.tensor([_STOPS.index(stop)])
+    torch.distributed.broadcast(flag, src=0)
+    return _STOPS[int(flag)]
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:

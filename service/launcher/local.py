@@ -97,6 +97,9 @@ class LocalLauncher:
             return None
         try:
             os.kill(pid, 0)
+            with open(f"/proc/{pid}/stat") as fh:  # a zombie has exited; it only awaits reaping
+                if fh.read().rsplit(")", 1)[-1].split()[0] == "Z":
+                    return None
         except OSError:
             return None
         return pid

@@ -1,0 +1,209 @@
+"""Real training on CPU with the tiny model, through the SDK, the local launcher and
+``python -m trainer`` subprocesses: learning, resume after SIGKILL, reproducibility,
+pause/resume/cancel, a control-plane restart mid-job, DPO, and two-process torchrun."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from service.launcher.local import LocalLauncher
+from tests.conftest import RunningServer, free_port, start_server
+from tests.integration import tuning
+
+pytestmark = pytest.mark.slow
+SFT = {"n_epochs": 15, "batch_size": 2, "learning_rate_multiplier": 2.5}
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory, catalog) -> Iterator[RunningServer]:  # type: ignore[no-untyped-def]
+    data = tmp_path_factory.mktemp("train")
+    s = start_server(data, catalog, launcher=LocalLauncher(data / "runs"), max_running_jobs=3, max_attempts=3)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def client(srv: RunningServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=srv.base_url + "/v1", api_key=srv.new_key("acme"), max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def train_file(client: openai.OpenAI) -> str:
+    return tuning.upload_rows(client, tuning.memorisation_rows())
+
+
+def _job(client: openai.OpenAI, train_file: str, seed: int = 11, **hp) -> str:  # type: ignore[no-untyped-def]
+    return client.fine_tuning.jobs.create(model="hone-tiny", training_file=train_file, seed=seed,
+                                          method={"type": "supervised", "supervised": {"hyperparameters": {**SFT, **hp}}}).id
+
+
+def _blobs(srv: RunningServer) -> Path:
+    return srv.settings.data_dir / "blobs"
+
+
+def _pid(srv: RunningServer, job_id: str, attempt: int) -> int:
+    return int((srv.settings.data_dir / "runs" / job_id / f"attempt-{attempt}" / "pid").read_text())
+
+
+def test_learns_the_answers(srv: RunningServer, client: openai.OpenAI, train_file: str, tiny_model_dir: Path) -> None:
+    job = tuning.wait(client, _job(client, train_file))
+    assert job.status == "succeeded", job.error
+    steps = tuning.metrics(client, job.id)
+    assert [m["step"] for m in steps] == list(range(1, 76))
+    assert steps[0]["train_loss"] > 5 and steps[-1]["train_loss"] < 0.3, (steps[0], steps[-1])
+    assert steps[-1]["train_mean_token_accuracy"] == 1.0
+    assert job.trained_tokens and job.trained_tokens > 0
+    assert job.hyperparameters.n_epochs == 15
+    ckpts = client.fine_tuning.jobs.checkpoints.list(job.id).data
+    assert [c.step_number for c in ckpts] == [70, 65, 60]  # an epoch is 5 steps; the newest 3 are kept
+    assert ckpts[0].metrics.train_loss is not None
+    csv = client.files.content(job.result_files[0]).text.splitlines()
+    assert csv[0] == "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy" and len(csv) == 76
+    adapter = tuning.adapter_dir(_blobs(srv), job.id)
+    assert sorted(p.name for p in adapter.iterdir()) == ["adapter_config.json", "adapter_model.safetensors", "manifest.json"]
+
+    tok, tuned = tuning.load(tiny_model_dir, adapter)
+    _, base = tuning.load(tiny_model_dir, None)
+    for question, expected in tuning.PAIRS:
+        assert tuning.answer(tok, tuned, question) == expected
+        assert tuning.answer(tok, base, question) != expected
+
+
+def test_sigkill_resumes_and_matches_an_uninterrupted_run(srv: RunningServer, client: openai.OpenAI, train_file: str) -> None:
+    plain, again, killed = (_job(client, train_file, seed=5, n_epochs=12) for _ in range(3))
+    # Kill the third job's trainer once it has a complete checkpoint.
+    deadline = time.time() + 120
+    while not client.fine_tuning.jobs.checkpoints.list(killed).data:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(_pid(srv, killed, 1), signal.SIGKILL)
+    jobs = {j: tuning.wait(client, j) for j in (plain, again, killed)}
+    assert all(j.status == "succeeded" for j in jobs.values()), {k: v.error for k, v in jobs.items()}
+
+    messages = [e.message for e in client.fine_tuning.jobs.list_events(killed, limit=1000)]
+    assert any(m.startswith("Training attempt 1 exited with code -9; restarting") for m in messages), messages[:10]
+    assert any(m.startswith("Resuming from the checkpoint at step ") for m in messages)
+    steps = tuning.metrics(client, killed)
+    assert [m["step"] for m in steps] == list(range(1, 61))  # the curve continues: each step once
+    losses = [m["train_loss"] for m in steps]
+    assert losses[-1] < losses[0] / 10
+
+    def weights(job_id: str) -> dict[str, torch.Tensor]:
+        return load_file(str(tuning.adapter_dir(_blobs(srv), job_id) / "adapter_model.safetensors"))
+
+    def digest(job_id: str) -> str:
+        return hashlib.sha256((tuning.adapter_dir(_blobs(srv), job_id) / "adapter_model.safetensors").read_bytes()).hexdigest()
+
+    assert digest(plain) == digest(again)  # same seed, data and hardware: the same bytes
+    a, b = weights(plain), weights(killed)
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5)
+
+
+def test_pause_resume_cancel(srv: RunningServer, client: openai.OpenAI, train_file: str) -> None:
+    job_id = _job(client, train_file, n_epochs=50, checkpoint_interval=1000)
+    tuning.wait(client, job_id, {"running"})
+    while len(tuning.metrics(client, job_id)) < 3:
+        time.sleep(0.05)
+    assert client.fine_tuning.jobs.pause(job_id).status == "pausing"
+    job = tuning.wait(client, job_id, {"paused"})
+    (ckpt,) = client.fine_tuning.jobs.checkpoints.list(job_id).data  # written on the way out
+    paused_at = ckpt.step_number
+    assert client.fine_tuning.jobs.resume(job_id).status == "queued"
+    tuning.wait(client, job_id, {"running"})
+    while max(m["step"] for m in tuning.metrics(client, job_id)) <= paused_at:
+        time.sleep(0.05)
+    messages = [e.message for e in client.fine_tuning.jobs.list_events(job_id, limit=1000)]
+    assert f"Resuming from the checkpoint at step {paused_at} (attempt 2)" in messages
+    pid = _pid(srv, job_id, 2)
+    assert client.fine_tuning.jobs.cancel(job_id).status == "cancelled"
+    deadline = time.time() + 15
+    while _alive(pid):
+        assert time.time() < deadline, "the cancelled trainer is still running"
+        time.sleep(0.1)
+    assert job.status == "paused" and client.fine_tuning.jobs.retrieve(job_id).status == "cancelled"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by the launcher) is not running.
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_dpo_raises_the_preference_margin(srv: RunningServer, client: openai.OpenAI, tiny_model_dir: Path) -> None:
+    prompts = [("Is the sky green?", "No, the sky is blue.", "Yes, it is green."),
+               ("Is fire cold?", "No, fire is hot.", "Yes, fire is cold.")]
+    rows = [{"input": {"messages": [{"role": "user", "content": q}]},
+             "preferred_output": [{"role": "assistant", "content": good}],
+             "non_preferred_output": [{"role": "assistant", "content": bad}]} for q, good, bad in prompts] * 5
+    file_id = tuning.upload_rows(client, rows)
+    job = client.fine_tuning.jobs.create(model="hone-tiny", training_file=file_id, seed=3, method={
+        "type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 6, "batch_size": 2, "beta": 0.1,
+                                                   "learning_rate_multiplier": 4}}})
+    job = tuning.wait(client, job.id)
+    assert job.status == "succeeded", job.error
+    steps = tuning.metrics(client, job.id)
+    assert steps[-1]["train_loss"] < steps[0]["train_loss"]
+    tok, tuned = tuning.load(tiny_model_dir, tuning.adapter_dir(_blobs(srv), job.id))
+    _, base = tuning.load(tiny_model_dir, None)
+    for q, good, bad in prompts:
+        msgs = [{"role": "user", "content": q}]
+        before = tuning.sequence_logp(tok, base, msgs, good) - tuning.sequence_logp(tok, base, msgs, bad)
+        after = tuning.sequence_logp(tok, tuned, msgs, good) - tuning.sequence_logp(tok, tuned, msgs, bad)
+        assert after > before + 1.0, (q, before, after)
+
+
+def test_control_plane_restart_loses_no_events(tmp_path: Path, catalog, train_file) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    s = start_server(tmp_path, catalog, launcher=LocalLauncher(tmp_path / "runs"), port=port)
+    key = s.new_key("acme")
+    client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=key, max_retries=0)
+    job_id = _job(client, tuning.upload_rows(client, tuning.memorisation_rows()), n_epochs=40)
+    tuning.wait(client, job_id, {"running"})
+    while len(tuning.metrics(client, job_id)) < 2:
+        time.sleep(0.05)
+    s.stop()  # the trainer keeps going; its reports fail and are retried
+    time.sleep(3)
+    s = start_server(tmp_path, catalog, launcher=LocalLauncher(tmp_path / "runs"), port=port)
+    try:
+        client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=key, max_retries=0)
+        job = tuning.wait(client, job_id)
+        assert job.status == "succeeded", job.error
+        assert [m["step"] for m in tuning.metrics(client, job_id)] == list(range(1, 201))
+        messages = [e.message for e in client.fine_tuning.jobs.list_events(job_id, limit=1000)]
+        log = (tmp_path / "runs" / job_id / "attempt-1" / "trainer.log").read_text()
+        assert not any("attempt 1" in m and "restarting" in m for m in messages), (messages[:8], log[-4000:])  # adopted
+        assert messages.count("Fine-tuning job started") == 1
+    finally:
+        s.stop()
+
+
+def test_two_process_torchrun_on_cpu(tmp_path: Path, catalog) -> None:  # type: ignore[no-untyped-def]
+    s = start_server(tmp_path, catalog, launcher=LocalLauncher(tmp_path / "runs", nproc_per_node=2))
+    try:
+        client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=s.new_key("acme"), max_retries=0)
+        job_id = _job(client, tuning.upload_rows(client, tuning.memorisation_rows()), n_epochs=6)
+        job = tuning.wait(client, job_id)
+        log = (tmp_path / "runs" / job_id / "attempt-1" / "trainer.log").read_text()
+        assert job.status == "succeeded", (job.error, log[-3000:])
+        steps = tuning.metrics(client, job_id)
+        assert [m["step"] for m in steps] == list(range(1, 31)) and steps[-1]["train_loss"] < steps[0]["train_loss"]
+        assert "distributed training: world_size=2 rank=0 backend=gloo" in log
+        assert "distributed training: world_size=2 rank=1 backend=gloo" in log
+    finally:
+        s.stop()
