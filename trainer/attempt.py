@@ -218,7 +218,8 @@ def _agree(stop: str | None) -> str | None:
     """Rank 0 decides; every rank of a distributed run learns the decision."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return stop
-    flag = torch.tensor([_STOPS.index(stop)])
+    device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
+    flag = torch.tensor([_STOPS.index(stop)], device=device)
     torch.distributed.broadcast(flag, src=0)
     return _STOPS[int(flag)]
 
