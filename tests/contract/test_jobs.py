@@ -49,6 +49,15 @@ def test_create_with_all_params(client: openai.OpenAI, train_id: str) -> None:
     assert f"Validating training file: {train_id} and validation file: {valid_id}" in events
 
 
+def test_extension_hyperparameters_are_echoed(client: openai.OpenAI, train_id: str) -> None:
+    job = client.fine_tuning.jobs.create(model="hone-tiny", training_file=train_id, method={
+        "type": "supervised", "supervised": {"hyperparameters": {
+            "lora_rank": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"], "checkpoint_interval": 10}}})
+    hp = job.method.supervised.hyperparameters.model_dump()  # type: ignore[union-attr]
+    assert (hp["lora_rank"], hp["lora_alpha"], hp["target_modules"], hp["checkpoint_interval"]) == (8, 16, ["q_proj", "v_proj"], 10)
+    assert (hp["training_type"], hp["lora_dropout"]) == ("lora", 0.05)  # defaults filled in
+
+
 def test_create_sends_nulls_and_legacy_hyperparameters(client: openai.OpenAI, train_id: str) -> None:
     job = client.fine_tuning.jobs.create(model="hone-tiny", training_file=train_id, suffix=None,
                                          validation_file=None, seed=None, metadata=None,
@@ -84,6 +93,17 @@ def test_dpo_job_shape(client: openai.OpenAI) -> None:
     ({"integrations": [{"type": "wandb", "wandb": {"project": "p"}}]}, "integrations", "not available"),
     ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata", "16"),
     ({"extra_body": {"learning_rate": 1}}, "learning_rate", "Unrecognized request argument"),
+    # hone's extensions and the train-to-serve gate
+    ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"lora_rank": 128}}}},
+     "method.supervised.hyperparameters.lora_rank", "max_lora_rank 64"),
+    ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"training_type": "qlora"}}}},
+     "method.supervised.hyperparameters.training_type", "CUDA"),
+    ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"target_modules": ["q_proj", "lm_head"]}}}},
+     "method.supervised.hyperparameters.target_modules", "lm_head"),
+    ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"training_type": "adapter"}}}},
+     "method.supervised.hyperparameters.training_type", "training_type"),
+    ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"lora_dropout": 1}}}},
+     "method.supervised.hyperparameters.lora_dropout", "lora_dropout"),
 ])
 def test_create_request_errors(client: openai.OpenAI, train_id: str, kwargs: dict, param: str, needle: str) -> None:  # type: ignore[type-arg]
     args = {"model": "hone-tiny", "training_file": train_id, **kwargs}
