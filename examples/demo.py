@@ -31,14 +31,31 @@ def main() -> None:
     f = client.files.wait_for_processing(f.id)
     print(f"   {f.id}  {f.bytes} bytes  status={f.status}")
 
-    print("== create a fine-tuning job on hone-tiny")
-    job = client.fine_tuning.jobs.create(model="hone-tiny", training_file=f.id, suffix="capitals",
-                                         metadata={"demo": "true"})
-    print(f"   {job.id}  status={job.status}  hyperparameters={job.hyperparameters.model_dump()}")
-    job = wait(client, job.id, {"queued", "running", "succeeded", "failed"})
-    print(f"   validated: status={job.status}  hyperparameters={job.hyperparameters.model_dump()}")
-    for event in reversed(list(client.fine_tuning.jobs.list_events(job.id))):
-        print(f"   [{event.level}] {event.message}")
+    print("== create a fine-tuning job on hone-tiny (LoRA, trained on this machine's CPU)")
+    job = client.fine_tuning.jobs.create(
+        model="hone-tiny", training_file=f.id, suffix="capitals", metadata={"demo": "true"}, seed=42,
+        method={"type": "supervised", "supervised": {"hyperparameters": {
+            "n_epochs": 20, "batch_size": 2, "learning_rate_multiplier": 4}}})
+    print(f"   {job.id}  status={job.status}")
+    seen: set[str] = set()
+    while True:
+        job = client.fine_tuning.jobs.retrieve(job.id)
+        for event in reversed(client.fine_tuning.jobs.list_events(job.id, limit=50).data):
+            if event.id not in seen:
+                seen.add(event.id)
+                if event.type != "metrics" or event.data["step"] % 20 == 0:
+                    print(f"   [{job.status}] {event.message}")
+        if job.status in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.5)
+    print(f"   status={job.status}  fine_tuned_model={job.fine_tuned_model}  trained_tokens={job.trained_tokens}")
+    print(f"   hyperparameters={job.hyperparameters.model_dump()}")
+    for ckpt in client.fine_tuning.jobs.checkpoints.list(job.id):
+        print(f"   checkpoint step {ckpt.step_number}: {ckpt.fine_tuned_model_checkpoint}  "
+              f"train_loss={ckpt.metrics.train_loss:.3f}")
+    if job.result_files:
+        csv = client.files.content(job.result_files[0]).text.splitlines()
+        print(f"   result file {job.result_files[0]}: {len(csv) - 1} rows, last: {csv[-1]}")
 
     print("== a file with a bad example fails validation with a line number")
     rows = [json.loads(line) for line in DATA.read_text().splitlines()]
@@ -53,8 +70,6 @@ def main() -> None:
     print("== models")
     for m in client.models.list():
         print(f"   {m.id}  owned_by={m.owned_by}")
-    print("== cancel the job")
-    print("   status =", client.fine_tuning.jobs.cancel(job.id).status)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install --quiet --upgrade pip
 fi
+quiet_pip() {  # pip's notes about unreachable extra indexes are noise; real errors still show
+  .venv/bin/python -m pip install --quiet "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
 # The CPU build of torch first, so the trainer extra does not pull the CUDA build (GBs).
-.venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+quiet_pip "torch==2.13.0"
+quiet_pip -e ".[dev]"
