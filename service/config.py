@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     max_running_jobs: int = 1
     max_attempts: int = 3
     validation_lease_s: float = 600.0
+    launch_grace_s: float = Field(default=120.0, description="how long a claimed attempt may be unknown to the launcher")
     run_loops: bool = True
 
     @cached_property

@@ -83,6 +83,7 @@ class Job(Base):
     # the hash of its report token, a validation lease, and requests the trainer must see.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     active_attempt: Mapped[int | None] = mapped_column(Integer, default=None)
+    attempt_claimed_at: Mapped[float | None] = mapped_column(Float, default=None)
     report_token_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
     lease_until: Mapped[float | None] = mapped_column(Float, default=None)

@@ -75,7 +75,7 @@ def claim_launch(session: Session, job_id: str) -> tuple[Job, str] | None:
     res = session.execute(
         update(Job).where(Job.id == job_id, Job.status == "queued", Job.attempt == job.attempt)
         .values(status="running", attempt=job.attempt + 1, active_attempt=job.attempt + 1,
-                report_token_hash=hash_secret(token)))
+                attempt_claimed_at=time.time(), report_token_hash=hash_secret(token)))
     if res.rowcount != 1:  # type: ignore[attr-defined]
         return None
     session.refresh(job)

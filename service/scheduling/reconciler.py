@@ -4,6 +4,7 @@ truth and applies the difference (attempt ended, job cancelled while still runni
 from __future__ import annotations
 
 import logging
+import time
 
 from service.config import Settings
 from service.db.schema import Job
@@ -20,11 +21,13 @@ class Reconciler:
 
     def run_once(self) -> int:
         with self.db.session() as s:
-            active = [(j.id, j.active_attempt) for j in lifecycle.active_jobs(s)]
+            active = [(j.id, j.active_attempt, j.attempt_claimed_at) for j in lifecycle.active_jobs(s)]
         changed = 0
-        for job_id, attempt in active:
+        for job_id, attempt, claimed_at in active:
             assert attempt is not None
             state = self.launcher.poll(job_id, attempt)
+            if state.phase == "missing" and time.time() - (claimed_at or 0) < self.settings.launch_grace_s:
+                continue  # claimed but maybe not started yet (the dispatcher commits, then launches)
             with self.db.session() as s:
                 job = lifecycle.job_by_id(s, job_id, for_update=True)
                 if job is None or job.active_attempt != attempt:
