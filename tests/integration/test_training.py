@@ -42,8 +42,9 @@ def train_file(client: openai.OpenAI) -> str:
     return tuning.upload_rows(client, tuning.memorisation_rows())
 
 
-def _job(client: openai.OpenAI, train_file: str, seed: int = 11, **hp) -> str:  # type: ignore[no-untyped-def]
-    return client.fine_tuning.jobs.create(model="hone-tiny", training_file=train_file, seed=seed,
+def _job(client: openai.OpenAI, train_file: str, seed: int = 11, validation_file: str | None = None,  # type: ignore[no-untyped-def]
+         model: str = "hone-tiny", **hp) -> str:
+    return client.fine_tuning.jobs.create(model=model, training_file=train_file, seed=seed, validation_file=validation_file,
                                           method={"type": "supervised", "supervised": {"hyperparameters": {**SFT, **hp}}}).id
 
 
@@ -56,9 +57,12 @@ def _pid(srv: RunningServer, job_id: str, attempt: int) -> int:
 
 
 def test_learns_the_answers(srv: RunningServer, client: openai.OpenAI, train_file: str, tiny_model_dir: Path) -> None:
-    job = tuning.wait(client, _job(client, train_file))
+    job = tuning.wait(client, _job(client, train_file, validation_file=train_file))
     assert job.status == "succeeded", job.error
     steps = tuning.metrics(client, job.id)
+    evaluated = [m for m in steps if "valid_loss" in m]
+    assert [m["step"] for m in evaluated] == [5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75]
+    assert evaluated[-1]["valid_loss"] < evaluated[0]["valid_loss"] and evaluated[-1]["valid_mean_token_accuracy"] == 1.0
     assert [m["step"] for m in steps] == list(range(1, 76))
     assert steps[0]["train_loss"] > 5 and steps[-1]["train_loss"] < 0.3, (steps[0], steps[-1])
     assert steps[-1]["train_mean_token_accuracy"] == 1.0
@@ -69,6 +73,7 @@ def test_learns_the_answers(srv: RunningServer, client: openai.OpenAI, train_fil
     assert ckpts[0].metrics.train_loss is not None
     csv = client.files.content(job.result_files[0]).text.splitlines()
     assert csv[0] == "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy" and len(csv) == 76
+    assert csv[5].startswith("5,") and not csv[5].endswith(",,") and csv[4].endswith(",,")
     adapter = tuning.adapter_dir(_blobs(srv), job.id)
     assert sorted(p.name for p in adapter.iterdir()) == ["adapter_config.json", "adapter_model.safetensors", "manifest.json"]
 
@@ -205,5 +210,25 @@ def test_two_process_torchrun_on_cpu(tmp_path: Path, catalog) -> None:  # type: 
         assert [m["step"] for m in steps] == list(range(1, 31)) and steps[-1]["train_loss"] < steps[0]["train_loss"]
         assert "distributed training: world_size=2 rank=0 backend=gloo" in log
         assert "distributed training: world_size=2 rank=1 backend=gloo" in log
+    finally:
+        s.stop()
+
+
+def test_a_crashing_trainer_is_retried_then_fails_with_its_log(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import shutil
+
+    from service.catalog.catalog import BaseModelEntry, Catalog
+
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "model.safetensors").unlink()  # tokenizer and config stay: validation passes, loading fails
+    catalog = Catalog([BaseModelEntry(name="broken", source=str(broken))])
+    s = start_server(tmp_path / "data", catalog, launcher=LocalLauncher(tmp_path / "runs"), max_attempts=2)
+    try:
+        client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=s.new_key("acme"), max_retries=0)
+        job = tuning.wait(client, _job(client, tuning.upload_rows(client, tuning.memorisation_rows()), model="broken"))
+        assert job.status == "failed" and job.error.code == "training_failed"
+        assert "after 2 attempts" in job.error.message and "exited with code 1" in job.error.message
+        assert "Last log lines:" in job.error.message and "Error" in job.error.message.split("Last log lines:")[1]
     finally:
         s.stop()
