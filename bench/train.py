@@ -245,6 +245,15 @@ class RSSPeak:
         self.peak = max(self.peak, self.proc.memory_info().rss)
 
 
+def cpu_pressure() -> float | None:
+    """Linux PSI: % of the last minute some runnable task waited for a CPU (other load here)."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return float(dict(kv.split("=") for kv in line.split()[1:])["avg60"])
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+
+
 def cpu_name() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -276,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    load_before = os.getloadavg()
+    load_before, psi_before = os.getloadavg(), cpu_pressure()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hone-bench-") as tmp:
         model, tok, hp = build(args.shape, device, args.seed, Path(tmp))
@@ -439,6 +448,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "load_average_1m": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)},
+        "cpu_pressure_some_avg60": {"start": psi_before, "end": cpu_pressure()},
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "transformers": __import__("transformers").__version__, "peft": __import__("peft").__version__},
         "shape": args.shape,

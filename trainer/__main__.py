@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer")
     parser.add_argument("--spec", required=True, type=Path)
-    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--workdir", type=Path, default=None, help="parent of the attempt's scratch dir")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per report is noise
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         dist.init_process_group("nccl" if _cuda() else "gloo")
         logging.info("distributed training: world_size=%d rank=%d backend=%s",
                      dist.get_world_size(), dist.get_rank(), dist.get_backend())
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix=f"hone-{spec.job_id}-"))
+    # Copies of the customer's data and weights live here only while the attempt runs.
+    workdir = Path(tempfile.mkdtemp(prefix=f"hone-{spec.job_id}-", dir=args.workdir))
     attempt = Attempt(spec, workdir)
     recipe = _recipe(spec.method)
     try:
@@ -56,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     finally:
         attempt.reporter.close()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _recipe(method: str):  # type: ignore[no-untyped-def]

@@ -144,7 +144,7 @@ class Attempt:
 
     def _maybe_progress(self) -> None:
         done = self.progress.step - self._start_step
-        if done <= 0 or self.reporter._pending:
+        if done <= 0 or self.reporter.pending:
             return
         per_step = (time.monotonic() - self._started) / done
         eta = int(time.time() + per_step * (self.total_steps - self.progress.step))

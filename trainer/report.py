@@ -62,6 +62,10 @@ class Reporter:
             return self.flush()
         return self.action
 
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
     def flush(self) -> str:
         batch, self._pending = self._pending, []
         self._last_flush = time.monotonic()

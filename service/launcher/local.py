@@ -10,6 +10,7 @@ the reconciler treats as a failed attempt and relaunches from the newest checkpo
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,10 +46,11 @@ class LocalLauncher:
         return self.runs_dir / job_id / f"attempt-{attempt}"
 
     def command(self, spec_path: Path) -> list[str]:
+        args = ["-m", "trainer", "--spec", str(spec_path), "--workdir", str(spec_path.parent / "work")]
         if self.nproc > 1:
             return [self.python, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc-per-node={self.nproc}", "-m", "trainer", "--spec", str(spec_path)]
-        return [self.python, "-m", "trainer", "--spec", str(spec_path)]
+                    f"--nproc-per-node={self.nproc}", *args]
+        return [self.python, *args]
 
     def start(self, spec: JobSpec) -> None:
         key = (spec.job_id, spec.attempt)
@@ -56,7 +58,7 @@ class LocalLauncher:
             if key in self._runs:
                 return
             d = self._dir(*key)
-            d.mkdir(parents=True, exist_ok=True)
+            (d / "work").mkdir(parents=True, exist_ok=True)
             spec_path = d / "spec.json"
             fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
@@ -76,6 +78,8 @@ class LocalLauncher:
         code = run.proc.poll()
         if code is None:
             return AttemptState("running")
+        # A killed trainer cannot clean up after itself: its copies of the data go now.
+        shutil.rmtree(run.log.parent / "work", ignore_errors=True)
         if code == 0:
             return AttemptState("succeeded", 0)
         return AttemptState("failed", code, _tail(run.log))
