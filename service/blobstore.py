@@ -9,6 +9,7 @@ Trainers and the inference plugin may import this module (DESIGN.md §2).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -139,6 +140,12 @@ class LocalBlobStore:
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix.rstrip("/")), ignore_errors=True)
+
+
+def adapter_index_key(model_name: str) -> str:
+    """Where the control plane records which blob prefix serves a fine-tuned model name; the
+    inference resolver reads only this (names contain ':', so the key is their sha256)."""
+    return f"adapters/{hashlib.sha256(model_name.encode()).hexdigest()}.json"
 
 
 def open_blobstore(url: str) -> BlobStore:

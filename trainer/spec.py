@@ -7,11 +7,18 @@ Every report carries a client-generated ``id`` so a retried report is recorded o
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 Method = Literal["supervised", "dpo"]
+
+# Fine-tuned model names (DESIGN.md §3): ft:{base}:{project}:{suffix}:{8 alnum}[:ckpt-step-{n}].
+# The one grammar the control plane mints and the inference resolver accepts; nothing else.
+FINE_TUNED_MODEL_NAME = re.compile(
+    r"^ft:(?P<base>[A-Za-z0-9][A-Za-z0-9._\-]{0,127}):(?P<project>[a-z0-9][a-z0-9\-_]{0,62}):"
+    r"(?P<suffix>[A-Za-z0-9._\-]{0,64}):(?P<short>[A-Za-z0-9]{8})(?::ckpt-step-(?P<step>\d{1,10}))?$")
 
 # Trainer exit codes the launchers and the reconciler act on.
 EXIT_BAD_INPUT = 65  # the job's data cannot be trained on: fail now, do not retry

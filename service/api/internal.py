@@ -13,6 +13,7 @@ from service.api.deps import Ctx
 from service.db.schema import Job
 from service.errors import AuthenticationFailed, NotFound
 from service.jobs import lifecycle, reports
+from service.models import index
 from trainer.spec import CheckpointReport, CompletionReport, EventBatch, FailureReport, ProgressReport, ReportAck
 
 router = APIRouter(prefix="/internal/v1/jobs/{job_id}", tags=["internal"])
@@ -45,10 +46,11 @@ def post_events(job_id: str, batch: EventBatch, ctx: Ctx, token: Token) -> Repor
 
 @router.post("/checkpoints", response_model=ReportAck)
 def post_checkpoint(job_id: str, body: CheckpointReport, ctx: Ctx, token: Token) -> ReportAck:
-    pruned: list[str] = []
+    pruned: list[tuple[str, str]] = []
     ack = _report(ctx, job_id, token, lambda s, job: pruned.extend(
         reports.record_checkpoint(s, ctx.store, job, body, ctx.settings.keep_checkpoints)))
-    for uri in pruned:  # after the commit: no row points at a deleted checkpoint
+    for name, uri in pruned:  # after the commit: no row points at a deleted checkpoint
+        index.withdraw(ctx.store, name)
         ctx.store.delete_prefix(ctx.store.key_from_uri(uri))
     return ack
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 
 from service import ids
+from trainer.spec import FINE_TUNED_MODEL_NAME
 
 SUFFIX = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
-FT_NAME = re.compile(
-    r"^ft:(?P<base>[A-Za-z0-9][A-Za-z0-9._\-]{0,127}):(?P<project>[a-z0-9][a-z0-9\-_]{0,62}):"
-    r"(?P<suffix>[A-Za-z0-9._\-]{0,64}):(?P<short>[A-Za-z0-9]{8})(?::ckpt-step-(?P<step>\d{1,10}))?$")
+FT_NAME = FINE_TUNED_MODEL_NAME
 
 
 def final_name(base: str, project: str, suffix: str | None) -> str:

@@ -15,6 +15,7 @@ from service.db.schema import Checkpoint, FineTunedModel, Job
 from service.errors import InvalidRequest
 from service.files import service as files
 from service.jobs import events, lifecycle, naming
+from service.models import index
 from trainer.spec import CheckpointReport, CompletionReport, EventBatch, FailureReport
 
 MANIFEST = "manifest.json"
@@ -42,8 +43,8 @@ def record_events(session: Session, job: Job, batch: EventBatch) -> None:
 
 
 def record_checkpoint(session: Session, store: BlobStore, job: Job, report: CheckpointReport,
-                      keep: int) -> list[str]:
-    """Register a complete checkpoint; return the URIs of older ones pruned beyond ``keep``
+                      keep: int) -> list[tuple[str, str]]:
+    """Register a complete checkpoint; return (name, URI) of older ones pruned beyond ``keep``
     (OpenAI keeps the last three), for the caller to delete after the commit."""
     existing = session.scalar(select(Checkpoint).where(Checkpoint.job_id == job.id,
                                                        Checkpoint.client_id == report.id))
@@ -62,6 +63,7 @@ def record_checkpoint(session: Session, store: BlobStore, job: Job, report: Chec
     session.add(FineTunedModel(name=name, project_id=job.project_id, job_id=job.id,
                                base_model=job.base_model, kind="checkpoint", uri=row.uri,
                                created_at=now))
+    index.publish(store, name, row.uri, job.base_model)
     events.add(session, job.id, f"Checkpoint created at step {report.step_number} with "
                f"Snapshot ID: {name}", data={"step": report.step_number})
     session.flush()
@@ -70,7 +72,7 @@ def record_checkpoint(session: Session, store: BlobStore, job: Job, report: Chec
     for old in older:
         session.execute(update(FineTunedModel).where(FineTunedModel.name == old.model_name).values(deleted=True))
         session.delete(old)
-    return [old.uri for old in older]
+    return [(old.model_name, old.uri) for old in older]
 
 
 def complete(session: Session, store: BlobStore, job: Job, report: CompletionReport) -> None:
@@ -95,6 +97,7 @@ def complete(session: Session, store: BlobStore, job: Job, report: CompletionRep
     session.add(FineTunedModel(name=job.planned_model, project_id=job.project_id, job_id=job.id,
                                base_model=job.base_model, kind="final", uri=store.uri(key),
                                created_at=now))
+    index.publish(store, job.planned_model, store.uri(key), job.base_model)
     job.fine_tuned_model = job.planned_model
     job.trained_tokens = report.trained_tokens
     job.status = "succeeded"
