@@ -10,12 +10,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import errors, files, fine_tuning, health, internal, models
+import httpx
+
+from service.api import errors, files, fine_tuning, health, inference, internal, models
 from service.blobstore import open_blobstore
 from service.catalog.catalog import Catalog, default_catalog
 from service.config import Settings
 from service.context import AppContext
 from service.db.session import Database
+from service.gateway.proxy import Gateway
 from service.launcher.base import Launcher
 from service.scheduling.dispatcher import Dispatcher
 from service.scheduling.janitor import Janitor
@@ -77,6 +80,9 @@ def create_app(settings: Settings | None = None, *, launcher: Launcher | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = httpx.Timeout(connect=5.0, read=settings.upstream_timeout_s, write=60.0, pool=30.0)
+        http = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100))
+        ctx.gateway = Gateway(http)
         if settings.run_loops:
             add_loops(ctx)
             ctx.loops.start()
@@ -84,12 +90,13 @@ def create_app(settings: Settings | None = None, *, launcher: Launcher | None = 
             yield
         finally:
             await ctx.loops.stop()
+            await http.aclose()
             ctx.db.dispose()
 
     app = FastAPI(title="hone", version="0.1.0", lifespan=lifespan)
     app.state.ctx = ctx
     errors.install(app)
-    for router in (files.router, fine_tuning.router, models.router, internal.router, health.router):
+    for router in (files.router, fine_tuning.router, models.router, inference.router, internal.router, health.router):
         app.include_router(router)
     app.add_middleware(RequestIdMiddleware)
     return app

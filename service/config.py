@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     trainer_accelerator: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="what trainers run on; 'auto': cuda when nvidia-smi is present")
 
+    # Gateway
+    max_request_bytes: int = Field(default=16 * MB, description="largest chat/completions request body")
+    upstream_timeout_s: float = Field(default=600.0, description="read timeout for inference upstreams")
+
     # Background loops
     loop_interval_s: float = 1.0
     max_running_jobs: int = 1

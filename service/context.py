@@ -9,6 +9,7 @@ from service.blobstore import BlobStore
 from service.catalog.catalog import Catalog
 from service.config import Settings
 from service.db.session import Database
+from service.gateway.proxy import Gateway
 from service.launcher.base import Launcher
 from service.scheduling.loops import BackgroundLoops
 
@@ -21,3 +22,4 @@ class AppContext:
     catalog: Catalog
     launcher: Launcher | None = None
     loops: BackgroundLoops = field(default_factory=lambda: BackgroundLoops(1.0))
+    gateway: Gateway | None = None  # created in the app's lifespan (it owns an async HTTP client)

@@ -50,3 +50,13 @@ def delete(session: Session, project: Project, catalog: Catalog, name: str) -> s
         raise NotFound(f"The model '{name}' does not exist", param="model", code="model_not_found")
     row.deleted = True
     return row.uri
+
+
+def servable_base(session: Session, project: Project, catalog: Catalog, name: str) -> str:
+    """The catalog base model that serves ``name`` for this project, or 404 model_not_found."""
+    if catalog.get(name) is not None:
+        return name
+    row = _find(session, project, name)
+    if row is None or catalog.get(row.base_model) is None:
+        raise model_not_found(name)
+    return row.base_model

@@ -1,0 +1,51 @@
+"""The hone LoRA resolver for vLLM: maps a fine-tuned model name to its verified adapter in
+the local cache (``inference.cache``), or refuses it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import httpx
+from vllm.lora.request import LoRARequest
+from vllm.lora.resolver import LoRAResolver
+
+from inference.cache import AdapterCache, AdapterRefused
+from service.blobstore import open_blobstore
+
+log = logging.getLogger(__name__)
+
+
+class HoneLoRAResolver(LoRAResolver):
+    def __init__(self, cache: AdapterCache) -> None:
+        self.cache = cache
+
+    async def resolve_lora(self, base_model_name: str, lora_name: str) -> LoRARequest | None:
+        try:
+            path = await asyncio.to_thread(self.cache.fetch, lora_name)
+        except AdapterRefused as e:
+            log.warning("hone resolver refused %r: %s", lora_name, e)
+            return None
+        # lora_int_id is assigned by vLLM's model registry right after this returns.
+        return LoRARequest(lora_name=lora_name, lora_int_id=0, lora_path=str(path),
+                           base_model_name=base_model_name)
+
+    @classmethod
+    def from_env(cls) -> HoneLoRAResolver:
+        """Configured by the launcher: HONE_STORAGE_URL, HONE_BASE_MODEL, HONE_ADAPTER_CACHE_DIR,
+        HONE_ADAPTER_CACHE_BYTES and HONE_VLLM_PORT (to tell vLLM to forget evicted adapters)."""
+        port = os.environ.get("HONE_VLLM_PORT")
+
+        def forget(name: str) -> None:
+            if port:
+                try:
+                    httpx.post(f"http://127.0.0.1:{port}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=10)
+                except httpx.HTTPError as e:
+                    log.warning("could not unload evicted adapter %s: %s", name, e)
+
+        cache = AdapterCache(open_blobstore(os.environ["HONE_STORAGE_URL"]), Path(os.environ["HONE_ADAPTER_CACHE_DIR"]),
+                             os.environ["HONE_BASE_MODEL"], int(os.environ.get("HONE_ADAPTER_CACHE_BYTES", str(20 << 30))),
+                             on_evict=forget if port else None)
+        return cls(cache)

@@ -1,0 +1,106 @@
+"""Forwards one request to the first healthy upstream in the model's rendezvous order.
+
+Streaming responses are passed through chunk by chunk as vLLM sends them (no buffering, no
+re-encoding); errors vLLM answers with are passed through in the OpenAI envelope; an upstream
+that cannot be reached or times out is skipped, and when none is left the caller gets 503."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+from starlette.background import BackgroundTask
+from starlette.responses import Response, StreamingResponse
+
+from service.errors import ServiceUnavailable
+from service.gateway.routing import preference
+
+log = logging.getLogger(__name__)
+Observer = Callable[[str, str, int, float, dict | None], None]  # type: ignore[type-arg]
+
+
+class Gateway:
+    def __init__(self, client: httpx.AsyncClient, observe: Observer | None = None) -> None:
+        self.client = client
+        self.observe = observe or (lambda *a: None)
+
+    async def forward(self, path: str, body: bytes, *, base: str, model: str, upstreams: list[str],
+                      stream: bool) -> Response:
+        if not upstreams:
+            raise ServiceUnavailable(f"No inference server is running for base model {base}.",
+                                     code="upstream_unavailable", headers={"retry-after": "5"})
+        started = time.perf_counter()
+        last_error = ""
+        for upstream in preference(upstreams, model):
+            request = self.client.build_request("POST", upstream.rstrip("/") + path, content=body,
+                                                headers={"content-type": "application/json"})
+            try:
+                upstream_response = await self.client.send(request, stream=True)
+            except httpx.TimeoutException as e:
+                last_error = f"{upstream} timed out ({type(e).__name__})"
+                log.warning("gateway: %s", last_error)
+                continue
+            except httpx.TransportError as e:
+                last_error = f"{upstream} unreachable ({type(e).__name__})"
+                log.warning("gateway: %s", last_error)
+                continue
+            return await self._relay(upstream_response, base, stream, started)
+        raise ServiceUnavailable(f"The inference server for base model {base} is unavailable: {last_error}.",
+                                 code="upstream_unavailable", headers={"retry-after": "5"})
+
+    async def _relay(self, up: httpx.Response, base: str, stream: bool, started: float) -> Response:
+        if stream and up.status_code == 200:
+            return StreamingResponse(self._chunks(up, base, started), status_code=200,
+                                     media_type=up.headers.get("content-type", "text/event-stream"),
+                                     background=BackgroundTask(up.aclose))
+        try:
+            content = await up.aread()
+        finally:
+            await up.aclose()
+        usage = None
+        if up.status_code == 200:
+            try:
+                usage = json.loads(content).get("usage")
+            except ValueError:
+                pass
+        else:
+            content = _as_envelope(content, up.status_code)
+        self.observe(base, "stream" if stream else "unary", up.status_code, time.perf_counter() - started, usage)
+        return Response(content, status_code=up.status_code, media_type="application/json")
+
+    async def _chunks(self, up: httpx.Response, base: str, started: float) -> AsyncIterator[bytes]:
+        usage = None
+        async for chunk in up.aiter_raw():
+            if b'"usage":{' in chunk:  # the include_usage chunk; count tokens without re-parsing every chunk
+                usage = _last_usage(chunk) or usage
+            yield chunk
+        self.observe(base, "stream", 200, time.perf_counter() - started, usage)
+
+
+def _last_usage(chunk: bytes) -> dict | None:  # type: ignore[type-arg]
+    for line in reversed(chunk.split(b"\n")):
+        if line.startswith(b"data: {") and b'"usage":{' in line:
+            try:
+                return json.loads(line[6:]).get("usage")  # type: ignore[no-any-return]
+            except ValueError:
+                return None
+    return None
+
+
+def _as_envelope(content: bytes, status: int) -> bytes:
+    """vLLM's error bodies as the OpenAI envelope (newer vLLM already sends it)."""
+    try:
+        doc = json.loads(content)
+    except ValueError:
+        doc = {"message": content.decode("utf-8", "replace")[:2000]}
+    if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+        err = doc["error"]
+    else:
+        err = doc if isinstance(doc, dict) else {"message": str(doc)}
+    return json.dumps({"error": {
+        "message": str(err.get("message", "The inference server returned an error.")),
+        "type": "invalid_request_error" if status < 500 else "server_error",
+        "param": err.get("param"), "code": "model_not_found" if status == 404 else None}}).encode()
