@@ -347,9 +347,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             sync(device)
         except torch.OutOfMemoryError as e:
             run.oom = str(e).splitlines()[0]
-            run_now.optimizer.zero_grad(set_to_none=True)
+        if run.oom:  # outside the handler, so the failed step's tensors are already released
+            run.optimizer.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
-            log(f"{run.name}: out of memory: {run.oom}")
+            log(f"{run.name}: out of memory, dropped from the comparison: {run.oom}")
             return
         elapsed = time.perf_counter() - start
         if device.type == "cuda":
@@ -389,13 +390,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         scale = max(float(g.abs().max()) for g in grads_b)
         grad_diff = max(float((a - b).abs().max()) for a, b in zip(grads_a, grads_b)) / scale
         model.zero_grad(set_to_none=True)
-        tol = 1e-4 if cfg.dtype == torch.float32 else 2e-2  # bf16 on GPU: relative tolerance
+        # fp32: |loss diff| <= 1e-4; bf16 (CUDA) rounds differently per matmul shape: 2e-2 relative.
+        # Gradients: the largest elementwise difference over the largest gradient entry.
+        tol, grad_tol = (1e-4, 1e-3) if cfg.dtype == torch.float32 else (2e-2, 1e-1)
         check = {"loss_recipe": loss_a, "loss_baseline": loss_b, "abs_diff": abs(loss_a - loss_b),
                  "rel_diff": abs(loss_a - loss_b) / abs(loss_b), "grad_max_rel_diff": grad_diff,
-                 "tolerance": tol, "ok": abs(loss_a - loss_b) <= tol * max(1.0, abs(loss_b)) and grad_diff <= 100 * tol}
+                 "loss_tolerance": tol, "grad_tolerance": grad_tol,
+                 "ok": abs(loss_a - loss_b) <= tol * max(1.0, abs(loss_b)) and grad_diff <= grad_tol}
         del grads_a, grads_b, inputs, loss_b_t
     except torch.OutOfMemoryError as e:
         check = {"ok": None, "error": f"out of memory: {str(e).splitlines()[0]}"}
+    if check.get("ok") is None:
         model.zero_grad(set_to_none=True)
         torch.cuda.empty_cache()
     model.train()
@@ -441,6 +446,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     res_a, res_b = figures(recipe), figures(baseline)
     ratio = (res_a["tokens_per_s"] / res_b["tokens_per_s"]
              if res_a["tokens_per_s"] and res_b["tokens_per_s"] else None)
+    paired = ([b / a for a, b in zip(recipe.times, baseline.times)]
+              if recipe.times and len(recipe.times) == len(baseline.times) else [])
     result = {
         "bench": "train",
         "command": "python -m bench.train " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -464,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "example_lengths": length_stats(examples),
         "recipe": res_a, "baseline": res_b,
         "ratio_recipe_over_baseline": round(ratio, 3) if ratio else None,
+        "paired_step_ratio_median": round(statistics.median(paired), 3) if paired else None,
         "target_ratio": TARGET_RATIO,
         "meets_target": (ratio >= TARGET_RATIO) if ratio else None,
         "mfu_note": ("model FLOPs = 6 * params_matmul * real tokens + 12 * layers * hidden * sum(len^2) "
@@ -497,8 +505,12 @@ def table(r: dict[str, Any]) -> str:
         lines.append(f"{name:<10}{f['tokens_per_s']:>12,.0f}{f['step_s_median']:>12.3f}s"
                      f"{100 * f['padding_fraction']:>8.1f}%{mem(f['peak_memory_bytes']):>12}{mfu:>8}")
     ratio = r["ratio_recipe_over_baseline"]
-    lines.append(f"ratio recipe/baseline: {ratio}x (target >= {r['target_ratio']}x: "
-                 f"{'met' if r['meets_target'] else 'NOT met'})" if ratio else "ratio: n/a")
+    lines.append(f"ratio recipe/baseline (tokens/s): {ratio}x (target >= {r['target_ratio']}x: "
+                 f"{'met' if r['meets_target'] else 'NOT met'}); median per-step ratio on the same batch: "
+                 f"{r['paired_step_ratio_median']}x" if ratio else "ratio: n/a")
+    load = r["cpu_pressure_some_avg60"]
+    if load["start"] is not None:
+        lines.append(f"CPU pressure (PSI some avg60 %, other load plus the bench itself): start {load['start']}, end {load['end']}")
     c = r["check"]
     if c.get("ok") is None:
         lines.append(f"loss check: not run ({c.get('error')})")

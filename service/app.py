@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy import func, select
 
 import httpx
 
-from service.api import errors, files, fine_tuning, health, inference, internal, models
+from service.api import errors, files, fine_tuning, health, inference, internal, metrics, models
 from service.blobstore import open_blobstore
 from service.catalog.catalog import Catalog, default_catalog
 from service.config import Settings
 from service.context import AppContext
 from service.db.session import Database
+from service.db.schema import Job
 from service.gateway.proxy import Gateway
+from service.observability import Metrics, RequestContextMiddleware
 from service.launcher.base import Launcher
 from service.scheduling.dispatcher import Dispatcher
 from service.scheduling.janitor import Janitor
@@ -29,26 +30,6 @@ from service.scheduling.validator import Validator
 log = logging.getLogger(__name__)
 
 
-class RequestIdMiddleware:
-    """Gives every response an ``x-request-id`` (the SDK surfaces it as ``request_id``)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = "req_" + secrets.token_hex(16)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
 def build_context(settings: Settings, launcher: Launcher | None = None,
                   catalog: Catalog | None = None) -> AppContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -57,8 +38,15 @@ def build_context(settings: Settings, launcher: Launcher | None = None,
     if catalog is None:
         catalog = (Catalog.from_yaml(settings.catalog_path) if settings.catalog_path
                    else default_catalog(settings.data_dir))
-    return AppContext(settings=settings, db=db, store=open_blobstore(settings.resolved_storage_url),
-                      catalog=catalog, launcher=launcher, loops=BackgroundLoops(settings.loop_interval_s))
+    ctx = AppContext(settings=settings, db=db, store=open_blobstore(settings.resolved_storage_url),
+                     catalog=catalog, launcher=launcher, loops=BackgroundLoops(settings.loop_interval_s))
+
+    def job_counts() -> dict[str, int]:
+        with db.session() as s:
+            return {status: n for status, n in s.execute(select(Job.status, func.count()).group_by(Job.status))}
+
+    ctx.metrics.add_job_collector(job_counts)
+    return ctx
 
 
 def add_loops(ctx: AppContext) -> None:
@@ -82,7 +70,7 @@ def create_app(settings: Settings | None = None, *, launcher: Launcher | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = httpx.Timeout(connect=5.0, read=settings.upstream_timeout_s, write=60.0, pool=30.0)
         http = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100))
-        ctx.gateway = Gateway(http)
+        ctx.gateway = Gateway(http, observe=ctx.metrics.observe_gateway, cold_load=ctx.metrics.adapter_cold_loads)
         if settings.run_loops:
             add_loops(ctx)
             ctx.loops.start()
@@ -96,7 +84,8 @@ def create_app(settings: Settings | None = None, *, launcher: Launcher | None = 
     app = FastAPI(title="hone", version="0.1.0", lifespan=lifespan)
     app.state.ctx = ctx
     errors.install(app)
-    for router in (files.router, fine_tuning.router, models.router, inference.router, internal.router, health.router):
+    for router in (files.router, fine_tuning.router, models.router, inference.router, internal.router,
+                   health.router, metrics.router):
         app.include_router(router)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics)
     return app

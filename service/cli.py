@@ -77,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     tiny.set_defaults(func=_make_tiny_model)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from service.observability import configure_logging
+
+    configure_logging(logging.INFO)
     try:
         return int(args.func(args))
     except Exception as e:  # the CLI's user sees one line, not a traceback

@@ -11,6 +11,7 @@ from service.config import Settings
 from service.db.session import Database
 from service.gateway.proxy import Gateway
 from service.launcher.base import Launcher
+from service.observability import Metrics
 from service.scheduling.loops import BackgroundLoops
 
 
@@ -22,4 +23,5 @@ class AppContext:
     catalog: Catalog
     launcher: Launcher | None = None
     loops: BackgroundLoops = field(default_factory=lambda: BackgroundLoops(1.0))
+    metrics: Metrics = field(default_factory=Metrics)
     gateway: Gateway | None = None  # created in the app's lifespan (it owns an async HTTP client)

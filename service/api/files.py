@@ -25,6 +25,7 @@ async def create_file(request: Request, ctx: Ctx, project: CurrentProject,
     upload = await receive_upload(request, ctx.store, f"files/{file_id}",
                                   max_bytes=ctx.settings.max_upload_bytes,
                                   max_line_bytes=ctx.settings.max_line_bytes)
+    ctx.metrics.upload_bytes.inc(upload.bytes)
     try:
         purpose, expires_at, now = files.check_upload(upload)
     except BaseException:

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import httpx
+from prometheus_client import Counter
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
@@ -23,9 +24,12 @@ Observer = Callable[[str, str, int, float, dict | None], None]  # type: ignore[t
 
 
 class Gateway:
-    def __init__(self, client: httpx.AsyncClient, observe: Observer | None = None) -> None:
+    def __init__(self, client: httpx.AsyncClient, observe: Observer | None = None,
+                 cold_load: Counter | None = None) -> None:
         self.client = client
         self.observe = observe or (lambda *a: None)
+        self.cold_load = cold_load
+        self._warm: set[tuple[str, str]] = set()
 
     async def forward(self, path: str, body: bytes, *, base: str, model: str, upstreams: list[str],
                       stream: bool) -> Response:
@@ -47,6 +51,10 @@ class Gateway:
                 last_error = f"{upstream} unreachable ({type(e).__name__})"
                 log.warning("gateway: %s", last_error)
                 continue
+            if model != base and (upstream, model) not in self._warm and upstream_response.status_code == 200:
+                self._warm.add((upstream, model))
+                if self.cold_load is not None:
+                    self.cold_load.labels(base).inc()
             return await self._relay(upstream_response, base, stream, started)
         raise ServiceUnavailable(f"The inference server for base model {base} is unavailable: {last_error}.",
                                  code="upstream_unavailable", headers={"retry-after": "5"})
