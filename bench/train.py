@@ -4,7 +4,9 @@
                           [--batch-size B] [--seed S] [--warmup W]
 
 Both runs happen in one process, on the same LoRA model, the same examples and the same
-batches, and are timed step by step in alternation:
+batches, timed step by step in alternation (which run goes first flips every step), each timed
+batch ``--rounds`` times with its fastest round counted (other load on a shared CPU only ever
+adds time):
 
 (a) recipe:   ``trainer.steps.sft_loss(..., backward=True)`` (packed, padding-free rows with
               position_ids restarting per example) + grad clipping + AdamW, exactly the SFT
@@ -195,9 +197,7 @@ class Run:
     step: Callable[[list[Example]], float]
     weights: list[torch.Tensor]
     optimizer: torch.optim.Optimizer
-    times: list[float] = field(default_factory=list)
-    tokens: int = 0
-    slots: int = 0  # token positions computed (padding included)
+    times: dict[int, list[float]] = field(default_factory=dict)  # timed batch -> one time per round
     peak_mem: int = 0
     oom: str | None = None
 
@@ -268,6 +268,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--shape", choices=["tiny", *SHAPES], default="tiny")
     ap.add_argument("--steps", type=int, default=20, help="timed steps per run (default 20)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps per run first (default 3)")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="times each timed batch is run per run; its fastest counts (default: 3 on "
+                         "cpu, where other load adds noise, 1 on cuda)")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-tokens", type=int, default=None,
@@ -278,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/train-<device>-<shape>.json)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
+    args.rounds = args.rounds or (3 if device.type == "cpu" else 1)
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: no CUDA device is available")
     out = args.out or RESULTS / f"train-{device.type}-{args.shape}.json"
@@ -334,9 +338,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for p, w in zip(params, run.weights):
             p.data = w
 
-    def do_step(run: Run, batch: list[Example], timed: bool) -> None:
+    def do_step(run: Run, i: int, timed: bool) -> None:
         if run.oom:
             return
+        batch = batches[i]
         activate(run)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -356,22 +361,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if device.type == "cuda":
             run.peak_mem = max(run.peak_mem, torch.cuda.max_memory_allocated(device))
         if timed:
-            run.times.append(elapsed)
-            run.tokens += sum(len(ex.input_ids) for ex in batch)
-            run.slots += (sum(len(ex.input_ids) for ex in batch) if run is recipe
-                          else len(batch) * max(len(ex.input_ids) for ex in batch))
+            run.times.setdefault(i, []).append(elapsed)
 
-    # Alternate which run goes first (ABBA...) so neither always follows the other.
-    for i, batch in enumerate(batches):
-        timed = i >= args.warmup
-        order = (recipe, baseline) if i % 2 == 0 else (baseline, recipe)
-        for run in order:
-            do_step(run, batch, timed)
-        if timed:
-            log(f"step {i - args.warmup + 1}/{args.steps}: " + ", ".join(
-                f"{r.name} {r.times[-1]:.3f}s" for r in (recipe, baseline) if not r.oom))
-        else:
-            log(f"warmup {i + 1}/{args.warmup}")
+    # Warmup once; then every timed batch once per round. The runs alternate step by step, and
+    # which goes first flips every step (ABBA...) and every round, so neither always follows
+    # the other. A batch's time is its fastest round: other load on the machine only ever adds.
+    for i in range(args.warmup):
+        for run in (recipe, baseline) if i % 2 == 0 else (baseline, recipe):
+            do_step(run, i, timed=False)
+        log(f"warmup {i + 1}/{args.warmup}")
+    timed_ids = range(args.warmup, n_batches)
+    for rnd in range(args.rounds):
+        for i in timed_ids:
+            for run in (recipe, baseline) if (i + rnd) % 2 == 0 else (baseline, recipe):
+                do_step(run, i, timed=True)
+            log(f"round {rnd + 1}/{args.rounds} step {i - args.warmup + 1}/{args.steps}: " + ", ".join(
+                f"{r.name} {r.times[i][-1]:.3f}s" for r in (recipe, baseline) if not r.oom))
 
     # Correctness: the same batch, the same (trained) adapter weights, eval mode (no dropout).
     check: dict[str, Any] = {}
@@ -408,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     # CPU memory: one more (untimed) step of each run on the widest batch, RSS sampled meanwhile.
     rss_before = {}
     if device.type == "cpu":
-        widest = max(batches[args.warmup:], key=lambda b: len(b) * max(len(ex.input_ids) for ex in b))
+        widest = max((batches[i] for i in timed_ids), key=lambda b: len(b) * max(len(ex.input_ids) for ex in b))
         for run in (recipe, baseline):
             activate(run)
             with RSSPeak() as probe:
@@ -418,17 +423,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     n_layers, hidden = cfg.num_hidden_layers, cfg.num_attention_heads * (cfg.hidden_size // cfg.num_attention_heads)
     n_matmul = matmul_params(model)
 
+    real_tokens = sum(len(ex.input_ids) for i in timed_ids for ex in batches[i])
+
+    def best(run: Run) -> list[float]:
+        return [min(run.times[i]) for i in timed_ids]
+
     def figures(run: Run) -> dict[str, Any]:
-        if run.oom or not run.times:
+        if run.oom or len(run.times) < len(timed_ids):
             return {"oom": run.oom, "tokens_per_s": None}
-        total = sum(run.times)
-        tps = run.tokens / total
+        total = sum(best(run))
+        total_mean = sum(statistics.fmean(run.times[i]) for i in timed_ids)
+        positions = (real_tokens if run is recipe
+                     else sum(len(batches[i]) * max(len(ex.input_ids) for ex in batches[i]) for i in timed_ids))
         fig: dict[str, Any] = {
-            "tokens_per_s": round(tps, 1), "timed_s": round(total, 3),
-            "step_s_median": round(statistics.median(run.times), 4),
-            "step_s_min": round(min(run.times), 4), "step_s_max": round(max(run.times), 4),
-            "real_tokens": run.tokens, "computed_positions": run.slots,
-            "padding_fraction": round(1 - run.tokens / run.slots, 4),
+            "tokens_per_s": round(real_tokens / total, 1), "timed_s": round(total, 3),
+            "tokens_per_s_mean_of_rounds": round(real_tokens / total_mean, 1),
+            "step_s_median": round(statistics.median(best(run)), 4),
+            "step_s_min": round(min(best(run)), 4), "step_s_max": round(max(best(run)), 4),
+            "real_tokens": real_tokens, "computed_positions": positions,
+            "padding_fraction": round(1 - real_tokens / positions, 4),
             "peak_memory_bytes": run.peak_mem,
             "peak_memory_kind": "torch.cuda.max_memory_allocated over timed steps" if device.type == "cuda"
             else "process RSS peak during one step on the widest timed batch",
@@ -436,9 +449,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if device.type == "cpu":
             fig["step_rss_increase_bytes"] = run.peak_mem - rss_before[run.name]
         if device.type == "cuda":
-            timed_batches = batches[args.warmup:args.warmup + len(run.times)]
-            attn = sum(12 * n_layers * hidden * len(ex.input_ids) ** 2 for b in timed_batches for ex in b)
-            flops = 6 * n_matmul * run.tokens + attn
+            attn = sum(12 * n_layers * hidden * len(ex.input_ids) ** 2 for i in timed_ids for ex in batches[i])
+            flops = 6 * n_matmul * real_tokens + attn
             fig["model_tflops_per_s"] = round(flops / total / 1e12, 2)
             fig["mfu"] = round(flops / total / (args.peak_tflops * 1e12), 4)
         return fig
@@ -446,8 +458,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     res_a, res_b = figures(recipe), figures(baseline)
     ratio = (res_a["tokens_per_s"] / res_b["tokens_per_s"]
              if res_a["tokens_per_s"] and res_b["tokens_per_s"] else None)
-    paired = ([b / a for a, b in zip(recipe.times, baseline.times)]
-              if recipe.times and len(recipe.times) == len(baseline.times) else [])
+    paired = ([b / a for a, b in zip(best(recipe), best(baseline))]
+              if res_a["tokens_per_s"] and res_b["tokens_per_s"] else [])
     result = {
         "bench": "train",
         "command": "python -m bench.train " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -466,8 +478,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                   "params_total": sum(p.numel() for p in model.parameters()),
                   "params_trainable": sum(p.numel() for p in params), "params_matmul": n_matmul,
                   "lora": {k: hp[k] for k in ("lora_rank", "lora_alpha", "lora_dropout", "target_modules")}},
-        "batch_size": args.batch_size, "warmup_steps": args.warmup, "timed_steps": args.steps, "seed": args.seed,
-        "recipe_max_tokens_per_micro_batch": budget, "lr": LR, "order": "alternating per step, ABBA (recipe first on even steps, baseline first on odd)",
+        "batch_size": args.batch_size, "warmup_steps": args.warmup, "timed_steps": args.steps,
+        "rounds": args.rounds, "seed": args.seed,
+        "recipe_max_tokens_per_micro_batch": budget, "lr": LR, "order": "alternating per step, ABBA, flipped every round; a batch's time is its fastest round",
         "example_lengths": length_stats(examples),
         "recipe": res_a, "baseline": res_b,
         "ratio_recipe_over_baseline": round(ratio, 3) if ratio else None,
@@ -493,7 +506,8 @@ def table(r: dict[str, Any]) -> str:
         return f"{n / 2**20:,.0f} MiB" if n else "-"
 
     lines = [f"training throughput: {r['shape']} on {r['device']} ({r['device_name']}), batch {r['batch_size']}, "
-             f"{r['timed_steps']} timed steps after {r['warmup_steps']} warmup, seed {r['seed']}",
+             f"{r['timed_steps']} timed steps x {r['rounds']} rounds (fastest counts) after "
+             f"{r['warmup_steps']} warmup, seed {r['seed']}",
              f"example lengths: {r['example_lengths']}",
              f"{'run':<10}{'tokens/s':>12}{'median step':>13}{'padding':>9}{'peak mem':>12}{'MFU':>8}"]
     for name in ("recipe", "baseline"):

@@ -4,18 +4,18 @@ the local cache (``inference.cache``), or refuses it."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from pathlib import Path
 
 import httpx
+from vllm.logger import init_logger
 from vllm.lora.request import LoRARequest
 from vllm.lora.resolver import LoRAResolver
 
 from inference.cache import AdapterCache, AdapterRefused
 from service.blobstore import open_blobstore
 
-log = logging.getLogger(__name__)
+log = init_logger(__name__)  # vLLM's log format and handlers
 
 
 class HoneLoRAResolver(LoRAResolver):
