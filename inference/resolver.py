@@ -28,8 +28,8 @@ class HoneLoRAResolver(LoRAResolver):
         except AdapterRefused as e:
             log.warning("hone resolver refused %r: %s", lora_name, e)
             return None
-        # lora_int_id is assigned by vLLM's model registry right after this returns.
-        return LoRARequest(lora_name=lora_name, lora_int_id=0, lora_path=str(path),
+        # vLLM's model registry replaces lora_int_id with its own counter; it must only be > 0 here.
+        return LoRARequest(lora_name=lora_name, lora_int_id=1, lora_path=str(path),
                            base_model_name=base_model_name)
 
     @classmethod
