@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# The main job: set up, start `hone serve` on a fresh data dir, run examples/demo.py through
-# the official openai SDK, stop the server.
+# The main job: set up, start `hone up` (API, trainers, vLLM) on a fresh data dir, run
+# examples/demo.py through the official openai SDK, then stop everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export HONE_DATA_DIR="${HONE_DATA_DIR:-$(mktemp -d -t hone-demo-XXXX)}"
 PORT="${HONE_DEMO_PORT:-8765}"
-KEY=$(.venv/bin/hone keys create --project demo)
-.venv/bin/hone serve --port "$PORT" --log-level warning &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
-for _ in $(seq 1 100); do
+.venv/bin/hone up --port "$PORT" &
+HONE=$!
+trap 'kill -INT $HONE 2>/dev/null; wait $HONE 2>/dev/null' EXIT
+echo "waiting for hone up (the first start builds the tiny model and starts vLLM: about a minute)"
+for _ in $(seq 1 600); do
   curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-  sleep 0.2
+  kill -0 $HONE 2>/dev/null || { echo "hone up exited"; exit 1; }
+  sleep 0.5
 done
-HONE_DEMO_BASE_URL="http://127.0.0.1:$PORT/v1" HONE_DEMO_API_KEY="$KEY" .venv/bin/python examples/demo.py
+HONE_DEMO_BASE_URL="http://127.0.0.1:$PORT/v1" HONE_DEMO_API_KEY="$(cat "$HONE_DATA_DIR/api-key")" \
+  .venv/bin/python examples/demo.py

@@ -79,6 +79,8 @@ def create_app(settings: Settings | None = None, *, launcher: Launcher | None = 
         finally:
             await ctx.loops.stop()
             await http.aclose()
+            if settings.stop_trainers_on_exit and hasattr(ctx.launcher, "shutdown"):
+                ctx.launcher.shutdown()  # type: ignore[union-attr]
             ctx.db.dispose()
 
     app = FastAPI(title="hone", version="0.1.0", lifespan=lifespan)

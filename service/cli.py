@@ -22,6 +22,88 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _up(args: argparse.Namespace) -> int:
+    """The embedded default: API + loops + local trainer launcher + one vLLM per base model."""
+    import importlib.util
+
+    import uvicorn
+
+    from service.app import create_app
+    from service.catalog.catalog import Catalog, default_catalog
+
+    settings = Settings(host=args.host, port=args.port, stop_trainers_on_exit=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog.from_yaml(settings.catalog_path) if settings.catalog_path else default_catalog(settings.data_dir)
+    key = _embedded_key(settings)
+    servers = []
+    if args.no_vllm or importlib.util.find_spec("vllm") is None:
+        print("vLLM is not installed (or --no-vllm): training works, chat completions answer 503", flush=True)
+    else:
+        servers = _start_vllm(settings, catalog)
+    try:
+        app = create_app(settings, catalog=catalog)
+        print(f"\nhone is up\n  base URL: http://{args.host}:{args.port}/v1\n  API key:  {key}\n"
+              f"  models:   {', '.join(e.name for e in catalog)}\n  data dir: {settings.data_dir}\n"
+              "Ctrl-C stops everything.\n", flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    finally:
+        for server in servers:
+            server.stop()
+    return 0
+
+
+def _embedded_key(settings: Settings) -> str:
+    """One key for the embedded default, kept (mode 0600) in the data dir so every `hone up`
+    prints the same one; the database still stores only its hash."""
+    import os
+
+    from service import auth
+    from service.db.session import Database
+
+    path = settings.data_dir / "api-key"
+    if path.exists():
+        return path.read_text().strip()
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    with db.session() as s:
+        key = auth.create_api_key(s, auth.get_or_create_project(s, "default"))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    db.dispose()
+    return key
+
+
+def _start_vllm(settings: Settings, catalog):  # type: ignore[no-untyped-def]
+    import socket
+
+    from inference.launch import VllmConfig, VllmServer
+
+    servers = []
+    for entry in catalog:
+        if entry.upstreams:
+            continue  # served elsewhere
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        cfg = VllmConfig(name=entry.name, source=entry.source, storage_url=settings.resolved_storage_url,
+                         cache_dir=settings.data_dir / "adapter-cache" / entry.name, port=port,
+                         max_lora_rank=entry.max_lora_rank, max_model_len=entry.resolved_context_length(),
+                         cpu=settings.accelerator == "cpu")
+        server = VllmServer(cfg, settings.data_dir / "logs" / f"vllm-{entry.name}.log").start()
+        servers.append((entry, server))
+        print(f"starting vLLM for {entry.name} on 127.0.0.1:{port} (log: {server.log_path})", flush=True)
+    try:
+        for entry, server in servers:
+            server.wait_healthy(900)
+            entry.upstreams = [server.url]
+    except BaseException:
+        for _, server in servers:
+            server.stop()
+        raise
+    return [server for _, server in servers]
+
+
 def _keys_create(args: argparse.Namespace) -> int:
     from service import auth
     from service.db.session import Database
@@ -63,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=_serve)
+
+    up = sub.add_parser("up", help="run everything on this machine: API, trainers, vLLM")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--log-level", default="warning")
+    up.add_argument("--no-vllm", action="store_true", help="do not start vLLM servers")
+    up.set_defaults(func=_up)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="create a project (if new) and print a new API key")

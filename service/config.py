@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     # Training
     launcher: Literal["local", "none"] = Field(default="local", description="how trainer attempts run")
     trainer_nproc: int = Field(default=1, description="processes per attempt (torchrun when > 1)")
+    stop_trainers_on_exit: bool = Field(default=False, description="stop running trainers when the API stops "
+                                        "(hone up); otherwise a restarted API adopts them")
     keep_checkpoints: int = Field(default=3, description="newest checkpoints kept per job (OpenAI: 3)")
     trainer_accelerator: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="what trainers run on; 'auto': cuda when nvidia-smi is present")

@@ -94,6 +94,18 @@ class LocalLauncher:
         timer.daemon = True
         timer.start()
 
+    def shutdown(self, grace_s: float = 10.0) -> None:
+        """Stop every attempt this launcher started (SIGTERM, then SIGKILL after ``grace_s``);
+        their jobs resume from their newest checkpoints when the control plane is back."""
+        running = [r.proc for r in self._runs.values() if r.proc.poll() is None]
+        for proc in running:
+            _signal_group(proc.pid, signal.SIGTERM)
+        for proc in running:
+            try:
+                proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.pid, signal.SIGKILL)
+
     def _pid(self, job_id: str, attempt: int) -> int | None:
         try:
             pid = int((self._dir(job_id, attempt) / "pid").read_text())
