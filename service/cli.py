@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from service.observability import configure_logging
 
-    configure_logging(logging.INFO)
+    configure_logging(getattr(logging, str(getattr(args, "log_level", "info")).upper(), logging.INFO))
     try:
         return int(args.func(args))
     except Exception as e:  # the CLI's user sees one line, not a traceback
