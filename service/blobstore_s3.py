@@ -1,0 +1,156 @@
+"""S3 (or any S3-compatible store: MinIO, Ceph RGW) behind the ``BlobStore`` protocol, via boto3.
+
+URL: ``s3://bucket/optional/prefix``. Credentials and region come from boto3's standard chain
+(environment, shared config, instance/pod identity); ``HONE_S3_ENDPOINT_URL`` (or boto3's own
+``AWS_ENDPOINT_URL``) points it at a non-AWS endpoint. Writes of more than one part use a
+multipart upload, each part sent with its SHA-256 so the store rejects a corrupted part; an
+object appears only when the upload completes, and an aborted writer aborts the upload. Reads
+stream the body in chunks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlparse
+
+from service.blobstore import CHUNK, BlobNotFound, check_key
+
+PART_SIZE = 64 * 1024 * 1024  # S3 allows 5 MiB .. 5 GiB per part, 10,000 parts
+
+
+def _b64sha256(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+class _S3Writer:
+    def __init__(self, client: Any, bucket: str, key: str, part_size: int) -> None:
+        self._c, self._bucket, self._key, self._part_size = client, bucket, key, part_size
+        self._buf = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._done = False
+
+    def write(self, data: bytes) -> None:
+        self._buf += data
+        while len(self._buf) >= self._part_size:
+            part, self._buf = bytes(self._buf[: self._part_size]), self._buf[self._part_size:]
+            self._send_part(part)
+
+    def _send_part(self, part: bytes) -> None:
+        if self._upload_id is None:
+            self._upload_id = self._c.create_multipart_upload(
+                Bucket=self._bucket, Key=self._key, ChecksumAlgorithm="SHA256")["UploadId"]
+        number = len(self._parts) + 1
+        checksum = _b64sha256(part)
+        resp = self._c.upload_part(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
+                                   PartNumber=number, Body=part, ChecksumAlgorithm="SHA256",
+                                   ChecksumSHA256=checksum)
+        self._parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": checksum})
+
+    def commit(self) -> None:
+        if self._upload_id is None:
+            data = bytes(self._buf)
+            self._c.put_object(Bucket=self._bucket, Key=self._key, Body=data, ChecksumAlgorithm="SHA256",
+                               ChecksumSHA256=_b64sha256(data))
+        else:
+            if self._buf:
+                self._send_part(bytes(self._buf))
+            self._c.complete_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
+                                              MultipartUpload={"Parts": self._parts})
+        self._buf = bytearray()
+        self._done = True
+
+    def abort(self) -> None:
+        if not self._done:
+            if self._upload_id is not None:
+                self._c.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
+            self._buf = bytearray()
+            self._done = True
+
+    def __enter__(self) -> _S3Writer:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        if et is not None or not self._done:
+            self.abort()
+
+
+class S3BlobStore:
+    def __init__(self, url: str, *, client: Any = None, part_size: int = PART_SIZE) -> None:
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ValueError(f"not an s3://bucket[/prefix] URL: {url}")
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        self.url = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        self.part_size = part_size
+        if client is None:
+            import boto3
+
+            client = boto3.client("s3", endpoint_url=os.environ.get("HONE_S3_ENDPOINT_URL") or None)
+        self._c = client
+
+    def _key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def uri(self, key: str) -> str:
+        return f"{self.url}/{check_key(key)}"
+
+    def key_from_uri(self, uri: str) -> str:
+        prefix = self.url + "/"
+        if not uri.startswith(prefix):
+            raise ValueError(f"URI {uri!r} is outside this store ({self.url})")
+        return check_key(uri[len(prefix):].rstrip("/"))
+
+    def writer(self, key: str) -> _S3Writer:
+        return _S3Writer(self._c, self.bucket, self._key(key), self.part_size)
+
+    def read(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self._c.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                raise BlobNotFound(key) from e
+            raise
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._c.head_object(Bucket=self.bucket, Key=self._key(key))  # type: ignore[no-any-return]
+        except ClientError as e:
+            if e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def size(self, key: str) -> int:
+        head = self._head(key)
+        if head is None:
+            raise BlobNotFound(key)
+        return int(head["ContentLength"])
+
+    def exists(self, key: str) -> bool:
+        return self._head(key) is not None
+
+    def delete(self, key: str) -> None:
+        self._c.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def delete_prefix(self, prefix: str) -> None:
+        full = self._key(prefix.rstrip("/")) + "/"
+        paginator = self._c.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+            objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if objects:
+                self._c.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
