@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command: set up, then run the whole suite on SQLite, and the API contract tests
-# again on PostgreSQL when one answers on 127.0.0.1:5432 (CI always has one).
+# The test command: set up, then run the whole suite on SQLite, and again on PostgreSQL when
+# one answers on 127.0.0.1:5432 (CI always has one; tests create and drop their own databases).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh || exit 1
@@ -19,8 +19,8 @@ run tests || exit $?
 
 PG_URL="${HONE_TEST_POSTGRES:-postgresql+psycopg://postgres@127.0.0.1:5432/postgres}"
 if .venv/bin/python -c "import sys, sqlalchemy as sa; sa.create_engine(sys.argv[1]).connect().close()" "$PG_URL" 2>/dev/null; then
-  echo "== API contract tests on PostgreSQL =="
-  HONE_TEST_POSTGRES="$PG_URL" run tests/contract || exit $?
+  echo "== the suite again on PostgreSQL =="
+  HONE_TEST_POSTGRES="$PG_URL" run tests || exit $?
 else
   echo "PostgreSQL not reachable at $PG_URL: skipped the PostgreSQL pass" >&2
   if [ "${CI:-}" = "true" ]; then exit 1; fi

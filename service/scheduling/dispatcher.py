@@ -10,6 +10,7 @@ from service.blobstore import BlobStore
 from service.catalog.catalog import Catalog
 from service.config import Settings
 from service.db.schema import Checkpoint, File, FineTunedModel, Job
+from service.db import locks
 from service.db.session import Database
 from service.jobs import lifecycle, reports
 from service.launcher.base import AttemptState, Launcher
@@ -24,20 +25,10 @@ class Dispatcher:
         self.db, self.store, self.catalog, self.launcher, self.settings = db, store, catalog, launcher, settings
 
     def run_once(self) -> int:
-        with self.db.session() as s:
-            running = s.scalar(select(func.count()).select_from(Job).where(Job.active_attempt.is_not(None))) or 0
-            free = self.settings.max_running_jobs - running
-            if free <= 0:
-                return 0
-            ids = list(s.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.seq).limit(free)))
+        specs = self.claim()
         started = 0
-        for job_id in ids:
-            with self.db.session() as s:
-                claimed = lifecycle.claim_launch(s, job_id)
-                if claimed is None:
-                    continue
-                job, token = claimed
-                spec = self.build_spec(s, job, token)
+        for spec in specs:
+            job_id = spec.job_id
             try:
                 self.launcher.start(spec)
                 started += 1
@@ -49,6 +40,29 @@ class Dispatcher:
                         lifecycle.attempt_ended(s, row, AttemptState("failed", detail=f"launch failed: {e}"),
                                                 self.settings.max_attempts)
         return started
+
+    def claim(self) -> list[JobSpec]:
+        """Claim queued jobs up to the concurrency limit, oldest first, in one transaction.
+
+        The advisory lock makes the limit hold across replicas; ``FOR UPDATE SKIP LOCKED`` lets
+        a replica pass over rows another transaction is claiming instead of waiting for them, and
+        the compare-and-set in ``claim_launch`` makes a double launch impossible regardless.
+        """
+        with self.db.session() as s:
+            if not locks.try_lock(s, "dispatcher"):
+                return []
+            running = s.scalar(select(func.count()).select_from(Job).where(Job.active_attempt.is_not(None))) or 0
+            free = self.settings.max_running_jobs - running
+            if free <= 0:
+                return []
+            ids = list(s.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.seq)
+                                 .limit(free).with_for_update(skip_locked=True)))
+            specs = []
+            for job_id in ids:
+                claimed = lifecycle.claim_launch(s, job_id)
+                if claimed is not None:
+                    specs.append(self.build_spec(s, *claimed))
+            return specs
 
     def build_spec(self, s, job: Job, token: str) -> JobSpec:  # type: ignore[no-untyped-def]
         entry = self.catalog.get(job.base_model)

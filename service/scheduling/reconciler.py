@@ -8,6 +8,7 @@ import time
 
 from service.config import Settings
 from service.db.schema import Job
+from service.db import locks
 from service.db.session import Database
 from service.jobs import lifecycle
 from service.launcher.base import Launcher
@@ -20,6 +21,14 @@ class Reconciler:
         self.db, self.launcher, self.settings = db, launcher, settings
 
     def run_once(self) -> int:
+        """One replica at a time (advisory lock held for the tick), so two replicas never apply
+        the same attempt's end twice or fight over a job."""
+        with self.db.session() as lock_session:
+            if not locks.try_lock(lock_session, "reconciler"):
+                return 0
+            return self._reconcile()
+
+    def _reconcile(self) -> int:
         with self.db.session() as s:
             active = [(j.id, j.active_attempt, j.attempt_claimed_at) for j in lifecycle.active_jobs(s)]
         changed = 0
