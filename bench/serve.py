@@ -217,25 +217,27 @@ class Bench:
     def __init__(self, conn: Any, meter: CpuMeter, args: argparse.Namespace) -> None:
         self.conn, self.meter, self.args = conn, meter, args
 
-    def load(self, base_url: str, api_key: str | None, models: list[str], n: int, stream: bool = False) -> tuple[dict[str, Any], dict[str, float]]:
+    def load(self, base_url: str, api_key: str | None, models: list[str], n: int, stream: bool = False,
+             concurrency: int | None = None) -> tuple[dict[str, Any], dict[str, float]]:
         v0, h0 = self.meter.snapshot()
         self.conn.send({"base_url": base_url, "api_key": api_key, "models": models, "n": n,
-                        "concurrency": self.args.concurrency, "max_tokens": self.args.max_tokens, "stream": stream})
+                        "concurrency": concurrency or self.args.concurrency, "max_tokens": self.args.max_tokens,
+                        "stream": stream})
         result = self.conn.recv()
         v1, h1 = self.meter.snapshot()
         return result, {"vllm": v1 - v0, "hone": h1 - h0, "client": result["client_cpu"]}
 
     def compare(self, arms: dict[str, tuple[str, str | None, list[str]]], n: int, rounds: int,
-                stream: bool = False) -> dict[str, Arm]:
+                stream: bool = False, concurrency: int | None = None) -> dict[str, Arm]:
         """One warm-up round per arm, then ``rounds`` rounds per arm, the order rotating."""
         names = list(arms)
         for name in names:
-            self.load(*arms[name], n=max(self.args.concurrency * 2, n // 4), stream=stream)
+            self.load(*arms[name], n=max(self.args.concurrency * 2, n // 4), stream=stream, concurrency=concurrency)
         out = {name: Arm(name) for name in names}
         for r in range(rounds):
             order = names if r % 2 == 0 else names[::-1]
             for name in order:
-                out[name].add(*self.load(*arms[name], n=n, stream=stream))
+                out[name].add(*self.load(*arms[name], n=n, stream=stream, concurrency=concurrency))
             log(f"  round {r + 1}/{rounds}: " + ", ".join(
                 f"{name} {out[name].rounds_rps()[-1]:.1f} req/s" for name in names))
         return out
@@ -425,8 +427,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 client_proc = mp.get_context("spawn").Process(target=load_process, args=(child,), daemon=True)
                 client_proc.start()
                 try:
-                    bench = Bench(parent, CpuMeter(vllm.proc.pid), args)  # type: ignore[union-attr]
+                    meter = CpuMeter(vllm.proc.pid)  # type: ignore[union-attr]
+                    bench = Bench(parent, meter, args)
+                    time.sleep(2)
+                    (v0, h0), t0 = meter.snapshot(), time.perf_counter()
+                    time.sleep(5)
+                    (v1, h1), dt = meter.snapshot(), time.perf_counter() - t0
+                    idle = {"vllm": round((v1 - v0) / dt, 2), "hone": round((h1 - h0) / dt, 3)}
+                    log(f"idle CPU (cores busy): {idle}")
                     results = run_phases(bench, args, stream_n, vllm.url, hone_url, key, warm_names, cold_names)
+                    results["idle_cpu_cores"] = idle
                 finally:
                     parent.send(None)
                     client_proc.join(30)
@@ -441,6 +451,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     results["cold_vs_warm"]["resolver_fetch_verify"] = stats(fetch_ms)
         finally:
             vllm.stop()
+            binding = omp_binding(vllm.log_tail(100000))
     results = {
         "benchmark": "serve", "command": "python -m bench.serve " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
@@ -450,7 +461,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                   "temperature": 0, "concurrency": args.concurrency, "requests_per_round": args.requests,
                   "rounds": args.rounds, "client": "httpx (asyncio) in its own process",
                   "vllm": {"version": _version("vllm"), "max_loras": cfg.max_loras, "max_cpu_loras": cfg.max_cpu_loras,
-                           "max_lora_rank": cfg.max_lora_rank, "args": " ".join(vllm_args(cfg))},
+                           "max_lora_rank": cfg.max_lora_rank, "args": " ".join(vllm_args(cfg)),
+                           "omp_thread_binding": binding},
                   "adapter": {"rank": 16, "target_modules": "all-linear", "bytes": adapter_bytes}},
         **results, "total_seconds": round(time.perf_counter() - t_start, 1)}
     print_table(results)
@@ -458,6 +470,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     log(f"wrote {args.out}")
     return results
+
+
+def omp_binding(log_text: str) -> list[str]:
+    """vLLM's CPU backend reports which cores its OpenMP threads are pinned to."""
+    lines = log_text.splitlines()
+    for i, line in enumerate(lines):
+        if "OpenMP thread binding info" in line:
+            return [x.strip() for x in lines[i + 1:i + 6] if x.strip().startswith(("VLLM_", "local_", "reserved"))]
+    return []
 
 
 def vllm_args(cfg: Any) -> list[str]:
@@ -493,6 +514,15 @@ def run_phases(bench: Bench, args: argparse.Namespace, stream_n: int, vllm_url: 
         "added_latency_p50_ms": round(b["latency_p50_ms"] - a["latency_p50_ms"], 1),
         "added_latency_p95_ms": round(b["latency_p95_ms"] - a["latency_p95_ms"], 1),
         "target_ratio": TARGET_GATEWAY_RATIO}
+    seq_n = max(n // 4, 20)
+    log(f"gateway overhead, one request at a time: {rounds} rounds x {seq_n} requests per arm")
+    arms = bench.compare({"direct": (vllm_url, None, [BASE]), "gateway": (hone_url, key, [BASE])}, seq_n, rounds,
+                         concurrency=1)
+    a, b = arms["direct"].summary(), arms["gateway"].summary()
+    out["gateway_overhead_sequential"] = {
+        "direct": a, "gateway": b, "throughput_ratio": round(b["requests_per_s"] / a["requests_per_s"], 3),
+        "added_latency_p50_ms": round(b["latency_p50_ms"] - a["latency_p50_ms"], 1),
+        "added_latency_p95_ms": round(b["latency_p95_ms"] - a["latency_p95_ms"], 1)}
     if stream_n:
         log(f"gateway overhead, streaming: {rounds} rounds x {stream_n} requests per arm")
         arms = bench.compare({"direct": (vllm_url, None, [BASE]), "gateway": (hone_url, key, [BASE])}, stream_n,
@@ -560,6 +590,10 @@ def print_table(r: dict[str, Any]) -> None:
     if g:
         row("direct to vLLM", g["direct"])
         row("through the hone gateway", g["gateway"])
+    g1 = r.get("gateway_overhead_sequential")
+    if g1:
+        row("direct to vLLM, 1 at a time", g1["direct"])
+        row("through the gateway, 1 at a time", g1["gateway"])
     gs = r.get("gateway_overhead_stream")
     if gs:
         row("direct to vLLM, stream", gs["direct"])
@@ -574,6 +608,8 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"\n  gateway/direct throughput {g['throughput_ratio']:.3f} (target >= {g['target_ratio']}), "
               f"per round {g['throughput_ratio_per_round']}; added p50 {g['added_latency_p50_ms']:+.1f} ms, "
               f"p95 {g['added_latency_p95_ms']:+.1f} ms")
+    if g1:
+        print(f"  one at a time: throughput {g1['throughput_ratio']:.3f}, added p50 {g1['added_latency_p50_ms']:+.1f} ms")
     if gs:
         print(f"  streaming: throughput {gs['throughput_ratio']:.3f}, added TTFT p50 {gs['added_ttft_p50_ms']:+.1f} ms")
     if m:

@@ -49,6 +49,21 @@ def build_context(settings: Settings, launcher: Launcher | None = None,
     return ctx
 
 
+def default_launcher(settings: Settings, catalog: Catalog) -> Launcher | None:
+    if settings.launcher == "local":
+        from service.launcher.local import LocalLauncher
+
+        return LocalLauncher(settings.data_dir / "runs", nproc_per_node=settings.trainer_nproc)
+    if settings.launcher == "kubernetes":
+        from service.launcher.kubernetes import KubernetesLauncher, KubernetesSettings
+
+        return KubernetesLauncher(catalog, KubernetesSettings(
+            namespace=settings.k8s_namespace, image=settings.k8s_trainer_image,
+            service_account=settings.k8s_trainer_service_account,
+            storage_secret=settings.k8s_trainer_storage_secret, kueue_queue=settings.k8s_kueue_queue))
+    return None
+
+
 def add_loops(ctx: AppContext) -> None:
     ctx.loops.add("validator", Validator(ctx.db, ctx.store, ctx.catalog, ctx.settings).run_once)
     ctx.loops.add("janitor", Janitor(ctx.db, ctx.store).run_once)
@@ -60,11 +75,9 @@ def add_loops(ctx: AppContext) -> None:
 def create_app(settings: Settings | None = None, *, launcher: Launcher | None = None,
                catalog: Catalog | None = None) -> FastAPI:
     settings = settings or Settings()
-    if launcher is None and settings.launcher == "local":
-        from service.launcher.local import LocalLauncher
-
-        launcher = LocalLauncher(settings.data_dir / "runs", nproc_per_node=settings.trainer_nproc)
     ctx = build_context(settings, launcher, catalog)
+    if ctx.launcher is None:
+        ctx.launcher = default_launcher(settings, ctx.catalog)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -31,7 +31,12 @@ class Settings(BaseSettings):
     validation_batch_size: int = 256
 
     # Training
-    launcher: Literal["local", "none"] = Field(default="local", description="how trainer attempts run")
+    launcher: Literal["local", "kubernetes", "none"] = Field(default="local", description="how trainer attempts run")
+    k8s_namespace: str = "hone"
+    k8s_trainer_image: str = "ghcr.io/hone/trainer:latest"
+    k8s_trainer_service_account: str = "hone-trainer"
+    k8s_trainer_storage_secret: str | None = "hone-trainer-storage"
+    k8s_kueue_queue: str | None = None
     trainer_nproc: int = Field(default=1, description="processes per attempt (torchrun when > 1)")
     stop_trainers_on_exit: bool = Field(default=False, description="stop running trainers when the API stops "
                                         "(hone up); otherwise a restarted API adopts them")

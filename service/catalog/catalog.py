@@ -7,12 +7,27 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, Field
 
 DEFAULT_MODEL = "hone-tiny"
 _DEFAULT_CONTEXT = 4096
+
+
+class TrainingResources(BaseModel):
+    """Where and how trainer pods for this base model run (Kubernetes launcher)."""
+
+    image: str | None = None  # default: the launcher's trainer image
+    gpus_per_node: int = Field(default=1, ge=0)
+    nodes: int = Field(default=1, ge=1)
+    gpu_resource: str = "nvidia.com/gpu"
+    cpu: str = "8"
+    memory: str = "64Gi"
+    node_selector: dict[str, str] = Field(default_factory=dict)  # e.g. {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    scratch_size: str = "200Gi"
 
 
 class BaseModelEntry(BaseModel):
@@ -23,6 +38,7 @@ class BaseModelEntry(BaseModel):
     upstreams: list[str] = Field(default_factory=list)
     created: int = 0
     owned_by: str = "system"
+    training: TrainingResources = Field(default_factory=TrainingResources)
 
     def resolved_context_length(self) -> int:
         if self.context_length:

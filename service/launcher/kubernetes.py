@@ -1,0 +1,289 @@
+"""Runs each attempt as a Kubernetes ``batch/v1`` Job, with the official ``kubernetes`` client.
+
+One Job per attempt, built from the catalog entry's ``training`` resources: GPU count and node
+placement, ``torchrun --nproc-per-node`` for several GPUs, and for several nodes an Indexed Job
+whose pods find each other through a headless Service. A preempted or evicted pod
+(``DisruptionTarget``) is replaced without counting against the Job; the trainer's bad-input
+exit code fails the Job at once; any other failure ends the attempt and the reconciler decides
+about the next one. The attempt's spec (it carries the report token) lives in a Secret owned by
+the Job, so it is garbage-collected with it. Pods run as non-root with a read-only root
+filesystem, no capabilities, the RuntimeDefault seccomp profile, and no service-account token.
+
+``poll`` reads a local cache kept current by a watch on the namespace's trainer Jobs: it lists
+once, then watches from the list's resourceVersion, and re-lists when the server answers 410
+Gone; it is level-triggered, so a restarted control plane converges from a fresh list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.catalog.catalog import Catalog
+from service.launcher.base import AttemptState
+from trainer.spec import EXIT_BAD_INPUT, JobSpec
+
+log = logging.getLogger(__name__)
+APP_LABEL = "hone-trainer"
+LABEL_JOB, LABEL_PROJECT, LABEL_ATTEMPT = "hone.dev/job-id", "hone.dev/project", "hone.dev/attempt"
+SPEC_DIR = "/etc/hone/spec"
+SCRATCH = "/scratch"
+RENDEZVOUS_PORT = 29500
+
+
+@dataclass
+class KubernetesSettings:
+    namespace: str = "hone"
+    image: str = "ghcr.io/hone/trainer:latest"
+    service_account: str = "hone-trainer"
+    storage_secret: str | None = "hone-trainer-storage"  # env (AWS_* / HONE_S3_ENDPOINT_URL) for the trainer only
+    kueue_queue: str | None = None
+    active_deadline_s: int = 7 * 24 * 3600
+    ttl_after_finished_s: int = 24 * 3600
+    image_pull_secrets: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def job_name(job_id: str, attempt: int) -> str:
+    """DNS-1123 names: ids are mixed-case, so the name carries a hash of the exact id."""
+    return f"hone-{hashlib.sha256(job_id.encode()).hexdigest()[:16]}-a{attempt}"
+
+
+def build(spec: JobSpec, catalog: Catalog, cfg: KubernetesSettings) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """(Job, spec Secret, headless Service or None) as plain manifests."""
+    entry = catalog.get(spec.base_model)
+    if entry is None:
+        raise ValueError(f"base model {spec.base_model} is not in the catalog")
+    res = entry.training
+    name = job_name(spec.job_id, spec.attempt)
+    labels = {"app.kubernetes.io/name": APP_LABEL, "app.kubernetes.io/part-of": "hone",
+              LABEL_JOB: spec.job_id, LABEL_PROJECT: spec.project, LABEL_ATTEMPT: str(spec.attempt)}
+    job_labels = dict(labels)
+    if cfg.kueue_queue:
+        job_labels["kueue.x-k8s.io/queue-name"] = cfg.kueue_queue
+    trainer_args = ["-m", "trainer", "--spec", f"{SPEC_DIR}/spec.json", "--workdir", SCRATCH]
+    if res.nodes > 1:
+        command = ["python", "-m", "torch.distributed.run", f"--nnodes={res.nodes}",
+                   f"--nproc-per-node={max(res.gpus_per_node, 1)}", "--node-rank=$(JOB_COMPLETION_INDEX)",
+                   f"--master-addr={name}-0.{name}", f"--master-port={RENDEZVOUS_PORT}", *trainer_args]
+    elif res.gpus_per_node > 1:
+        command = ["python", "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc-per-node={res.gpus_per_node}", *trainer_args]
+    else:
+        command = ["python", *trainer_args]
+    limits: dict[str, str] = {"cpu": res.cpu, "memory": res.memory}
+    if res.gpus_per_node:
+        limits[res.gpu_resource] = str(res.gpus_per_node)
+    env = [{"name": "HOME", "value": SCRATCH}, {"name": "HF_HUB_OFFLINE", "value": "1"},
+           {"name": "TRANSFORMERS_NO_ADVISORY_WARNINGS", "value": "1"}]
+    env += [{"name": k, "value": v} for k, v in sorted(cfg.extra_env.items())]
+    container: dict[str, Any] = {
+        "name": "trainer", "image": res.image or cfg.image, "command": command, "env": env,
+        "resources": {"requests": dict(limits), "limits": limits},
+        "volumeMounts": [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
+                         {"name": "scratch", "mountPath": SCRATCH}, {"name": "dshm", "mountPath": "/dev/shm"}],
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if cfg.storage_secret:
+        container["envFrom"] = [{"secretRef": {"name": cfg.storage_secret}}]
+    if res.nodes > 1:
+        container["ports"] = [{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT}]
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": cfg.service_account,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [{"name": "spec", "secret": {"secretName": name, "defaultMode": 0o400}},
+                    {"name": "scratch", "emptyDir": {"sizeLimit": res.scratch_size}},
+                    {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}],
+    }
+    if res.node_selector:
+        pod_spec["nodeSelector"] = dict(res.node_selector)
+    if res.tolerations:
+        pod_spec["tolerations"] = list(res.tolerations)
+    if cfg.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in cfg.image_pull_secrets]
+    if res.nodes > 1:
+        pod_spec["subdomain"] = name
+    job_spec: dict[str, Any] = {
+        "backoffLimit": 0,  # a failed pod ends the attempt; the reconciler relaunches from a checkpoint
+        "activeDeadlineSeconds": cfg.active_deadline_s,
+        "ttlSecondsAfterFinished": cfg.ttl_after_finished_s,
+        "podFailurePolicy": {"rules": [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            {"action": "FailJob", "onExitCodes": {"containerName": "trainer", "operator": "In",
+                                                  "values": [EXIT_BAD_INPUT]}},
+        ]},
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+    }
+    if res.nodes > 1:
+        job_spec.update(completionMode="Indexed", completions=res.nodes, parallelism=res.nodes)
+        job_spec["backoffLimitPerIndex"] = 0
+        job_spec.pop("backoffLimit")
+    job = {"apiVersion": "batch/v1", "kind": "Job",
+           "metadata": {"name": name, "namespace": cfg.namespace, "labels": job_labels}, "spec": job_spec}
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+              "metadata": {"name": name, "namespace": cfg.namespace, "labels": labels},
+              "stringData": {"spec.json": spec.model_dump_json()}}
+    service = None
+    if res.nodes > 1:
+        service = {"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": name, "namespace": cfg.namespace, "labels": labels},
+                   "spec": {"clusterIP": "None", "selector": {LABEL_JOB: spec.job_id, LABEL_ATTEMPT: str(spec.attempt)},
+                            "publishNotReadyAddresses": True,
+                            "ports": [{"name": "rendezvous", "port": RENDEZVOUS_PORT}]}}
+    return job, secret, service
+
+
+def state_of(job: dict[str, Any] | None) -> AttemptState:
+    """A Job object (as a dict) -> the attempt's state."""
+    if job is None:
+        return AttemptState("missing")
+    status = job.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("status") != "True":
+            continue
+        if cond.get("type") == "Complete":
+            return AttemptState("succeeded", 0)
+        if cond.get("type") == "Failed":
+            reason = cond.get("reason", "")
+            code = EXIT_BAD_INPUT if reason == "PodFailurePolicy" and str(EXIT_BAD_INPUT) in cond.get("message", "") else 1
+            return AttemptState("failed", code, f"{reason}: {cond.get('message', '')}".strip())
+    return AttemptState("running")
+
+
+class JobCache:
+    """List-then-watch cache of trainer Jobs, re-listing on 410 Gone (resourceVersion too old)."""
+
+    def __init__(self, batch: Any, namespace: str) -> None:
+        self.batch, self.namespace = batch, namespace
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.resource_version: str | None = None
+        self.synced = threading.Event()
+        self._stop = threading.Event()
+
+    def relist(self) -> None:
+        listing = self.batch.list_namespaced_job(self.namespace, label_selector=f"app.kubernetes.io/name={APP_LABEL}")
+        raw = [self.batch.api_client.sanitize_for_serialization(j) for j in listing.items]
+        self.jobs = {r["metadata"]["name"]: r for r in raw}
+        self.resource_version = listing.metadata.resource_version
+        self.synced.set()
+
+    def watch_once(self, watch: Any, timeout_s: int = 60) -> None:
+        """One watch call from the current resourceVersion; re-list if it is too old."""
+        from kubernetes.client.exceptions import ApiException
+
+        if self.resource_version is None:
+            self.relist()
+        try:
+            for event in watch.stream(self.batch.list_namespaced_job, self.namespace,
+                                      label_selector=f"app.kubernetes.io/name={APP_LABEL}",
+                                      resource_version=self.resource_version, timeout_seconds=timeout_s,
+                                      allow_watch_bookmarks=True):
+                obj = event["object"]
+                raw = obj if isinstance(obj, dict) else self.batch.api_client.sanitize_for_serialization(obj)
+                meta = raw.get("metadata", {})
+                self.resource_version = meta.get("resourceVersion", self.resource_version)
+                if event["type"] == "DELETED":
+                    self.jobs.pop(meta.get("name"), None)
+                elif event["type"] in ("ADDED", "MODIFIED"):
+                    self.jobs[meta["name"]] = raw
+                elif event["type"] == "ERROR" and raw.get("code") == 410:
+                    self.resource_version = None  # expired: list again
+                    return
+                if self._stop.is_set():
+                    return
+        except ApiException as e:
+            if e.status == 410:
+                self.resource_version = None
+                return
+            raise
+
+    def run(self) -> None:
+        from kubernetes import watch
+
+        while not self._stop.is_set():
+            try:
+                self.watch_once(watch.Watch())
+            except Exception:  # keep watching; the error is logged with its traceback
+                log.exception("watching trainer Jobs failed; re-listing")
+                self.resource_version = None
+                self._stop.wait(2)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class KubernetesLauncher:
+    def __init__(self, catalog: Catalog, cfg: KubernetesSettings, *, api_client: Any = None,
+                 start_watch: bool = True) -> None:
+        from kubernetes import client, config
+
+        if api_client is None:
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config()
+            api_client = client.ApiClient()
+        self.catalog, self.cfg = catalog, cfg
+        self.batch = client.BatchV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
+        self.cache = JobCache(self.batch, cfg.namespace)
+        if start_watch:
+            threading.Thread(target=self.cache.run, name="hone-k8s-watch", daemon=True).start()
+
+    def start(self, spec: JobSpec) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        job, secret, service = build(spec, self.catalog, self.cfg)
+        ns = self.cfg.namespace
+        try:
+            created = self.batch.create_namespaced_job(ns, job)
+        except ApiException as e:
+            if e.status != 409:  # 409: this attempt's Job exists already (start is idempotent)
+                raise
+            created = self.batch.read_namespaced_job(job["metadata"]["name"], ns)
+        owner = {"apiVersion": "batch/v1", "kind": "Job", "name": created.metadata.name,
+                 "uid": created.metadata.uid, "controller": True, "blockOwnerDeletion": False}
+        for obj, create in ((secret, self.core.create_namespaced_secret), (service, self.core.create_namespaced_service)):
+            if obj is None:
+                continue
+            obj["metadata"]["ownerReferences"] = [owner]
+            try:
+                create(ns, obj)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+
+    def poll(self, job_id: str, attempt: int) -> AttemptState:
+        name = job_name(job_id, attempt)
+        if self.cache.synced.is_set() and name in self.cache.jobs:
+            return state_of(self.cache.jobs[name])
+        from kubernetes.client.exceptions import ApiException
+
+        try:  # not (yet) in the cache: ask the API server
+            return state_of(self.batch.api_client.sanitize_for_serialization(
+                self.batch.read_namespaced_job(name, self.cfg.namespace)))
+        except ApiException as e:
+            if e.status == 404:
+                return AttemptState("missing")
+            raise
+
+    def cancel(self, job_id: str, attempt: int) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.batch.delete_namespaced_job(job_name(job_id, attempt), self.cfg.namespace,
+                                             propagation_policy="Background")
+        except ApiException as e:
+            if e.status != 404:
+                raise
