@@ -60,7 +60,8 @@ def default_launcher(settings: Settings, catalog: Catalog) -> Launcher | None:
         return KubernetesLauncher(catalog, KubernetesSettings(
             namespace=settings.k8s_namespace, image=settings.k8s_trainer_image,
             service_account=settings.k8s_trainer_service_account,
-            storage_secret=settings.k8s_trainer_storage_secret, kueue_queue=settings.k8s_kueue_queue))
+            storage_secret=settings.k8s_trainer_storage_secret, kueue_queue=settings.k8s_kueue_queue,
+            models_pvc=settings.k8s_models_pvc))
     return None
 
 

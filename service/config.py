@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     k8s_trainer_service_account: str = "hone-trainer"
     k8s_trainer_storage_secret: str | None = "hone-trainer-storage"
     k8s_kueue_queue: str | None = None
+    k8s_models_pvc: str | None = "hone-models"
     trainer_nproc: int = Field(default=1, description="processes per attempt (torchrun when > 1)")
     stop_trainers_on_exit: bool = Field(default=False, description="stop running trainers when the API stops "
                                         "(hone up); otherwise a restarted API adopts them")

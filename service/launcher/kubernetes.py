@@ -44,6 +44,7 @@ class KubernetesSettings:
     active_deadline_s: int = 7 * 24 * 3600
     ttl_after_finished_s: int = 24 * 3600
     image_pull_secrets: list[str] = field(default_factory=list)
+    models_pvc: str | None = "hone-models"  # base weights, mounted read-only at /models
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -92,6 +93,8 @@ def build(spec: JobSpec, catalog: Catalog, cfg: KubernetesSettings) -> tuple[dic
     }
     if cfg.storage_secret:
         container["envFrom"] = [{"secretRef": {"name": cfg.storage_secret}}]
+    if cfg.models_pvc:
+        container["volumeMounts"].append({"name": "models", "mountPath": "/models", "readOnly": True})
     if res.nodes > 1:
         container["ports"] = [{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT}]
     pod_spec: dict[str, Any] = {
@@ -106,6 +109,8 @@ def build(spec: JobSpec, catalog: Catalog, cfg: KubernetesSettings) -> tuple[dic
                     {"name": "scratch", "emptyDir": {"sizeLimit": res.scratch_size}},
                     {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}],
     }
+    if cfg.models_pvc:
+        pod_spec["volumes"].append({"name": "models", "persistentVolumeClaim": {"claimName": cfg.models_pvc, "readOnly": True}})
     if res.node_selector:
         pod_spec["nodeSelector"] = dict(res.node_selector)
     if res.tolerations:
