@@ -42,6 +42,7 @@ import multiprocessing as mp
 import os
 import platform
 import subprocess
+import statistics
 import sys
 import tempfile
 import time
@@ -225,6 +226,25 @@ class Arm:
 class Bench:
     def __init__(self, conn: Any, meter: CpuMeter, args: argparse.Namespace) -> None:
         self.conn, self.meter, self.args = conn, meter, args
+        self.waited_for_quiet_s = 0.0
+        self.rounds_started_under_load = 0
+
+    def wait_quiet(self, limit_s: float = 60, busy_cores: float = 0.15) -> None:
+        """Start a round only when nothing else keeps the machine busy (vLLM idles at ~0.01 cores),
+        waiting at most ``limit_s``; the other processes' share during each round is reported too."""
+        t0 = time.perf_counter()
+        while True:
+            m0, w0 = self.meter.machine(), time.perf_counter()
+            time.sleep(0.5)
+            busy = (self.meter.machine() - m0) / (time.perf_counter() - w0)
+            if busy < busy_cores:
+                break
+            if time.perf_counter() - t0 > limit_s:
+                self.rounds_started_under_load += 1
+                log(f"  the machine stays busy ({busy:.2f} cores used by other processes); measuring anyway")
+                break
+            time.sleep(2)
+        self.waited_for_quiet_s += time.perf_counter() - t0
 
     def load(self, base_url: str, api_key: str | None, models: list[str], n: int, stream: bool = False,
              concurrency: int | None = None) -> tuple[dict[str, Any], dict[str, float]]:
@@ -250,10 +270,16 @@ class Bench:
         for r in range(rounds):
             order = names if r % 2 == 0 else names[::-1]
             for name in order:
+                self.wait_quiet()
                 out[name].add(*self.load(*arms[name], n=n, stream=stream, concurrency=concurrency))
             log(f"  round {r + 1}/{rounds}: " + ", ".join(
                 f"{name} {out[name].rounds_rps()[-1]:.1f} req/s" for name in names))
         return out
+
+
+def per_round(a: Arm, b: Arm) -> list[float]:
+    """b's throughput over a's, round by round (each round runs the arms back to back)."""
+    return [round(y / x, 3) for x, y in zip(a.rounds_rps(), b.rounds_rps())]
 
 
 def log(msg: str) -> None:
@@ -462,6 +488,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     log(f"idle CPU (cores busy): {idle}")
                     results = run_phases(bench, args, stream_n, vllm.url, hone_url, key, warm_names, cold_names)
                     results["idle_cpu_cores"] = idle
+                    results["interference"] = {"waited_for_a_quiet_machine_s": round(bench.waited_for_quiet_s, 1),
+                                               "rounds_started_under_other_load": bench.rounds_started_under_load}
                 finally:
                     parent.send(None)
                     client_proc.join(30)
@@ -532,10 +560,10 @@ def run_phases(bench: Bench, args: argparse.Namespace, stream_n: int, vllm_url: 
     log(f"gateway overhead: {rounds} rounds x {n} requests per arm, concurrency {args.concurrency}")
     arms = bench.compare({"direct": (vllm_url, None, [BASE]), "gateway": (hone_url, key, [BASE])}, n, rounds)
     a, b = arms["direct"].summary(), arms["gateway"].summary()
-    pairs = [y / x for x, y in zip(arms["direct"].rounds_rps(), arms["gateway"].rounds_rps())]
+    pairs = per_round(arms["direct"], arms["gateway"])
     out["gateway_overhead"] = {
         "direct": a, "gateway": b, "throughput_ratio": round(b["requests_per_s"] / a["requests_per_s"], 3),
-        "throughput_ratio_per_round": [round(x, 3) for x in pairs],
+        "throughput_ratio_per_round": pairs, "throughput_ratio_median_of_rounds": round(statistics.median(pairs), 3),
         "added_latency_p50_ms": round(b["latency_p50_ms"] - a["latency_p50_ms"], 1),
         "added_latency_p95_ms": round(b["latency_p95_ms"] - a["latency_p95_ms"], 1),
         "target_ratio": TARGET_GATEWAY_RATIO}
@@ -544,8 +572,10 @@ def run_phases(bench: Bench, args: argparse.Namespace, stream_n: int, vllm_url: 
     arms = bench.compare({"direct": (vllm_url, None, [BASE]), "gateway": (hone_url, key, [BASE])}, seq_n, rounds,
                          concurrency=1)
     a, b = arms["direct"].summary(), arms["gateway"].summary()
+    pairs = per_round(arms["direct"], arms["gateway"])
     out["gateway_overhead_sequential"] = {
         "direct": a, "gateway": b, "throughput_ratio": round(b["requests_per_s"] / a["requests_per_s"], 3),
+        "throughput_ratio_per_round": pairs, "throughput_ratio_median_of_rounds": round(statistics.median(pairs), 3),
         "added_latency_p50_ms": round(b["latency_p50_ms"] - a["latency_p50_ms"], 1),
         "added_latency_p95_ms": round(b["latency_p95_ms"] - a["latency_p95_ms"], 1)}
     if stream_n:
@@ -553,8 +583,10 @@ def run_phases(bench: Bench, args: argparse.Namespace, stream_n: int, vllm_url: 
         arms = bench.compare({"direct": (vllm_url, None, [BASE]), "gateway": (hone_url, key, [BASE])}, stream_n,
                              rounds, stream=True)
         a, b = arms["direct"].summary(), arms["gateway"].summary()
+        pairs = per_round(arms["direct"], arms["gateway"])
         out["gateway_overhead_stream"] = {
             "direct": a, "gateway": b, "throughput_ratio": round(b["requests_per_s"] / a["requests_per_s"], 3),
+            "throughput_ratio_per_round": pairs, "throughput_ratio_median_of_rounds": round(statistics.median(pairs), 3),
             "added_ttft_p50_ms": round(b["ttft_p50_ms"] - a["ttft_p50_ms"], 1),
             "added_latency_p50_ms": round(b["latency_p50_ms"] - a["latency_p50_ms"], 1)}
 
@@ -582,7 +614,9 @@ def run_phases(bench: Bench, args: argparse.Namespace, stream_n: int, vllm_url: 
             "ratio_round_robin_vs_base": round(s["adapters_round_robin"]["requests_per_s"] / s["base"]["requests_per_s"], 3),
             "ratio_one_adapter_vs_base": round(s["one_adapter"]["requests_per_s"] / s["base"]["requests_per_s"], 3),
             "ratio_round_robin_vs_one_adapter": round(
-                s["adapters_round_robin"]["requests_per_s"] / s["one_adapter"]["requests_per_s"], 3)}
+                s["adapters_round_robin"]["requests_per_s"] / s["one_adapter"]["requests_per_s"], 3),
+            "ratio_round_robin_vs_base_per_round": per_round(arms["base"], arms["adapters_round_robin"]),
+            "ratio_one_adapter_vs_base_per_round": per_round(arms["base"], arms["one_adapter"])}
 
     # 3. Cold vs warm
     if cold_names:
@@ -632,13 +666,15 @@ def print_table(r: dict[str, Any]) -> None:
         row(f"gateway: {m['adapters']} adapters round-robin", m["adapters_round_robin"])
     print("\n".join(rows))
     if g:
-        print(f"\n  gateway/direct throughput {g['throughput_ratio']:.3f} (target >= {g['target_ratio']}), "
-              f"per round {g['throughput_ratio_per_round']}; added p50 {g['added_latency_p50_ms']:+.1f} ms, "
+        print(f"\n  gateway/direct throughput {g['throughput_ratio']:.3f} (median of rounds "
+              f"{g['throughput_ratio_median_of_rounds']:.3f}; target >= {g['target_ratio']}), per round {g['throughput_ratio_per_round']}; added p50 {g['added_latency_p50_ms']:+.1f} ms, "
               f"p95 {g['added_latency_p95_ms']:+.1f} ms")
     if g1:
-        print(f"  one at a time: throughput {g1['throughput_ratio']:.3f}, added p50 {g1['added_latency_p50_ms']:+.1f} ms")
+        print(f"  one at a time: throughput {g1['throughput_ratio']:.3f} (median of rounds "
+              f"{g1['throughput_ratio_median_of_rounds']:.3f}), added p50 {g1['added_latency_p50_ms']:+.1f} ms")
     if gs:
-        print(f"  streaming: throughput {gs['throughput_ratio']:.3f}, added TTFT p50 {gs['added_ttft_p50_ms']:+.1f} ms")
+        print(f"  streaming: throughput {gs['throughput_ratio']:.3f} (median of rounds "
+              f"{gs['throughput_ratio_median_of_rounds']:.3f}), added TTFT p50 {gs['added_ttft_p50_ms']:+.1f} ms")
     if m:
         print(f"  {m['adapters']} adapters round-robin / base {m['ratio_round_robin_vs_base']:.3f}, one adapter / base "
               f"{m['ratio_one_adapter_vs_base']:.3f}, round-robin / one adapter {m['ratio_round_robin_vs_one_adapter']:.3f}")

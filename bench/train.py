@@ -1,7 +1,7 @@
 """Training throughput: hone's SFT step against the usual padded transformers + peft loop.
 
     python -m bench.train [--device cpu|cuda] [--shape tiny|0.5b|1.5b|8b] [--steps N]
-                          [--batch-size B] [--seed S] [--warmup W]
+                          [--batch-size B] [--seed S] [--warmup W] [--rounds R] [--max-tokens T]
 
 Both runs happen in one process, on the same LoRA model, the same examples and the same
 batches, timed step by step in alternation (which run goes first flips every step), each timed
@@ -17,12 +17,12 @@ adds time):
 The model is ``trainer.model.load_trainable`` (LoRA r=16, alpha 32, dropout 0.05, all-linear,
 the recipe's defaults). The frozen base is shared: each run has its own copy of the adapter
 weights (identical at the start) and its own AdamW state, swapped in (a pointer swap, untimed)
-when the runs alternate. That keeps one base in memory, so an 8B base fits next to the
-baseline's padded activations on one 80 GB GPU.
+when the runs alternate. That keeps one base in memory (two 8B bases would hold 32 GB of an
+80 GB GPU before any activation).
 
 Throughput counts real tokens only: the tokens of the examples, never padding; the baseline's
 padding fraction is reported beside it. Data: chat examples (system prompt, user question,
-assistant answer) with lengths drawn from a clipped log-normal (20 to ~1000 tokens), generated
+assistant answer) with lengths drawn from a log-normal (median 150 tokens) clipped to 20..1000, generated
 from the seed and rendered with ``ChatRenderer`` (loss on assistant tokens only).
 
 ``--shape tiny`` is hone's tiny test model (``build_tiny_model``). The other shapes are
@@ -31,8 +31,9 @@ random-init Llama models of that shape built in memory (no downloads) and handed
 the LM head and loss cost what they cost) and take their text from the tiny tokenizer, whose
 ids (< 3000) are all valid there, so nothing is clamped.
 
-Before the figures count, one batch is run through both paths with the same (trained) adapter
-weights in eval mode: the mean cross-entropy and the adapter gradients must agree.
+After the timed steps, the first timed batch goes through both paths with the same (trained)
+adapter weights in eval mode (no dropout): the mean cross-entropy and the adapter gradients
+must agree, or the figures compare different computations.
 Results are printed and written to ``bench/results/train-<device>-<shape>.json``.
 """
 
@@ -158,7 +159,8 @@ def in_memory_base(shape: str, device: torch.device) -> Iterator[None]:
     def from_pretrained(source: str, dtype: torch.dtype, **kwargs: Any) -> torch.nn.Module:
         if kwargs:
             raise ValueError(f"bench: unexpected from_pretrained arguments {sorted(kwargs)}")
-        cfg = LlamaConfig(**SHAPES[shape], head_dim=SHAPES[shape]["hidden_size"] // SHAPES[shape]["num_attention_heads"],
+        arch = SHAPES[shape]
+        cfg = LlamaConfig(**arch, head_dim=arch["hidden_size"] // arch["num_attention_heads"],
                           max_position_embeddings=4096, rms_norm_eps=1e-6, bos_token_id=0, eos_token_id=2,
                           pad_token_id=0, use_cache=False)
         with torch.device(device):
@@ -278,7 +280,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                          "max_tokens_per_micro_batch)")
     ap.add_argument("--peak-tflops", type=float, default=PEAK_BF16_FLOPS / 1e12,
                     help="accelerator peak for MFU (default 989: H100 SXM dense bf16)")
-    ap.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/train-<device>-<shape>.json)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="JSON path (default bench/results/train-<device>-<shape>.json)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     args.rounds = args.rounds or (3 if device.type == "cpu" else 1)
@@ -480,7 +483,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                   "lora": {k: hp[k] for k in ("lora_rank", "lora_alpha", "lora_dropout", "target_modules")}},
         "batch_size": args.batch_size, "warmup_steps": args.warmup, "timed_steps": args.steps,
         "rounds": args.rounds, "seed": args.seed,
-        "recipe_max_tokens_per_micro_batch": budget, "lr": LR, "order": "alternating per step, ABBA, flipped every round; a batch's time is its fastest round",
+        "recipe_max_tokens_per_micro_batch": budget, "lr": LR,
+        "order": "alternating per step, ABBA, flipped every round; a batch's time is its fastest round",
         "example_lengths": length_stats(examples),
         "recipe": res_a, "baseline": res_b,
         "ratio_recipe_over_baseline": round(ratio, 3) if ratio else None,
@@ -524,7 +528,8 @@ def table(r: dict[str, Any]) -> str:
                  f"{r['paired_step_ratio_median']}x" if ratio else "ratio: n/a")
     load = r["cpu_pressure_some_avg60"]
     if load["start"] is not None:
-        lines.append(f"CPU pressure (PSI some avg60 %, other load plus the bench itself): start {load['start']}, end {load['end']}")
+        lines.append(f"CPU pressure (PSI some avg60 %, other load plus the bench itself): "
+                     f"start {load['start']}, end {load['end']}")
     c = r["check"]
     if c.get("ok") is None:
         lines.append(f"loss check: not run ({c.get('error')})")
