@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from service.blobstore import CHUNK, BlobNotFound, check_key
 
-PART_SIZE = 64 * 1024 * 1024  # S3 allows 5 MiB .. 5 GiB per part, 10,000 parts
+PART_SIZE = 16 * 1024 * 1024  # S3: 5 MiB .. 5 GiB per part, 10,000 parts (160 GiB here); memory per upload
 
 
 def _b64sha256(data: bytes) -> str:
