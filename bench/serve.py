@@ -427,9 +427,9 @@ def stats(xs: Sequence[float]) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--requests", type=int, default=200, help="requests per round (default 200)")
+    ap.add_argument("--requests", type=int, default=100, help="requests per round (default 100)")
     ap.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
-    ap.add_argument("--rounds", type=int, default=4, help="timed rounds per arm (default 4)")
+    ap.add_argument("--rounds", type=int, default=8, help="timed rounds per arm (default 8)")
     ap.add_argument("--stream-requests", type=int, default=None, help="requests per streaming round (default N/2; 0 skips)")
     ap.add_argument("--adapters", type=int, default=8, help="adapters in the multi-adapter phase (default 8)")
     ap.add_argument("--cold", type=int, default=10, help="fresh adapters in the cold-load phase (default 10)")
@@ -567,7 +567,7 @@ def run_phases(bench: Bench, args: argparse.Namespace, stream_n: int, vllm_url: 
         "added_latency_p50_ms": round(b["latency_p50_ms"] - a["latency_p50_ms"], 1),
         "added_latency_p95_ms": round(b["latency_p95_ms"] - a["latency_p95_ms"], 1),
         "target_ratio": TARGET_GATEWAY_RATIO}
-    seq_n = max(n // 4, 20)
+    seq_n = max(n * 2 // 5, 20)
     log(f"gateway overhead, one request at a time: {rounds} rounds x {seq_n} requests per arm")
     arms = bench.compare({"direct": (vllm_url, None, [BASE]), "gateway": (hone_url, key, [BASE])}, seq_n, rounds,
                          concurrency=1)

@@ -64,7 +64,7 @@ import torch
 from service.catalog.tiny import CORPUS_PATH, build_tiny_model
 from trainer import data
 from trainer.data import ChatRenderer, Example
-from trainer.model import defaults, load_tokenizer, load_trainable
+from trainer.model import micro_batch_budget, defaults, load_tokenizer, load_trainable
 from trainer.steps import sft_loss
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -299,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     log(f"model ready in {time.perf_counter() - t0:.1f}s")
     model.train()
     cfg = model.config
-    budget = args.max_tokens or int(hp["max_tokens_per_micro_batch"])
+    budget = args.max_tokens or micro_batch_budget(model, hp)
     pad_id = tok.pad_token_id
     params = [p for p in model.parameters() if p.requires_grad]
     initial = [p.detach().clone() for p in params]

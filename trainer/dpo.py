@@ -13,7 +13,7 @@ import torch
 
 from trainer import data
 from trainer.attempt import Attempt, Stop, steps_for
-from trainer.model import load_tokenizer, load_trainable
+from trainer.model import load_tokenizer, load_trainable, micro_batch_budget
 from trainer.steps import dpo_loss, sequence_logps
 
 DPO_LR_SCALE = 0.25  # DPO takes smaller steps than SFT from the same base learning rate
@@ -21,7 +21,7 @@ DPO_LR_SCALE = 0.25  # DPO takes smaller steps than SFT from the same base learn
 
 def logps(model: torch.nn.Module, examples: list[data.Example], attempt: Attempt) -> tuple[torch.Tensor, int]:
     parts, tokens = [], 0
-    for sums, n in sequence_logps(model, examples, attempt.device, int(attempt.hp["max_tokens_per_micro_batch"])):
+    for sums, n in sequence_logps(model, examples, attempt.device, micro_batch_budget(model, attempt.hp)):
         parts.append(sums)
         tokens += n
     return torch.cat(parts), tokens

@@ -13,13 +13,13 @@ import torch
 
 from trainer import data
 from trainer.attempt import Attempt, Stop, steps_for
-from trainer.model import load_tokenizer, load_trainable
+from trainer.model import load_tokenizer, load_trainable, micro_batch_budget
 from trainer.steps import sft_loss
 
 
 def evaluate(model: torch.nn.Module, examples: Sequence[data.Example], attempt: Attempt) -> tuple[float, float]:
     model.eval()
-    budget = int(attempt.hp["max_tokens_per_micro_batch"])
+    budget = micro_batch_budget(model, attempt.hp)
     loss, acc, _ = sft_loss(model, examples, attempt.device, budget, backward=False)
     model.train()
     return loss, acc
@@ -45,7 +45,7 @@ def run(attempt: Attempt, distributed: bool = False) -> None:
     optimizer = torch.optim.AdamW(params, lr=attempt.learning_rate(), weight_decay=0.0)
     scheduler = attempt.scheduler(optimizer, total)
     start = attempt.begin(total, model, optimizer, scheduler)
-    budget = int(hp["max_tokens_per_micro_batch"])
+    budget = micro_batch_budget(model, hp)
     world, rank = _world()
 
     for step in range(start, total):
