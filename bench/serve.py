@@ -11,9 +11,13 @@ share a GIL with the hone server they measure. Every request is the same short c
 (``temperature 0``), ``max_tokens`` completion tokens with ``ignore_eos`` so that every request
 produces exactly that many tokens whatever model answers.
 
+0. Gateway ceiling: the workload sent (a) straight to an upstream that answers every request at
+   once with a canned completion (a catalog entry ``hone-instant``) and (b) through hone's
+   gateway to it: what one hone process can proxy, its CPU per request, the latency it adds.
 1. Gateway overhead: the same workload sent (a) straight to vLLM's URL and (b) through hone's
-   ``/v1`` with an API key, in alternating rounds (a b, b a, a b, ...) to cancel drift; then the
-   same with ``stream=True`` (time to first token).
+   ``/v1`` with an API key, in alternating rounds (a b, b a, a b, ...) to cancel drift; also one
+   request at a time, and with ``stream=True`` (time to first token). Before each round the bench
+   waits (up to 60 s) until no other process keeps the machine busy.
 2. Multi-adapter: ``--adapters`` LoRA adapters made without training (PEFT r=16 all-linear on
    the tiny model, random non-zero ``lora_B`` so they change the answers), uploaded to the blob
    store as a finished job would leave them (``jobs/<id>/final/`` with ``manifest.json`` last),
@@ -41,8 +45,8 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import subprocess
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +56,7 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASE = "hone-tiny"
+INSTANT = "hone-instant"  # a catalog entry whose upstream answers at once (the gateway's own cost)
 PROJECT = "bench"
 PROMPT = "Tell me a short story about a blue door and a painter."
 LORA_B_STD = 0.05  # large enough that every adapter's greedy answer differs from the base's
@@ -139,6 +144,35 @@ async def _serve_loads(conn: Any) -> None:
 
 def load_process(conn: Any) -> None:
     asyncio.run(_serve_loads(conn))
+
+
+# An upstream that answers every request at once with the same chat completion: what is left of
+# a request's cost is the gateway's own (and the client's).
+_CANNED = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "hone-instant",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "word " * 16}, "finish_reason": "length"}],
+    "usage": {"prompt_tokens": 24, "completion_tokens": 16, "total_tokens": 40}}).encode()
+
+
+def instant_upstream(port: int) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                             % (len(_CANNED), _CANNED))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, StopIteration):
+            writer.close()
+
+    async def serve() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+        await server.serve_forever()
+
+    asyncio.run(serve())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,9 +268,10 @@ class Bench:
         waiting at most ``limit_s``; the other processes' share during each round is reported too."""
         t0 = time.perf_counter()
         while True:
-            m0, w0 = self.meter.machine(), time.perf_counter()
+            m0, (v0, h0), w0 = self.meter.machine(), self.meter.snapshot(), time.perf_counter()
             time.sleep(0.5)
-            busy = (self.meter.machine() - m0) / (time.perf_counter() - w0)
+            (v1, h1), m1 = self.meter.snapshot(), self.meter.machine()
+            busy = ((m1 - m0) - (v1 - v0) - (h1 - h0)) / (time.perf_counter() - w0)
             if busy < busy_cores:
                 break
             if time.perf_counter() - t0 > limit_s:
@@ -469,7 +504,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 f"({adapter_bytes / 1024:.0f} KiB each)")
             vllm.wait_healthy(600)
             log(f"vLLM healthy {time.perf_counter() - t_start:.0f}s after start")
-            catalog = Catalog([BaseModelEntry(name=BASE, source=str(model_dir), upstreams=[vllm.url])])
+            instant_url = f"http://127.0.0.1:{free_port()}"
+            instant = mp.get_context("spawn").Process(target=instant_upstream, args=(int(instant_url.rsplit(":", 1)[1]),),
+                                                      daemon=True)
+            instant.start()
+            catalog = Catalog([BaseModelEntry(name=BASE, source=str(model_dir), upstreams=[vllm.url]),
+                               BaseModelEntry(name=INSTANT, source=str(model_dir), upstreams=[instant_url])])
             with hone_server(data, catalog) as (ctx, hone_url):
                 register_models(ctx, PROJECT, stored)
                 with ctx.db.session() as s:
@@ -486,7 +526,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     (v1, h1), dt = meter.snapshot(), time.perf_counter() - t0
                     idle = {"vllm": round((v1 - v0) / dt, 2), "hone": round((h1 - h0) / dt, 3)}
                     log(f"idle CPU (cores busy): {idle}")
-                    results = run_phases(bench, args, stream_n, vllm.url, hone_url, key, warm_names, cold_names)
+                    results = run_phases(bench, args, stream_n, vllm.url, instant_url, hone_url, key, warm_names,
+                                         cold_names)
                     results["idle_cpu_cores"] = idle
                     results["interference"] = {"waited_for_a_quiet_machine_s": round(bench.waited_for_quiet_s, 1),
                                                "rounds_started_under_other_load": bench.rounds_started_under_load}
@@ -502,11 +543,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     fetch_ms.append((time.perf_counter() - t0) * 1000)
                 if fetch_ms:
                     results["cold_vs_warm"]["resolver_fetch_verify"] = stats(fetch_ms)
+            instant.terminate()
         finally:
             vllm.stop()
             binding = omp_binding(vllm.log_tail(100000))
     results = {
-        "benchmark": "serve", "command": "python -m bench.serve " + " ".join(sys.argv[1:] if argv is None else argv),
+        "benchmark": "serve", "command": " ".join(["python -m bench.serve", *(sys.argv[1:] if argv is None else argv)]),
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
                     "load_avg_before": [round(x, 2) for x in load_before],
                     "load_avg_after": [round(x, 2) for x in os.getloadavg()]},
@@ -527,11 +569,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 def omp_binding(log_text: str) -> list[str]:
     """vLLM's CPU backend reports which cores its OpenMP threads are pinned to."""
-    lines = log_text.splitlines()
-    for i, line in enumerate(lines):
-        if "OpenMP thread binding info" in line:
-            return [x.strip() for x in lines[i + 1:i + 6] if x.strip().startswith(("VLLM_", "local_", "reserved"))]
-    return []
+    keys = ("VLLM_CPU_OMP_THREADS_BIND=", "core ids=", "reserved_cpus=")
+    return [line.split("] ", 1)[-1].strip() for line in log_text.splitlines() if any(k in line for k in keys)][:4]
 
 
 def vllm_args(cfg: Any) -> list[str]:
@@ -551,10 +590,21 @@ def _version(dist: str) -> str:
     return "unknown"
 
 
-def run_phases(bench: Bench, args: argparse.Namespace, stream_n: int, vllm_url: str, hone_url: str, key: str,
-               warm_names: list[str], cold_names: list[str]) -> dict[str, Any]:
+def run_phases(bench: Bench, args: argparse.Namespace, stream_n: int, vllm_url: str, instant_url: str, hone_url: str,
+               key: str, warm_names: list[str], cold_names: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     n, rounds = args.requests, args.rounds
+
+    # 0. The gateway's own cost, against an upstream that answers at once
+    log("gateway ceiling: instant upstream, direct vs through the gateway")
+    ceiling: dict[str, Any] = {}
+    for label, c, m in (("concurrent", args.concurrency, 10 * n), ("one_at_a_time", 1, 2 * n)):
+        arms = bench.compare({"direct": (instant_url, None, [INSTANT]), "gateway": (hone_url, key, [INSTANT])},
+                             m, 3, concurrency=c)
+        a, b = arms["direct"].summary(), arms["gateway"].summary()
+        ceiling[label] = {"concurrency": c, "direct": a, "gateway": b,
+                          "added_latency_p50_ms": round(b["latency_p50_ms"] - a["latency_p50_ms"], 2)}
+    out["gateway_ceiling"] = ceiling
 
     # 1. Gateway overhead
     log(f"gateway overhead: {rounds} rounds x {n} requests per arm, concurrency {args.concurrency}")
@@ -610,6 +660,7 @@ def run_phases(bench: Bench, args: argparse.Namespace, stream_n: int, vllm_url: 
         s = {k: v.summary() for k, v in arms.items()}
         out["multi_adapter"] = {
             "adapters": len(warm_names), "distinct_answers": len(set(texts.values())),
+            "first_request_per_adapter": stats(warmup_ms),
             **s,
             "ratio_round_robin_vs_base": round(s["adapters_round_robin"]["requests_per_s"] / s["base"]["requests_per_s"], 3),
             "ratio_one_adapter_vs_base": round(s["one_adapter"]["requests_per_s"] / s["base"]["requests_per_s"], 3),
@@ -647,6 +698,9 @@ def print_table(r: dict[str, Any]) -> None:
           f"{r['setup']['concurrency']}, max_tokens {r['setup']['max_tokens']}")
     print(f"  {'':<34} {'req/s':>8} {'tok/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'ttft50':>8} {'cpu vllm':>8} {'cpu hone':>8} {'cpu clnt':>8} {'other':>6}")
     print(f"  {'':<34} {'':>8} {'':>9} {'':>8} {'':>8} {'ms':>8} {'ms/req':>8} {'ms/req':>8} {'ms/req':>8} {'cores':>6}")
+    for label, c in r.get("gateway_ceiling", {}).items():
+        row(f"instant upstream, c={c['concurrency']}", c["direct"])
+        row(f"  through the gateway, c={c['concurrency']}", c["gateway"])
     g = r.get("gateway_overhead")
     if g:
         row("direct to vLLM", g["direct"])
@@ -665,8 +719,14 @@ def print_table(r: dict[str, Any]) -> None:
         row("gateway: one adapter", m["one_adapter"])
         row(f"gateway: {m['adapters']} adapters round-robin", m["adapters_round_robin"])
     print("\n".join(rows))
+    gc = r.get("gateway_ceiling")
+    if gc:
+        cc, c1 = gc["concurrent"], gc["one_at_a_time"]
+        print(f"\n  gateway ceiling (instant upstream): {cc['gateway']['requests_per_s']:.0f} req/s at c={cc['concurrency']}, "
+              f"{cc['gateway']['cpu_ms_per_request']['hone']:.2f} ms hone CPU per request; added p50 "
+              f"{c1['added_latency_p50_ms']:+.2f} ms at c=1, {cc['added_latency_p50_ms']:+.2f} ms at c={cc['concurrency']}")
     if g:
-        print(f"\n  gateway/direct throughput {g['throughput_ratio']:.3f} (median of rounds "
+        print(f"  gateway/direct throughput {g['throughput_ratio']:.3f} (median of rounds "
               f"{g['throughput_ratio_median_of_rounds']:.3f}; target >= {g['target_ratio']}), per round {g['throughput_ratio_per_round']}; added p50 {g['added_latency_p50_ms']:+.1f} ms, "
               f"p95 {g['added_latency_p95_ms']:+.1f} ms")
     if g1:
