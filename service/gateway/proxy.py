@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -20,6 +21,7 @@ from service.errors import ServiceUnavailable
 from service.gateway.routing import preference
 
 log = logging.getLogger(__name__)
+WARM_ENTRIES = 65536  # (upstream, adapter) pairs remembered for the cold-load metric
 Observer = Callable[[str, str, int, float, dict | None], None]  # type: ignore[type-arg]
 
 
@@ -29,7 +31,7 @@ class Gateway:
         self.client = client
         self.observe = observe or (lambda *a: None)
         self.cold_load = cold_load
-        self._warm: set[tuple[str, str]] = set()
+        self._warm: OrderedDict[tuple[str, str], None] = OrderedDict()  # bounded: oldest forgotten
 
     async def forward(self, path: str, body: bytes, *, base: str, model: str, upstreams: list[str],
                       stream: bool) -> Response:
@@ -51,13 +53,22 @@ class Gateway:
                 last_error = f"{upstream} unreachable ({type(e).__name__})"
                 log.warning("gateway: %s", last_error)
                 continue
-            if model != base and (upstream, model) not in self._warm and upstream_response.status_code == 200:
-                self._warm.add((upstream, model))
-                if self.cold_load is not None:
-                    self.cold_load.labels(base).inc()
+            if model != base and upstream_response.status_code == 200:
+                self._note_served(upstream, model, base)
             return await self._relay(upstream_response, base, stream, started)
         raise ServiceUnavailable(f"The inference server for base model {base} is unavailable: {last_error}.",
                                  code="upstream_unavailable", headers={"retry-after": "5"})
+
+    def _note_served(self, upstream: str, model: str, base: str) -> None:
+        key = (upstream, model)
+        if key in self._warm:
+            self._warm.move_to_end(key)
+            return
+        self._warm[key] = None
+        if len(self._warm) > WARM_ENTRIES:
+            self._warm.popitem(last=False)
+        if self.cold_load is not None:
+            self.cold_load.labels(base).inc()
 
     async def _relay(self, up: httpx.Response, base: str, stream: bool, started: float) -> Response:
         if stream and up.status_code == 200:
