@@ -53,6 +53,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from bench.machine import cpu_name
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASE = "hone-tiny"
@@ -430,14 +431,6 @@ def hone_server(data_dir: Path, catalog: Any) -> Iterator[tuple[Any, str]]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except Exception:
-        return platform.processor() or "unknown"
 
 
 # ---------------------------------------------------------------------------------------------

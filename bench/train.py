@@ -66,6 +66,7 @@ from trainer import data
 from trainer.data import ChatRenderer, Example
 from trainer.model import micro_batch_budget, defaults, load_tokenizer, load_trainable
 from trainer.steps import sft_loss
+from bench.machine import cpu_name
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LR = 2e-4  # the recipe's LoRA base learning rate, constant here
@@ -254,14 +255,6 @@ def cpu_pressure() -> float | None:
         return float(dict(kv.split("=") for kv in line.split()[1:])["avg60"])
     except (OSError, KeyError, ValueError, IndexError):
         return None
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except Exception:
-        return platform.processor() or "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -90,7 +90,22 @@ class _LocalWriter:
             self.abort()
 
 
-class LocalBlobStore:
+class UriScheme:
+    """``uri``/``key_from_uri`` for a store whose URIs are ``{url}/{key}``."""
+
+    url: str
+
+    def uri(self, key: str) -> str:
+        return f"{self.url}/{check_key(key)}"
+
+    def key_from_uri(self, uri: str) -> str:
+        prefix = self.url + "/"
+        if not uri.startswith(prefix):
+            raise ValueError(f"URI {uri!r} is outside this store ({self.url})")
+        return check_key(uri[len(prefix):].rstrip("/"))
+
+
+class LocalBlobStore(UriScheme):
     """A directory on local disk (``file:///abs/path``)."""
 
     def __init__(self, url: str) -> None:
@@ -103,15 +118,6 @@ class LocalBlobStore:
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
-
-    def uri(self, key: str) -> str:
-        return f"{self.url}/{check_key(key)}"
-
-    def key_from_uri(self, uri: str) -> str:
-        prefix = self.url + "/"
-        if not uri.startswith(prefix):
-            raise ValueError(f"URI {uri!r} is outside this store ({self.url})")
-        return check_key(uri[len(prefix):].rstrip("/"))
 
     def writer(self, key: str) -> _LocalWriter:
         return _LocalWriter(self._path(key))

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlparse
 
-from service.blobstore import CHUNK, BlobNotFound, check_key
+from service.blobstore import CHUNK, BlobNotFound, UriScheme, check_key
 
 PART_SIZE = 16 * 1024 * 1024  # S3: 5 MiB .. 5 GiB per part, 10,000 parts (160 GiB here); memory per upload
 
@@ -80,7 +80,7 @@ class _S3Writer:
             self.abort()
 
 
-class S3BlobStore:
+class S3BlobStore(UriScheme):
     def __init__(self, url: str, *, client: Any = None, part_size: int = PART_SIZE) -> None:
         parsed = urlparse(url)
         if parsed.scheme != "s3" or not parsed.netloc:
@@ -98,15 +98,6 @@ class S3BlobStore:
     def _key(self, key: str) -> str:
         check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
-
-    def uri(self, key: str) -> str:
-        return f"{self.url}/{check_key(key)}"
-
-    def key_from_uri(self, uri: str) -> str:
-        prefix = self.url + "/"
-        if not uri.startswith(prefix):
-            raise ValueError(f"URI {uri!r} is outside this store ({self.url})")
-        return check_key(uri[len(prefix):].rstrip("/"))
 
     def writer(self, key: str) -> _S3Writer:
         return _S3Writer(self._c, self.bucket, self._key(key), self.part_size)
