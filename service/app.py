@@ -19,7 +19,7 @@ from service.context import AppContext
 from service.db.session import Database
 from service.db.schema import Job
 from service.gateway.proxy import Gateway
-from service.observability import Metrics, RequestContextMiddleware
+from service.observability import RequestContextMiddleware
 from service.launcher.base import Launcher
 from service.scheduling.dispatcher import Dispatcher
 from service.scheduling.janitor import Janitor

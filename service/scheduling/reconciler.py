@@ -7,7 +7,6 @@ import logging
 import time
 
 from service.config import Settings
-from service.db.schema import Job
 from service.db import locks
 from service.db.session import Database
 from service.jobs import lifecycle
