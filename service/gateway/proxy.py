@@ -92,11 +92,13 @@ class Gateway:
 
     async def _chunks(self, up: httpx.Response, base: str, started: float) -> AsyncIterator[bytes]:
         usage = None
-        async for chunk in up.aiter_raw():
-            if b'"usage":{' in chunk:  # the include_usage chunk; count tokens without re-parsing every chunk
-                usage = _last_usage(chunk) or usage
-            yield chunk
-        self.observe(base, "stream", 200, time.perf_counter() - started, usage)
+        try:
+            async for chunk in up.aiter_raw():
+                if b'"usage":{' in chunk:  # the include_usage chunk; count tokens without re-parsing every chunk
+                    usage = _last_usage(chunk) or usage
+                yield chunk
+        finally:  # also when the client stops reading after [DONE] (the SDK closes the stream at once)
+            self.observe(base, "stream", 200, time.perf_counter() - started, usage)
 
 
 def _last_usage(chunk: bytes) -> dict | None:  # type: ignore[type-arg]

@@ -131,6 +131,24 @@ def test_streaming_passes_chunks_through_as_they_come(client: openai.OpenAI) -> 
     assert sum(g > 0.1 for g in gaps) >= 3  # chunks arrived ~0.2 s apart, not all at once at the end
 
 
+def test_stream_metrics_count_every_stream(server: RunningServer, client: openai.OpenAI) -> None:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def streams() -> float:
+        text = httpx.get(server.base_url + "/metrics").text
+        return sum(s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+                   if s.name == "hone_gateway_latency_seconds_count" and s.labels.get("mode") == "stream")
+
+    before = streams()
+    for _ in range(3):
+        list(client.chat.completions.create(model="hone-tiny", messages=[{"role": "user", "content": "hi"}], stream=True))
+    deadline = time.time() + 5
+    while streams() < before + 3:  # recorded when each relay ends, even if the client hung up first
+        assert time.time() < deadline, (before, streams())
+        time.sleep(0.05)
+
+
 def test_completions_and_bad_requests(server: RunningServer, client: openai.OpenAI) -> None:
     r = client.completions.create(model="hone-tiny", prompt="hi")
     assert r.model == "hone-tiny"
