@@ -89,7 +89,8 @@ def start_server(data_dir: Path, catalog: Catalog, *, launcher=None, port: int |
     from service.app import create_app
 
     port = port or free_port()
-    overrides.setdefault("database_url", fresh_database_url(data_dir))
+    if "database_url" not in overrides:
+        overrides["database_url"] = fresh_database_url(data_dir)
     if launcher is None:
         overrides.setdefault("launcher", "none")  # jobs stay queued unless a test brings a launcher
     settings = Settings(data_dir=data_dir, host="127.0.0.1", port=port, loop_interval_s=0.2, **overrides)

@@ -9,23 +9,35 @@ from pathlib import Path
 
 import openai
 
-from tests.conftest import start_server
+from sqlalchemy import select
+
+from service.auth import hash_secret
+from service.db.schema import ApiKey
+from service.db.session import Database
+from tests.conftest import fresh_database_url, start_server
 
 
-def _hone(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+def _hone(*args: str, data_dir: Path, database_url: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HONE_DATA_DIR": str(data_dir)}
+    if database_url:
+        env["HONE_DATABASE_URL"] = database_url
     return subprocess.run([sys.executable, "-m", "service.cli", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_keys_create_prints_a_working_key(tmp_path: Path, catalog) -> None:  # type: ignore[no-untyped-def]
-    out = _hone("keys", "create", "--project", "team-a", data_dir=tmp_path)
+    db_url = fresh_database_url(tmp_path) or f"sqlite:///{tmp_path / 'hone.db'}"
+    out = _hone("keys", "create", "--project", "team-a", data_dir=tmp_path, database_url=db_url)
     assert out.returncode == 0, out.stderr
     key = out.stdout.strip()
     assert key.startswith("sk-hone-")
-    assert key not in (tmp_path / "hone.db").read_bytes().decode("latin-1")  # stored only as a hash
-    bad = _hone("keys", "create", "--project", "Not A Name", data_dir=tmp_path)
+    db = Database(db_url)
+    with db.session() as s:  # stored only as its hash
+        stored = [(k.key_hash, k.display) for k in s.scalars(select(ApiKey))]
+    db.dispose()
+    assert stored == [(hash_secret(key), f"{key[:10]}...{key[-4:]}")]
+    bad = _hone("keys", "create", "--project", "Not A Name", data_dir=tmp_path, database_url=db_url)
     assert bad.returncode == 2 and "Invalid project name" in bad.stderr and "Traceback" not in bad.stderr
-    srv = start_server(tmp_path, catalog)
+    srv = start_server(tmp_path, catalog, database_url=db_url)
     try:
         c = openai.OpenAI(base_url=srv.base_url + "/v1", api_key=key, max_retries=0)
         assert [m.id for m in c.models.list()] == ["hone-tiny"]

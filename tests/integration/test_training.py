@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from service.launcher.local import LocalLauncher
-from tests.conftest import RunningServer, free_port, start_server
+from tests.conftest import RunningServer, free_port, fresh_database_url, start_server
 from tests.integration import tuning
 
 pytestmark = pytest.mark.slow
@@ -175,7 +175,8 @@ def test_dpo_raises_the_preference_margin(srv: RunningServer, client: openai.Ope
 
 def test_control_plane_restart_loses_no_events(tmp_path: Path, catalog, train_file) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
-    s = start_server(tmp_path, catalog, launcher=LocalLauncher(tmp_path / "runs"), port=port)
+    db_url = fresh_database_url(tmp_path)  # PostgreSQL pass: one database for both lives
+    s = start_server(tmp_path, catalog, launcher=LocalLauncher(tmp_path / "runs"), port=port, database_url=db_url)
     key = s.new_key("acme")
     client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=key, max_retries=0)
     job_id = _job(client, tuning.upload_rows(client, tuning.memorisation_rows()), n_epochs=40)
@@ -184,7 +185,7 @@ def test_control_plane_restart_loses_no_events(tmp_path: Path, catalog, train_fi
         time.sleep(0.05)
     s.stop()  # the trainer keeps going; its reports fail and are retried
     time.sleep(3)
-    s = start_server(tmp_path, catalog, launcher=LocalLauncher(tmp_path / "runs"), port=port)
+    s = start_server(tmp_path, catalog, launcher=LocalLauncher(tmp_path / "runs"), port=port, database_url=db_url)
     try:
         client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=key, max_retries=0)
         job = tuning.wait(client, job_id)
