@@ -313,6 +313,20 @@ class Bench:
         return out
 
 
+def direct_vs_gateway(arms: dict[str, Arm], ttft: bool = False) -> dict[str, Any]:
+    """The summary of one direct-vs-gateway comparison: both arms, the throughput ratio (overall,
+    per round, median of rounds) and the latency the gateway adds."""
+    a, b = arms["direct"].summary(), arms["gateway"].summary()
+    pairs = per_round(arms["direct"], arms["gateway"])
+    out = {"direct": a, "gateway": b, "throughput_ratio": round(b["requests_per_s"] / a["requests_per_s"], 3),
+           "throughput_ratio_per_round": pairs, "throughput_ratio_median_of_rounds": round(statistics.median(pairs), 3),
+           "added_latency_p50_ms": round(b["latency_p50_ms"] - a["latency_p50_ms"], 1),
+           "added_latency_p95_ms": round(b["latency_p95_ms"] - a["latency_p95_ms"], 1)}
+    if ttft:
+        out["added_ttft_p50_ms"] = round(b["ttft_p50_ms"] - a["ttft_p50_ms"], 1)
+    return out
+
+
 def per_round(a: Arm, b: Arm) -> list[float]:
     """b's throughput over a's, round by round (each round runs the arms back to back)."""
     return [round(y / x, 3) for x, y in zip(a.rounds_rps(), b.rounds_rps())]
@@ -602,36 +616,17 @@ def run_phases(bench: Bench, args: argparse.Namespace, stream_n: int, vllm_url: 
     # 1. Gateway overhead
     log(f"gateway overhead: {rounds} rounds x {n} requests per arm, concurrency {args.concurrency}")
     arms = bench.compare({"direct": (vllm_url, None, [BASE]), "gateway": (hone_url, key, [BASE])}, n, rounds)
-    a, b = arms["direct"].summary(), arms["gateway"].summary()
-    pairs = per_round(arms["direct"], arms["gateway"])
-    out["gateway_overhead"] = {
-        "direct": a, "gateway": b, "throughput_ratio": round(b["requests_per_s"] / a["requests_per_s"], 3),
-        "throughput_ratio_per_round": pairs, "throughput_ratio_median_of_rounds": round(statistics.median(pairs), 3),
-        "added_latency_p50_ms": round(b["latency_p50_ms"] - a["latency_p50_ms"], 1),
-        "added_latency_p95_ms": round(b["latency_p95_ms"] - a["latency_p95_ms"], 1),
-        "target_ratio": TARGET_GATEWAY_RATIO}
+    out["gateway_overhead"] = {**direct_vs_gateway(arms), "target_ratio": TARGET_GATEWAY_RATIO}
     seq_n = max(n * 2 // 5, 20)
     log(f"gateway overhead, one request at a time: {rounds} rounds x {seq_n} requests per arm")
     arms = bench.compare({"direct": (vllm_url, None, [BASE]), "gateway": (hone_url, key, [BASE])}, seq_n, rounds,
                          concurrency=1)
-    a, b = arms["direct"].summary(), arms["gateway"].summary()
-    pairs = per_round(arms["direct"], arms["gateway"])
-    out["gateway_overhead_sequential"] = {
-        "direct": a, "gateway": b, "throughput_ratio": round(b["requests_per_s"] / a["requests_per_s"], 3),
-        "throughput_ratio_per_round": pairs, "throughput_ratio_median_of_rounds": round(statistics.median(pairs), 3),
-        "added_latency_p50_ms": round(b["latency_p50_ms"] - a["latency_p50_ms"], 1),
-        "added_latency_p95_ms": round(b["latency_p95_ms"] - a["latency_p95_ms"], 1)}
+    out["gateway_overhead_sequential"] = direct_vs_gateway(arms)
     if stream_n:
         log(f"gateway overhead, streaming: {rounds} rounds x {stream_n} requests per arm")
         arms = bench.compare({"direct": (vllm_url, None, [BASE]), "gateway": (hone_url, key, [BASE])}, stream_n,
                              rounds, stream=True)
-        a, b = arms["direct"].summary(), arms["gateway"].summary()
-        pairs = per_round(arms["direct"], arms["gateway"])
-        out["gateway_overhead_stream"] = {
-            "direct": a, "gateway": b, "throughput_ratio": round(b["requests_per_s"] / a["requests_per_s"], 3),
-            "throughput_ratio_per_round": pairs, "throughput_ratio_median_of_rounds": round(statistics.median(pairs), 3),
-            "added_ttft_p50_ms": round(b["ttft_p50_ms"] - a["ttft_p50_ms"], 1),
-            "added_latency_p50_ms": round(b["latency_p50_ms"] - a["latency_p50_ms"], 1)}
+        out["gateway_overhead_stream"] = direct_vs_gateway(arms, ttft=True)
 
     # 2. Multi-adapter
     if warm_names:
