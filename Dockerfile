@@ -13,9 +13,9 @@ FROM ${PYTHON_IMAGE} AS api
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HONE_DATA_DIR=/tmp/hone
 WORKDIR /app
 COPY pyproject.toml README.md ./
+# Each image ships only the packages it runs: the shared contract plus its own.
+COPY contract ./contract
 COPY service ./service
-COPY trainer ./trainer
-COPY inference ./inference
 RUN pip install ".[service]" && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin hone
 USER 10001
 EXPOSE 8000
@@ -26,9 +26,8 @@ FROM ${TRAINER_BASE} AS trainer
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY service ./service
+COPY contract ./contract
 COPY trainer ./trainer
-COPY inference ./inference
 # torch comes with the base image; the trainer extra adds transformers, peft, boto3 ...
 RUN pip install ".[trainer]" "bitsandbytes>=0.45" && useradd --uid 10001 --no-create-home hone || true
 USER 10001
@@ -40,8 +39,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HF_HUB_OFFLI
     VLLM_PLUGINS=hone VLLM_ALLOW_RUNTIME_LORA_UPDATING=True
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY service ./service
-COPY trainer ./trainer
+COPY contract ./contract
 COPY inference ./inference
 # --no-deps: keep the image's vLLM, torch and transformers exactly as built; the plugin needs
 # only httpx, boto3 and pydantic on top (installed explicitly).

@@ -53,6 +53,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
 from bench.machine import cpu_name
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -388,7 +389,7 @@ def register_models(ctx: Any, api_key_project: str, stored: dict[str, tuple[str,
     with ctx.db.session() as s:
         p = auth.get_or_create_project(s, api_key_project)
         for name, (jid, uri) in stored.items():
-            s.add(Job(id=jid, project_id=p.id, model=BASE, base_model=BASE, training_file="file-bench",
+            s.add(Job(id=jid, project_id=p.id, project_name=p.name, model=BASE, base_model=BASE, training_file="file-bench",
                       method_type="supervised", hyperparameters={}, seed=0, status="succeeded",
                       planned_model=name, fine_tuned_model=name, result_files=[], created_at=now, finished_at=now))
             s.flush()
@@ -480,10 +481,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     stream_n = args.requests // 2 if args.stream_requests is None else args.stream_requests
 
+    from contract.blobstore import open_blobstore
     from inference.cache import AdapterCache
     from inference.launch import VllmConfig, VllmServer
     from service import auth
-    from service.blobstore import open_blobstore
     from service.catalog.catalog import BaseModelEntry, Catalog
     from service.catalog.tiny import build_tiny_model
 

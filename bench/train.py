@@ -60,12 +60,12 @@ from unittest import mock
 
 import torch
 
+from bench.machine import cpu_name
 from service.catalog.tiny import CORPUS_PATH, build_tiny_model
 from trainer import data
 from trainer.data import ChatRenderer, Example
-from trainer.model import micro_batch_budget, defaults, load_tokenizer, load_trainable
+from trainer.model import defaults, load_tokenizer, load_trainable, micro_batch_budget
 from trainer.steps import sft_loss
-from bench.machine import cpu_name
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LR = 2e-4  # the recipe's LoRA base learning rate, constant here

@@ -1,3 +1,3 @@
 """The vLLM side of hone: a LoRA resolver plugin that serves fine-tuned models from the blob
-store, and the launcher that starts a vLLM OpenAI server per catalog base model. Imports
-``service.blobstore`` and ``trainer.spec`` only (DESIGN.md §2)."""
+store, and the launcher that starts a vLLM OpenAI server per catalog base model. Imports the
+``contract`` package only, never ``service`` or ``trainer``."""

@@ -11,7 +11,6 @@ too and fetches it again on the next request.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -21,12 +20,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from service.blobstore import BlobNotFound, BlobStore, adapter_index_key
-from trainer.spec import FINE_TUNED_MODEL_NAME
+from contract import adapter_index
+from contract.blobstore import BlobNotFound, BlobStore
+from contract.layout import ADAPTER_CONFIG, ADAPTER_FILES
+from contract.manifest import Manifest, download_dir
+from contract.names import ModelName
 
 log = logging.getLogger(__name__)
 
-ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
 _CHUNK = 1 << 20
 
@@ -54,16 +55,16 @@ class AdapterCache:
 
     def fetch(self, name: str) -> Path:
         """The local directory of ``name``'s verified adapter (downloaded if needed)."""
-        match = FINE_TUNED_MODEL_NAME.fullmatch(name)
-        if match is None:
+        parsed = ModelName.parse(name)
+        if parsed is None:
             raise AdapterRefused(f"{name!r} is not a fine-tuned model name")
-        if match["base"] != self.base_model:
+        if parsed.base != self.base_model:
             raise AdapterRefused(f"{name} is not a fine-tune of {self.base_model}")
         with self._guard:
             lock = self._locks.setdefault(name, threading.Lock())
         with lock:
             target = self.path_for(name)
-            if (target / "adapter_config.json").is_file():
+            if (target / ADAPTER_CONFIG).is_file():
                 os.utime(target)  # most recently used
                 return target
             self._download(name, target)
@@ -71,40 +72,32 @@ class AdapterCache:
         self._evict(keep=target)
         return target
 
-    def _read_json(self, key: str) -> dict:  # type: ignore[type-arg]
-        return json.loads(b"".join(self.store.read(key)))  # type: ignore[no-any-return]
-
     def _download(self, name: str, target: Path) -> None:
         try:
-            entry = self._read_json(adapter_index_key(name))
+            entry = adapter_index.lookup(self.store, name)
         except BlobNotFound as e:
             raise AdapterNotFound(f"no adapter is published for {name}") from e
-        if entry.get("name") != name or entry.get("base_model") != self.base_model:
+        if entry.name != name or entry.base_model != self.base_model:
             raise AdapterRefused(f"the index entry for {name} does not match it")
-        prefix = self.store.key_from_uri(entry["uri"])
+        prefix = self.store.key_from_uri(entry.uri)
         try:
-            manifest = self._read_json(f"{prefix}/manifest.json")
+            manifest = Manifest.read(self.store, prefix)
         except BlobNotFound as e:
             raise AdapterRefused(f"{name}: the adapter has no manifest (incomplete)") from e
-        files: dict[str, str] = manifest.get("files", {})
-        if manifest.get("base_model") != self.base_model:
-            raise AdapterRefused(f"{name}: the manifest's base model is {manifest.get('base_model')!r}")
-        pickles = sorted(f for f in files if f.lower().endswith(PICKLE_SUFFIXES))
+        if manifest.base_model != self.base_model:
+            raise AdapterRefused(f"{name}: the manifest's base model is {manifest.base_model!r}")
+        pickles = sorted(f for f in manifest.files if f.lower().endswith(PICKLE_SUFFIXES))
         if pickles:
             raise AdapterRefused(f"{name}: refusing pickle files {pickles}; adapters must be safetensors")
-        missing = [f for f in ADAPTER_FILES if f not in files]
+        missing = [f for f in ADAPTER_FILES if f not in manifest.files]
         if missing:
             raise AdapterRefused(f"{name}: not a LoRA adapter in safetensors (missing {missing})")
         tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=".fetch-"))
         try:
-            for fname in ADAPTER_FILES:
-                digest = hashlib.sha256()
-                with (tmp / fname).open("wb") as fh:
-                    for chunk in self.store.read(f"{prefix}/{fname}"):
-                        digest.update(chunk)
-                        fh.write(chunk)
-                if digest.hexdigest() != files[fname]:
-                    raise AdapterRefused(f"{name}: {fname} does not match its manifest sha256 (tampered or corrupt)")
+            try:
+                download_dir(self.store, prefix, tmp, only=ADAPTER_FILES)
+            except ValueError as e:
+                raise AdapterRefused(f"{name}: {e}") from e
             (tmp / "name.txt").write_text(name)
             os.replace(tmp, target)
         finally:

@@ -12,8 +12,8 @@ from vllm.logger import init_logger
 from vllm.lora.request import LoRARequest
 from vllm.lora.resolver import LoRAResolver
 
+from contract.blobstore import open_blobstore
 from inference.cache import AdapterCache, AdapterRefused
-from service.blobstore import open_blobstore
 
 log = init_logger(__name__)  # vLLM's log format and handlers
 

@@ -6,26 +6,26 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-import httpx
-
+from contract.blobstore import open_blobstore
 from service.api import errors, files, fine_tuning, health, inference, internal, metrics, models
-from service.blobstore import open_blobstore
 from service.catalog.catalog import Catalog, default_catalog
 from service.config import Settings
 from service.context import AppContext
-from service.db.session import Database
 from service.db.schema import Job
+from service.db.session import Database
 from service.gateway.proxy import Gateway
-from service.observability import RequestContextMiddleware
 from service.launcher.base import Launcher
+from service.launcher.registry import build_launcher
+from service.observability import RequestContextMiddleware
 from service.scheduling.dispatcher import Dispatcher
 from service.scheduling.janitor import Janitor
 from service.scheduling.loops import BackgroundLoops
 from service.scheduling.reconciler import Reconciler
-from service.scheduling.validator import Validator
+from service.scheduling.validate_jobs import JobValidator
 
 log = logging.getLogger(__name__)
 
@@ -49,24 +49,8 @@ def build_context(settings: Settings, launcher: Launcher | None = None,
     return ctx
 
 
-def default_launcher(settings: Settings, catalog: Catalog) -> Launcher | None:
-    if settings.launcher == "local":
-        from service.launcher.local import LocalLauncher
-
-        return LocalLauncher(settings.data_dir / "runs", nproc_per_node=settings.trainer_nproc)
-    if settings.launcher == "kubernetes":
-        from service.launcher.kubernetes import KubernetesLauncher, KubernetesSettings
-
-        return KubernetesLauncher(catalog, KubernetesSettings(
-            namespace=settings.k8s_namespace, image=settings.k8s_trainer_image,
-            service_account=settings.k8s_trainer_service_account,
-            storage_secret=settings.k8s_trainer_storage_secret, kueue_queue=settings.k8s_kueue_queue,
-            models_pvc=settings.k8s_models_pvc))
-    return None
-
-
 def add_loops(ctx: AppContext) -> None:
-    ctx.loops.add("validator", Validator(ctx.db, ctx.store, ctx.catalog, ctx.settings).run_once)
+    ctx.loops.add("validator", JobValidator(ctx.db, ctx.store, ctx.catalog, ctx.settings).run_once)
     ctx.loops.add("janitor", Janitor(ctx.db, ctx.store).run_once)
     if ctx.launcher is not None:
         ctx.loops.add("dispatcher", Dispatcher(ctx.db, ctx.store, ctx.catalog, ctx.launcher, ctx.settings).run_once)
@@ -78,7 +62,7 @@ def create_app(settings: Settings | None = None, *, launcher: Launcher | None = 
     settings = settings or Settings()
     ctx = build_context(settings, launcher, catalog)
     if ctx.launcher is None:
-        ctx.launcher = default_launcher(settings, ctx.catalog)
+        ctx.launcher = build_launcher(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,8 +77,8 @@ def create_app(settings: Settings | None = None, *, launcher: Launcher | None = 
         finally:
             await ctx.loops.stop()
             await http.aclose()
-            if settings.stop_trainers_on_exit and hasattr(ctx.launcher, "shutdown"):
-                ctx.launcher.shutdown()  # type: ignore[union-attr]
+            if ctx.launcher is not None:
+                ctx.launcher.shutdown(stop_attempts=settings.stop_trainers_on_exit)
             ctx.db.dispose()
 
     app = FastAPI(title="hone", version="0.1.0", lifespan=lifespan)

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from service.config import Settings
+
+if TYPE_CHECKING:
+    from service.catalog.catalog import Catalog
+
+VLLM_LAUNCHER = "inference.launch"  # reached by name: the API image does not ship the inference package
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -24,8 +32,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _up(args: argparse.Namespace) -> int:
     """The embedded default: API + loops + local trainer launcher + one vLLM per base model."""
-    import importlib.util
-
     import uvicorn
 
     from service.app import create_app
@@ -36,7 +42,7 @@ def _up(args: argparse.Namespace) -> int:
     catalog = Catalog.from_yaml(settings.catalog_path) if settings.catalog_path else default_catalog(settings.data_dir)
     key = _embedded_key(settings)
     servers = []
-    if args.no_vllm or importlib.util.find_spec("vllm") is None:
+    if args.no_vllm or importlib.util.find_spec("vllm") is None or importlib.util.find_spec(VLLM_LAUNCHER) is None:
         print("vLLM is not installed (or --no-vllm): training works, chat completions answer 503", flush=True)
     else:
         servers = _start_vllm(settings, catalog)
@@ -74,10 +80,13 @@ def _embedded_key(settings: Settings) -> str:
     return key
 
 
-def _start_vllm(settings: Settings, catalog):  # type: ignore[no-untyped-def]
+def _start_vllm(settings: Settings, catalog: Catalog) -> list[Any]:
+    """One vLLM per catalog base model without upstreams. The inference package ships with
+    ``hone up`` (the embedded default) but not in the API image, so it is reached by name."""
     import socket
 
-    from inference.launch import VllmConfig, VllmServer
+    launch = importlib.import_module(VLLM_LAUNCHER)
+    VllmConfig, VllmServer = launch.VllmConfig, launch.VllmServer
 
     servers = []
     for entry in catalog:

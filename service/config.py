@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 import shutil
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.launcher.config import LauncherSettings
+
 MB = 1024 * 1024
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HONE_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HONE_", env_nested_delimiter="__", env_file=None, extra="ignore")
 
     data_dir: Path = Field(default=Path.home() / ".hone", description="Embedded state: SQLite, blobs, models")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite in data_dir")
@@ -31,14 +33,8 @@ class Settings(BaseSettings):
     validation_batch_size: int = 256
 
     # Training
-    launcher: Literal["local", "kubernetes", "none"] = Field(default="local", description="how trainer attempts run")
-    k8s_namespace: str = "hone"
-    k8s_trainer_image: str = "ghcr.io/hone/trainer:latest"
-    k8s_trainer_service_account: str = "hone-trainer"
-    k8s_trainer_storage_secret: str | None = "hone-trainer-storage"
-    k8s_kueue_queue: str | None = None
-    k8s_models_pvc: str | None = "hone-models"
-    trainer_nproc: int = Field(default=1, description="processes per attempt (torchrun when > 1)")
+    launcher: LauncherSettings = Field(default_factory=LauncherSettings, description=(
+        "how trainer attempts run: HONE_LAUNCHER__BACKEND and one section per backend"))
     stop_trainers_on_exit: bool = Field(default=False, description="stop running trainers when the API stops "
                                         "(hone up); otherwise a restarted API adopts them")
     keep_checkpoints: int = Field(default=3, description="newest checkpoints kept per job (OpenAI: 3)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from service.blobstore import BlobStore
+from contract.blobstore import BlobStore
 from service.catalog.catalog import Catalog
 from service.config import Settings
 from service.db.session import Database

@@ -19,6 +19,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.protocol.fine_tuning import JobStatus
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 access_log = logging.getLogger("hone.access")
 
@@ -41,7 +43,7 @@ class Metrics:
                                           "First requests for a fine-tuned model on an upstream since the gateway "
                                           "started (the upstream fetches and loads the adapter)", ["base_model"], registry=r)
 
-    def observe_gateway(self, base: str, mode: str, status: int, seconds: float, usage: dict | None) -> None:  # type: ignore[type-arg]
+    def observe_gateway(self, base: str, mode: str, status: int, seconds: float, usage: dict | None) -> None:
         self.gateway_requests.labels(base, mode, str(status)).inc()
         self.gateway_latency.labels(base, mode).observe(seconds)
         if usage:
@@ -53,7 +55,6 @@ class Metrics:
 
 
 class _JobCollector(Collector):
-    STATUSES = ("validating_files", "queued", "running", "pausing", "paused", "succeeded", "failed", "cancelled")
 
     def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
         self.counts = counts
@@ -61,10 +62,10 @@ class _JobCollector(Collector):
     def collect(self) -> Iterable[GaugeMetricFamily]:
         counts = self.counts()
         jobs = GaugeMetricFamily("hone_jobs", "Fine-tuning jobs by status", labels=["status"])
-        for status in self.STATUSES:
-            jobs.add_metric([status], counts.get(status, 0))
+        for status in JobStatus:
+            jobs.add_metric([status.value], counts.get(status.value, 0))
         yield jobs
-        yield GaugeMetricFamily("hone_queue_depth", "Jobs waiting for a trainer", value=counts.get("queued", 0))
+        yield GaugeMetricFamily("hone_queue_depth", "Jobs waiting for a trainer", value=counts.get(JobStatus.QUEUED, 0))
 
 
 class RequestContextMiddleware:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests.conftest import free_port
+from tests.harness.ports import free_port
 
 
 @contextmanager

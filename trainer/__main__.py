@@ -8,12 +8,14 @@ failure the control plane may retry from the newest checkpoint.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer")
@@ -24,12 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per report is noise
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+    from contract.spec import EXIT_BAD_INPUT, EXIT_SUPERSEDED, JobSpec
     from trainer.attempt import Attempt, Stop
     from trainer.data import BadInput
     from trainer.report import Superseded
-    from trainer.spec import EXIT_BAD_INPUT, EXIT_SUPERSEDED, JobSpec
 
-    spec = JobSpec.model_validate_json(args.spec.read_text())
+    spec = JobSpec.model_validate_json(args.spec.read_text())  # an unknown method fails here, loudly
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         import torch.distributed as dist
@@ -40,9 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     # Copies of the customer's data and weights live here only while the attempt runs.
     workdir = Path(tempfile.mkdtemp(prefix=f"hone-{spec.job_id}-", dir=args.workdir))
     attempt = Attempt(spec, workdir)
-    recipe = _recipe(spec.method)
+    module, _, function = spec.method_spec.recipe.partition(":")
+    recipe = getattr(importlib.import_module(module), function)
     try:
-        recipe(attempt, distributed)
+        recipe(attempt)
         return 0
     except Stop as stop:
         logging.info("stopping: %s", stop.reason)
@@ -53,22 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     except BadInput as e:
         if attempt.is_main:
             attempt.reporter.post("/fail", {"code": "invalid_training_data",
-                                            "message": f"The training data cannot be used: {e}"})
+                                            "message": f"The training data cannot be used: {e}"[:4000]})
         logging.exception("unusable input")
         return EXIT_BAD_INPUT
     finally:
         attempt.reporter.close()
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _recipe(method: str):  # type: ignore[no-untyped-def]
-    if method == "dpo":
-        from trainer import dpo
-
-        return dpo.run
-    from trainer import sft
-
-    return sft.run
 
 
 def _cuda() -> bool:

@@ -10,8 +10,8 @@ import json
 import logging
 import math
 import os
-import signal
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +19,13 @@ from typing import Any
 
 import torch
 
-from service.blobstore import BlobStore, open_blobstore
+from contract.blobstore import BlobStore, open_blobstore, write_bytes
+from contract.layout import JobLayout
+from contract.manifest import Manifest, download_dir, upload_dir
+from contract.spec import JobSpec
 from trainer import checkpoint as ckpt
 from trainer import model as models
 from trainer.report import Reporter
-from trainer.spec import JobSpec
 
 log = logging.getLogger(__name__)
 CSV_HEADER = ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
@@ -47,9 +49,10 @@ class Progress:
 class Attempt:
     def __init__(self, spec: JobSpec, workdir: Path, reporter: Reporter | None = None) -> None:
         self.spec = spec
-        self.hp = {**models.defaults(), **spec.hyperparameters}
+        self.hp = spec.hyperparameters
         self.workdir = workdir
         self.store: BlobStore = open_blobstore(spec.storage_url)
+        self.layout = JobLayout(self.store.key_from_uri(spec.output_uri))
         self.reporter = reporter or Reporter(spec.report_url, spec.report_token)
         self.device = models.pick_device()
         self.progress = Progress()
@@ -64,6 +67,10 @@ class Attempt:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def distributed(self) -> bool:
+        return torch.distributed.is_available() and torch.distributed.is_initialized()
+
     def _on_term(self, *_: Any) -> None:
         self._signal = "cancel"
 
@@ -77,15 +84,16 @@ class Attempt:
         return path
 
     def fetch_dir(self, uri: str, name: str) -> Path:
+        """A checkpoint or adapter directory, every file checked against its manifest."""
         local = self.workdir / name
-        ckpt.download_dir(self.store, uri, local)
+        download_dir(self.store, self.store.key_from_uri(uri), local)
         return local
 
     def learning_rate(self) -> float:
-        return models.BASE_LEARNING_RATE[self.hp["training_type"]] * float(self.hp["learning_rate_multiplier"])
+        return models.BASE_LEARNING_RATE[self.hp.training_type] * float(self.hp.learning_rate_multiplier)
 
     def scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-        warmup = max(1, int(total_steps * float(self.hp["warmup_ratio"])))
+        warmup = max(1, int(total_steps * self.hp.warmup_ratio))
 
         def factor(step: int) -> float:
             if step < warmup:
@@ -151,7 +159,7 @@ class Attempt:
         self.reporter.post("/progress", {"trained_tokens": self.progress.trained_tokens, "estimated_finish": eta})
 
     def should_checkpoint(self, step: int, steps_per_epoch: int) -> bool:
-        interval = self.hp["checkpoint_interval"]
+        interval = self.hp.checkpoint_interval
         if step == self.total_steps:
             return False  # the final adapter is the last checkpoint
         if interval == "epoch":
@@ -172,8 +180,7 @@ class Attempt:
         (local / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
         (local / "progress.json").write_text(json.dumps(
             {"step": step, "trained_tokens": self.progress.trained_tokens, "rows": self.progress.rows}))
-        key = f"{self.store.key_from_uri(self.spec.output_uri)}/checkpoints/step-{step}"
-        uri = ckpt.upload_dir(self.store, local, key, self._manifest(step))
+        uri = upload_dir(self.store, local, self.layout.checkpoint(step), self._manifest(step))
         shutil.rmtree(local, ignore_errors=True)
         self.reporter.flush()
         self.reporter.post("/checkpoints", {"id": f"ckpt-step-{step}", "step_number": step,
@@ -182,28 +189,24 @@ class Attempt:
     def finish(self, model: torch.nn.Module) -> None:
         if not self.is_main:
             return
-        out = self.store.key_from_uri(self.spec.output_uri)
         local = self.workdir / "final"
         local.mkdir(parents=True, exist_ok=True)
         models.save_weights(_unwrap(model), local)
-        uri = ckpt.upload_dir(self.store, local, f"{out}/final", self._manifest(self.progress.step))
+        uri = upload_dir(self.store, local, self.layout.final, self._manifest(self.progress.step))
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(CSV_HEADER)
         writer.writerows(self.progress.rows)
-        with self.store.writer(f"{out}/step_metrics.csv") as w:
-            w.write(buf.getvalue().encode())
-            w.commit()
+        write_bytes(self.store, self.layout.result_csv, buf.getvalue().encode())
         self.reporter.flush()
         self.reporter.post("/complete", {"adapter_uri": uri, "trained_tokens": self.progress.trained_tokens,
-                                         "result_file_uri": self.store.uri(f"{out}/step_metrics.csv")})
+                                         "result_file_uri": self.store.uri(self.layout.result_csv)})
 
-    def _manifest(self, step: int) -> dict[str, Any]:
-        hp = self.hp
-        return {"model_name": self.spec.fine_tuned_model, "base_model": self.spec.base_model,
-                "job_id": self.spec.job_id, "step": step, "training_type": hp["training_type"],
-                "rank": hp["lora_rank"] if hp["training_type"] != "full" else None,
-                "target_modules": hp["target_modules"] if hp["training_type"] != "full" else None}
+    def _manifest(self, step: int) -> Manifest:
+        hp, lora = self.hp, self.hp.training_type != "full"
+        return Manifest(model_name=self.spec.fine_tuned_model, base_model=self.spec.base_model,
+                        job_id=self.spec.job_id, step=step, training_type=hp.training_type,
+                        rank=hp.lora_rank if lora else None, target_modules=hp.target_modules if lora else None)
 
 
 def steps_for(n_examples: int, batch_size: int, n_epochs: int) -> tuple[int, int]:

@@ -1,65 +1,17 @@
-"""Checkpoints and adapters in the blob store (DESIGN.md §3).
-
-A checkpoint directory holds the PEFT adapter (or full weights) and everything a resume needs:
-optimizer and RNG state as safetensors, scheduler and progress as JSON. No pickle anywhere.
-Upload writes every file first and ``manifest.json`` (sha256 of each file) last: a directory
-without a manifest is incomplete and is never resumed from or served. Download verifies every
-hash.
+"""Resume state in a checkpoint directory, beside the PEFT adapter (or full weights): optimizer
+and RNG state as safetensors, scheduler and progress as JSON. No pickle anywhere. The directory
+is uploaded with ``contract.manifest.upload_dir`` (every file, then ``manifest.json`` last), so
+one without a manifest is incomplete and is never resumed from.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-
-from service.blobstore import BlobStore
-
-MANIFEST = "manifest.json"
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def upload_dir(store: BlobStore, local: Path, key: str, manifest: dict[str, Any]) -> str:
-    files = sorted(p for p in local.iterdir() if p.is_file() and p.name != MANIFEST)
-    digests = {}
-    for path in files:
-        with store.writer(f"{key}/{path.name}") as w, path.open("rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                w.write(chunk)
-            w.commit()
-        digests[path.name] = sha256_file(path)
-    with store.writer(f"{key}/{MANIFEST}") as w:
-        w.write(json.dumps({**manifest, "files": digests}, indent=2, sort_keys=True).encode())
-        w.commit()
-    return store.uri(key)
-
-
-def download_dir(store: BlobStore, uri: str, local: Path) -> dict[str, Any]:
-    key = store.key_from_uri(uri)
-    manifest = json.loads(b"".join(store.read(f"{key}/{MANIFEST}")))
-    local.mkdir(parents=True, exist_ok=True)
-    for name, digest in manifest["files"].items():
-        if "/" in name or name.startswith("."):
-            raise ValueError(f"bad file name in manifest: {name!r}")
-        path = local / name
-        with path.open("wb") as fh:
-            for chunk in store.read(f"{key}/{name}"):
-                fh.write(chunk)
-        if sha256_file(path) != digest:
-            raise ValueError(f"{uri}/{name}: sha256 does not match the manifest")
-    return manifest  # type: ignore[no-any-return]
 
 
 def save_optimizer(optimizer: torch.optim.Optimizer, local: Path) -> None:

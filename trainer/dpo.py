@@ -13,8 +13,8 @@ import torch
 
 from trainer import data
 from trainer.attempt import Attempt, Stop, steps_for
+from trainer.losses import dpo_loss, sequence_logps
 from trainer.model import load_tokenizer, load_trainable, micro_batch_budget
-from trainer.steps import dpo_loss, sequence_logps
 
 DPO_LR_SCALE = 0.25  # DPO takes smaller steps than SFT from the same base learning rate
 
@@ -27,10 +27,10 @@ def logps(model: torch.nn.Module, examples: list[data.Example], attempt: Attempt
     return torch.cat(parts), tokens
 
 
-def run(attempt: Attempt, distributed: bool = False) -> None:
+def run(attempt: Attempt) -> None:
     spec, hp = attempt.spec, attempt.hp
     tok = load_tokenizer(spec.base_model_source)
-    renderer = data.ChatRenderer(tok, int(hp.get("max_length", tok.model_max_length or 4096)))
+    renderer = data.ChatRenderer(tok, int(tok.model_max_length or 4096))
     pairs = [renderer.dpo(row) for row in data.read_jsonl(attempt.fetch(spec.training_file_uri, "train.jsonl"))]
     init = attempt.fetch_dir(spec.init_adapter_uri, "init") if spec.init_adapter_uri else None
 
@@ -42,7 +42,7 @@ def run(attempt: Attempt, distributed: bool = False) -> None:
         ref_rejected, _ = logps(model, [r for _, r in pairs], attempt)
     model.train()
 
-    beta, batch_size, n_epochs = float(hp["beta"]), int(hp["batch_size"]), int(hp["n_epochs"])
+    beta, batch_size, n_epochs = float(hp.beta), int(hp.batch_size), int(hp.n_epochs)
     per_epoch, total = steps_for(len(pairs), batch_size, n_epochs)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=attempt.learning_rate() * DPO_LR_SCALE, weight_decay=0.0)

@@ -1,5 +1,6 @@
 """Loading the base model and making it trainable: LoRA (default), QLoRA (4-bit base, CUDA
-only) or full fine-tuning. Hyperparameter defaults live in ``defaults()``."""
+only) or full fine-tuning. The hyperparameters (and their defaults) are the method's typed
+model from ``contract.hyperparameters``."""
 
 from __future__ import annotations
 
@@ -9,24 +10,18 @@ from typing import Any
 
 import torch
 
-TRAINING_TYPES = ("lora", "qlora", "full")
+from contract.hyperparameters import Hyperparameters
+
 BASE_LEARNING_RATE = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5}
 
 
-def defaults() -> dict[str, Any]:
-    """Extra hyperparameters a job may set in ``method.<type>.hyperparameters``."""
-    return {"training_type": "lora", "lora_rank": 16, "lora_alpha": 32, "lora_dropout": 0.05,
-            "target_modules": "all-linear", "max_tokens_per_micro_batch": None,
-            "warmup_ratio": 0.03, "checkpoint_interval": "epoch"}
-
-
-def micro_batch_budget(model: torch.nn.Module, hp: dict[str, Any]) -> int:
+def micro_batch_budget(model: torch.nn.Module, hp: Hyperparameters) -> int:
     """Tokens per packed row. With FlashAttention, packed rows use variable-length attention
     and can be long; with SDPA/eager, transformers builds a dense T x T block mask for a packed
     row, so attention costs T^2 and rows are kept short (measured in bench/train.py: 2,048
     tokens ran 21 % faster than 16,384 on CPU, and used 40 % less memory per step)."""
-    if hp.get("max_tokens_per_micro_batch"):
-        return int(hp["max_tokens_per_micro_batch"])
+    if hp.max_tokens_per_micro_batch:
+        return hp.max_tokens_per_micro_batch
     inner = getattr(model, "module", model)  # DDP wraps the model
     impl = str(getattr(getattr(inner, "config", None), "_attn_implementation", "sdpa"))
     return 16384 if impl.startswith("flash") else 2048
@@ -57,15 +52,14 @@ def load_tokenizer(source: str) -> Any:
     return tok
 
 
-def load_trainable(source: str, hp: dict[str, Any], device: torch.device, init_adapter: Path | None) -> torch.nn.Module:
+def load_base(source: str, hp: Hyperparameters, device: torch.device) -> torch.nn.Module:
+    """The base model from ``source`` in the dtype and attention kernel for ``device`` (4-bit for
+    QLoRA)."""
     from transformers import AutoModelForCausalLM
 
-    kind = hp["training_type"]
-    if kind not in TRAINING_TYPES:
-        raise ValueError(f"unknown training_type {kind!r}")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": _attention(device)}
-    if kind == "qlora":
+    if hp.training_type == "qlora":
         if device.type != "cuda":
             raise ValueError("QLoRA needs a CUDA GPU (bitsandbytes 4-bit)")
         from transformers import BitsAndBytesConfig
@@ -74,25 +68,33 @@ def load_trainable(source: str, hp: dict[str, Any], device: torch.device, init_a
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16)
         kwargs["device_map"] = {"": device}
-    if kind == "full" and init_adapter is not None and (init_adapter / "config.json").exists():
-        source = str(init_adapter)  # continued full fine-tuning starts from the tuned weights
-    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    model.config.use_cache = False
-    if kind == "full":
+    return AutoModelForCausalLM.from_pretrained(source, **kwargs)
+
+
+def make_trainable(model: torch.nn.Module, hp: Hyperparameters, device: torch.device,
+                   init_adapter: Path | None) -> torch.nn.Module:
+    """LoRA (a fresh adapter, or ``init_adapter`` trained further) or the whole model."""
+    model.config.use_cache = False  # type: ignore[union-attr]
+    if hp.training_type == "full":
         return model.to(device)
 
     from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 
-    if kind == "qlora":
+    if hp.training_type == "qlora":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if init_adapter is not None:
         peft_model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
     else:
-        targets = hp["target_modules"]
         peft_model = get_peft_model(model, LoraConfig(
-            r=int(hp["lora_rank"]), lora_alpha=int(hp["lora_alpha"]), lora_dropout=float(hp["lora_dropout"]),
-            target_modules=targets, bias="none", task_type="CAUSAL_LM"))
+            r=hp.lora_rank, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
+            target_modules=hp.target_modules, bias="none", task_type="CAUSAL_LM"))
     return peft_model.to(device)
+
+
+def load_trainable(source: str, hp: Hyperparameters, device: torch.device, init_adapter: Path | None) -> torch.nn.Module:
+    if hp.training_type == "full" and init_adapter is not None and (init_adapter / "config.json").exists():
+        source = str(init_adapter)  # continued full fine-tuning starts from the tuned weights
+    return make_trainable(load_base(source, hp, device), hp, device, init_adapter)
 
 
 def save_weights(model: torch.nn.Module, out: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from trainer.spec import EventReport
+from contract.spec import EventReport
 
 log = logging.getLogger(__name__)
 

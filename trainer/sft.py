@@ -13,8 +13,8 @@ import torch
 
 from trainer import data
 from trainer.attempt import Attempt, Stop, steps_for
+from trainer.losses import sft_loss
 from trainer.model import load_tokenizer, load_trainable, micro_batch_budget
-from trainer.steps import sft_loss
 
 
 def evaluate(model: torch.nn.Module, examples: Sequence[data.Example], attempt: Attempt) -> tuple[float, float]:
@@ -25,10 +25,10 @@ def evaluate(model: torch.nn.Module, examples: Sequence[data.Example], attempt: 
     return loss, acc
 
 
-def run(attempt: Attempt, distributed: bool = False) -> None:
+def run(attempt: Attempt) -> None:
     spec, hp = attempt.spec, attempt.hp
     tok = load_tokenizer(spec.base_model_source)
-    renderer = data.ChatRenderer(tok, int(hp.get("max_length", tok.model_max_length or 4096)))
+    renderer = data.ChatRenderer(tok, int(tok.model_max_length or 4096))
     train = [renderer.sft(row) for row in data.read_jsonl(attempt.fetch(spec.training_file_uri, "train.jsonl"))]
     valid = ([renderer.sft(row) for row in data.read_jsonl(attempt.fetch(spec.validation_file_uri, "valid.jsonl"))]
              if spec.validation_file_uri else [])
@@ -36,10 +36,10 @@ def run(attempt: Attempt, distributed: bool = False) -> None:
 
     torch.manual_seed(spec.seed)
     model = load_trainable(spec.base_model_source, hp, attempt.device, init)
-    if distributed:
+    if attempt.distributed:
         model = torch.nn.parallel.DistributedDataParallel(model)
     model.train()
-    batch_size, n_epochs = int(hp["batch_size"]), int(hp["n_epochs"])
+    batch_size, n_epochs = int(hp.batch_size), int(hp.n_epochs)
     per_epoch, total = steps_for(len(train), batch_size, n_epochs)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=attempt.learning_rate(), weight_decay=0.0)

@@ -12,7 +12,7 @@ from service.db.schema import Project
 
 
 def get_ctx(request: Request) -> AppContext:
-    return request.app.state.ctx  # type: ignore[no-any-return]
+    return request.app.state.ctx
 
 
 Ctx = Annotated[AppContext, Depends(get_ctx)]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from contract.layout import file_key
 from service import idempotency, ids
-from service.api.deps import CurrentProject, Ctx, IdempotencyKey
+from service.api.deps import Ctx, CurrentProject, IdempotencyKey
 from service.files import service as files
 from service.files.upload import receive_upload
 from service.protocol.common import CursorPage
@@ -22,7 +24,7 @@ router = APIRouter(prefix="/v1", tags=["files"])
 async def create_file(request: Request, ctx: Ctx, project: CurrentProject,
                       idempotency_key: IdempotencyKey = None) -> JSONResponse:
     file_id = ids.file_id()
-    upload = await receive_upload(request, ctx.store, f"files/{file_id}",
+    upload = await receive_upload(request, ctx.store, file_key(file_id),
                                   max_bytes=ctx.settings.max_upload_bytes,
                                   max_line_bytes=ctx.settings.max_line_bytes)
     ctx.metrics.upload_bytes.inc(upload.bytes)
@@ -34,7 +36,7 @@ async def create_file(request: Request, ctx: Ctx, project: CurrentProject,
     fp = idempotency.fingerprint("POST /v1/files", purpose, upload.filename or "", upload.sha256,
                                  str(sorted(upload.fields.items())))
 
-    def action(s):  # type: ignore[no-untyped-def]
+    def action(s: Session) -> tuple[int, dict[str, Any]]:
         row = files.record_upload(s, project, file_id, upload, purpose, expires_at, now)
         return 200, files.to_wire(row).model_dump()
 
@@ -54,9 +56,7 @@ def list_files(ctx: Ctx, project: CurrentProject, purpose: str | None = None,
                after: str | None = None) -> CursorPage[FileObject]:
     with ctx.db.session() as s:
         rows, more = files.list_files(s, project, purpose=purpose, limit=limit, order=order, after=after)
-        data = [files.to_wire(r) for r in rows]
-    return CursorPage(data=data, has_more=more, first_id=data[0].id if data else None,
-                      last_id=data[-1].id if data else None)
+        return CursorPage.of([files.to_wire(r) for r in rows], more)
 
 
 @router.get("/files/{file_id}", response_model=FileObject)
@@ -68,8 +68,7 @@ def retrieve_file(file_id: str, ctx: Ctx, project: CurrentProject) -> FileObject
 @router.delete("/files/{file_id}", response_model=FileDeleted)
 def delete_file(file_id: str, ctx: Ctx, project: CurrentProject) -> FileDeleted:
     with ctx.db.session() as s:
-        key = files.delete(s, project, file_id)
-    ctx.store.delete(key)  # after the commit: a failed commit never loses the bytes
+        files.delete(s, ctx.store, project, file_id)
     return FileDeleted(id=file_id)
 
 

@@ -12,20 +12,20 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from service import idempotency
-from service.api.deps import CurrentProject, Ctx, IdempotencyKey
+from service.api.deps import Ctx, CurrentProject, IdempotencyKey
 from service.db.schema import Job, Project
 from service.jobs import events
 from service.jobs import service as jobs
 from service.protocol.common import CursorPage
-from service.protocol.fine_tuning import FineTuningJob, FineTuningJobCheckpoint, FineTuningJobCreateParams, FineTuningJobEvent
+from service.protocol.fine_tuning import (
+    FineTuningJob,
+    FineTuningJobCheckpoint,
+    FineTuningJobCreateParams,
+    FineTuningJobEvent,
+)
 
 router = APIRouter(prefix="/v1/fine_tuning", tags=["fine_tuning"])
 _METADATA_PARAM = re.compile(r"^metadata\[(.+)\]$")
-
-
-def _page(data: list, more: bool) -> dict:  # type: ignore[type-arg]
-    return {"object": "list", "data": data, "has_more": more,
-            "first_id": data[0].id if data else None, "last_id": data[-1].id if data else None}
 
 
 @router.post("/jobs", response_model=FineTuningJob)
@@ -34,7 +34,7 @@ def create_job(params: FineTuningJobCreateParams, ctx: Ctx, project: CurrentProj
     fp = idempotency.fingerprint("POST /v1/fine_tuning/jobs",
                                  json.dumps(params.model_dump(mode="json", exclude_unset=True), sort_keys=True))
 
-    def action(s: Session) -> tuple[int, dict]:  # type: ignore[type-arg]
+    def action(s: Session) -> tuple[int, dict]:
         job = jobs.create(s, project, params, ctx.catalog, ctx.settings.accelerator)
         return 200, jobs.to_wire(job).model_dump(mode="json")
 
@@ -45,11 +45,11 @@ def create_job(params: FineTuningJobCreateParams, ctx: Ctx, project: CurrentProj
 
 @router.get("/jobs", response_model=CursorPage[FineTuningJob])
 def list_jobs(request: Request, ctx: Ctx, project: CurrentProject, after: str | None = None,
-              limit: Annotated[int | None, Query()] = None) -> dict:  # type: ignore[type-arg]
+              limit: Annotated[int | None, Query()] = None) -> CursorPage[FineTuningJob]:
     metadata = {m.group(1): v for k, v in request.query_params.items() if (m := _METADATA_PARAM.match(k))}
     with ctx.db.session() as s:
         rows, more = jobs.list_jobs(s, project, after=after, limit=limit, metadata=metadata)
-        return _page([jobs.to_wire(j) for j in rows], more)
+        return CursorPage.of([jobs.to_wire(j) for j in rows], more)
 
 
 @router.get("/jobs/{job_id}", response_model=FineTuningJob)
@@ -60,7 +60,7 @@ def retrieve_job(job_id: str, ctx: Ctx, project: CurrentProject) -> FineTuningJo
 
 def _transition(ctx: Ctx, project: Project, job_id: str, key: str | None, name: str,
                 change: Callable[[Session, Project, str], Job]) -> JSONResponse:
-    def action(s: Session) -> tuple[int, dict]:  # type: ignore[type-arg]
+    def action(s: Session) -> tuple[int, dict]:
         return 200, jobs.to_wire(change(s, project, job_id)).model_dump(mode="json")
 
     fp = idempotency.fingerprint(f"POST /v1/fine_tuning/jobs/{job_id}/{name}")
@@ -86,15 +86,15 @@ def resume_job(job_id: str, ctx: Ctx, project: CurrentProject, idempotency_key: 
 
 @router.get("/jobs/{job_id}/events", response_model=CursorPage[FineTuningJobEvent])
 def list_events(job_id: str, ctx: Ctx, project: CurrentProject, after: str | None = None,
-                limit: Annotated[int | None, Query()] = None) -> dict:  # type: ignore[type-arg]
+                limit: Annotated[int | None, Query()] = None) -> CursorPage[FineTuningJobEvent]:
     with ctx.db.session() as s:
         rows, more = jobs.list_events(s, project, job_id, after=after, limit=limit)
-        return _page([events.to_wire(e) for e in rows], more)
+        return CursorPage.of([events.to_wire(e) for e in rows], more)
 
 
 @router.get("/jobs/{job_id}/checkpoints", response_model=CursorPage[FineTuningJobCheckpoint])
 def list_checkpoints(job_id: str, ctx: Ctx, project: CurrentProject, after: str | None = None,
-                     limit: Annotated[int | None, Query()] = None) -> dict:  # type: ignore[type-arg]
+                     limit: Annotated[int | None, Query()] = None) -> CursorPage[FineTuningJobCheckpoint]:
     with ctx.db.session() as s:
         rows, more = jobs.list_checkpoints(s, project, job_id, after=after, limit=limit)
-        return _page([jobs.checkpoint_to_wire(c) for c in rows], more)
+        return CursorPage.of([jobs.checkpoint_to_wire(c) for c in rows], more)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from service.api.deps import CurrentProject, Ctx
+from service.api.deps import Ctx, CurrentProject
 from service.errors import InvalidRequest, PayloadTooLarge
 from service.models import service as models
 

@@ -9,12 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header
 from sqlalchemy.orm import Session
 
+from contract.spec import CheckpointReport, CompletionReport, EventBatch, FailureReport, ProgressReport, ReportAck
 from service.api.deps import Ctx
 from service.db.schema import Job
 from service.errors import AuthenticationFailed, NotFound
 from service.jobs import lifecycle, reports
-from service.models import index
-from trainer.spec import CheckpointReport, CompletionReport, EventBatch, FailureReport, ProgressReport, ReportAck
 
 router = APIRouter(prefix="/internal/v1/jobs/{job_id}", tags=["internal"])
 
@@ -36,7 +35,7 @@ def _report(ctx: Ctx, job_id: str, token: str, apply: Callable[[Session, Job], o
         if not lifecycle.report_allowed(job, token):
             raise AuthenticationFailed("Invalid report token for this job attempt.")
         apply(s, job)
-        return ReportAck(action=lifecycle.next_action(job))  # type: ignore[arg-type]
+        return ReportAck(action=lifecycle.next_action(job))
 
 
 @router.post("/events", response_model=ReportAck)
@@ -46,19 +45,14 @@ def post_events(job_id: str, batch: EventBatch, ctx: Ctx, token: Token) -> Repor
 
 @router.post("/checkpoints", response_model=ReportAck)
 def post_checkpoint(job_id: str, body: CheckpointReport, ctx: Ctx, token: Token) -> ReportAck:
-    pruned: list[tuple[str, str]] = []
-    ack = _report(ctx, job_id, token, lambda s, job: pruned.extend(
-        reports.record_checkpoint(s, ctx.store, job, body, ctx.settings.keep_checkpoints)))
-    for name, uri in pruned:  # after the commit: no row points at a deleted checkpoint
-        index.withdraw(ctx.store, name)
-        ctx.store.delete_prefix(ctx.store.key_from_uri(uri))
-    return ack
+    return _report(ctx, job_id, token, lambda s, job: reports.record_checkpoint(
+        s, ctx.store, job, body, ctx.settings.keep_checkpoints))
 
 
 @router.post("/progress", response_model=ReportAck)
 def post_progress(job_id: str, body: ProgressReport, ctx: Ctx, token: Token) -> ReportAck:
     return _report(ctx, job_id, token, lambda s, job: lifecycle.set_progress(
-        job, trained_tokens=body.trained_tokens, estimated_finish=body.estimated_finish, hp=body.hyperparameters))
+        job, trained_tokens=body.trained_tokens, estimated_finish=body.estimated_finish))
 
 
 @router.post("/complete", response_model=ReportAck)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.deps import CurrentProject, Ctx
-from service.models import index
+from service.api.deps import Ctx, CurrentProject
 from service.models import service as models
 from service.protocol.models import Model, ModelDeleted, ModelList
 
@@ -28,10 +27,5 @@ def retrieve_model(model: str, ctx: Ctx, project: CurrentProject) -> Model:
 @router.delete("/models/{model:path}", response_model=ModelDeleted)
 def delete_model(model: str, ctx: Ctx, project: CurrentProject) -> ModelDeleted:
     with ctx.db.session() as s:
-        uri = models.delete(s, project, ctx.catalog, model)
-    index.withdraw(ctx.store, model)  # unservable from now on
-    try:  # the weights go with the name; the row stays (deleted) so the name is never reused
-        ctx.store.delete_prefix(ctx.store.key_from_uri(uri))
-    except ValueError:
-        pass  # an adapter outside this store (e.g. imported): nothing of ours to remove
+        models.delete(s, ctx.store, project, ctx.catalog, model)
     return ModelDeleted(id=model)

@@ -10,24 +10,34 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_MODEL = "hone-tiny"
 _DEFAULT_CONTEXT = 4096
 
 
-class TrainingResources(BaseModel):
-    """Where and how trainer pods for this base model run (Kubernetes launcher)."""
+class KubernetesPlacement(BaseModel):
+    """The Kubernetes launcher's part of a base model's training resources."""
+
+    model_config = ConfigDict(extra="forbid")
 
     image: str | None = None  # default: the launcher's trainer image
-    gpus_per_node: int = Field(default=1, ge=0)
-    nodes: int = Field(default=1, ge=1)
     gpu_resource: str = "nvidia.com/gpu"
-    cpu: str = "8"
-    memory: str = "64Gi"
     node_selector: dict[str, str] = Field(default_factory=dict)  # e.g. {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
-    scratch_size: str = "200Gi"
+
+
+class TrainingResources(BaseModel):
+    """What one attempt for this base model needs, whatever launcher runs it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gpus: int = Field(default=1, ge=0, le=64, description="GPUs per node (one trainer process each)")
+    nodes: int = Field(default=1, ge=1, le=1024)
+    cpu: str = "8"
+    memory: str = "64Gi"
+    scratch: str = "200Gi"  # working space for the attempt's copies of data and checkpoints
+    kubernetes: KubernetesPlacement = Field(default_factory=KubernetesPlacement)
 
 
 class BaseModelEntry(BaseModel):

@@ -57,6 +57,7 @@ class Job(Base):
     seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(64), unique=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    project_name: Mapped[str] = mapped_column(String(64))  # the project segment of the job's model names
     model: Mapped[str] = mapped_column(String(256))  # as requested (base or ft: name)
     base_model: Mapped[str] = mapped_column(String(128))  # catalog short name
     init_adapter: Mapped[str | None] = mapped_column(String(256), default=None)  # continued training

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,6 +11,18 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_AFTER_COMMIT = "hone_after_commit"
+log = logging.getLogger(__name__)
+
+
+def after_commit(session: Session, effect: Callable[[], None]) -> None:
+    """Run ``effect`` once ``session``'s unit of work has committed, never if it rolls back.
+
+    For effects outside the database that must not happen unless the change is durable (deleting
+    a blob a deleted row pointed at, withdrawing a model from serving): a failed commit then
+    never loses data, and a failed effect leaves at worst an orphaned blob, never a dangling row.
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(effect)
 
 
 def make_engine(url: str) -> Engine:
@@ -60,8 +73,14 @@ class Database:
                 yield s
                 s.commit()
             except BaseException:
+                s.info.pop(_AFTER_COMMIT, None)
                 s.rollback()
                 raise
+            for effect in s.info.pop(_AFTER_COMMIT, []):
+                try:
+                    effect()
+                except Exception:  # the change is committed; the effect's failure is logged, not raised
+                    log.exception("an after-commit effect failed")
 
     def dispose(self) -> None:
         self.engine.dispose()

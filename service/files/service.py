@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from service.blobstore import BlobStore
+from contract.blobstore import BlobStore
 from service.db.schema import File, Project
+from service.db.session import after_commit
 from service.errors import InvalidRequest, file_not_found
 from service.files.upload import ReceivedUpload
 from service.pagination import check_limit, paginate
@@ -22,7 +23,7 @@ BATCH_DEFAULT_EXPIRY_S = 30 * 24 * 3600
 def to_wire(row: File) -> FileObject:
     return FileObject(id=row.id, bytes=row.bytes, created_at=row.created_at,
                       expires_at=row.expires_at, filename=row.filename, purpose=row.purpose,
-                      status=row.status)  # type: ignore[arg-type]
+                      status=row.status)
 
 
 def _expires_at(fields: dict[str, str], purpose: str, now: int) -> int | None:
@@ -79,7 +80,7 @@ def record_generated(session: Session, project_id: str, file_id: str, *, key: st
     return row
 
 
-def _live(project_id: str):  # type: ignore[no-untyped-def]
+def _live(project_id: str) -> list[ColumnElement[bool]]:
     now = int(time.time())
     return [File.project_id == project_id, or_(File.expires_at.is_(None), File.expires_at > now)]
 
@@ -102,12 +103,12 @@ def list_files(session: Session, project: Project, *, purpose: str | None, limit
                     descending=order == "desc")
 
 
-def delete(session: Session, project: Project, file_id: str) -> str:
-    """Delete the record; returns the storage key for the caller to remove after commit."""
+def delete(session: Session, store: BlobStore, project: Project, file_id: str) -> None:
+    """Delete the record; its bytes go once that is committed (a failed commit loses nothing)."""
     row = get(session, project, file_id)
     key = row.storage_key
     session.delete(row)
-    return key
+    after_commit(session, lambda: store.delete(key))
 
 
 def read(store: BlobStore, row: File) -> Iterator[bytes]:

@@ -16,7 +16,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from service.blobstore import BlobStore, BlobWriter
+from contract.blobstore import BlobStore, BlobWriter
 from service.errors import InvalidRequest, PayloadTooLarge
 from service.files.jsonl_check import JsonlChecker
 

@@ -22,7 +22,7 @@ from service.gateway.routing import preference
 
 log = logging.getLogger(__name__)
 WARM_ENTRIES = 65536  # (upstream, adapter) pairs remembered for the cold-load metric
-Observer = Callable[[str, str, int, float, dict | None], None]  # type: ignore[type-arg]
+Observer = Callable[[str, str, int, float, dict | None], None]
 
 
 class Gateway:
@@ -101,11 +101,11 @@ class Gateway:
             self.observe(base, "stream", 200, time.perf_counter() - started, usage)
 
 
-def _last_usage(chunk: bytes) -> dict | None:  # type: ignore[type-arg]
+def _last_usage(chunk: bytes) -> dict | None:
     for line in reversed(chunk.split(b"\n")):
         if line.startswith(b"data: {") and b'"usage":{' in line:
             try:
-                return json.loads(line[6:]).get("usage")  # type: ignore[no-any-return]
+                return json.loads(line[6:]).get("usage")
             except ValueError:
                 return None
     return None

@@ -29,5 +29,5 @@ def add(session: Session, job_id: str, message: str, *, level: str = "info", typ
 
 
 def to_wire(row: JobEvent) -> FineTuningJobEvent:
-    return FineTuningJobEvent(id=row.id, created_at=row.created_at, level=row.level,  # type: ignore[arg-type]
-                              message=row.message, type=row.type, data=row.data or {})  # type: ignore[arg-type]
+    return FineTuningJobEvent(id=row.id, created_at=row.created_at, level=row.level,
+                              message=row.message, type=row.type, data=row.data or {})

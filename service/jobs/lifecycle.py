@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from contract.methods import METHODS
+from contract.spec import EXIT_BAD_INPUT
 from service.auth import hash_secret
 from service.db.schema import Job
-from service.jobs import events, hyperparameters
+from service.jobs import events, states
 from service.launcher.base import AttemptState
-from trainer.spec import EXIT_BAD_INPUT
-
-ACTIVE = ("running", "pausing")
+from service.protocol.fine_tuning import JobStatus
 
 
 def job_by_id(session: Session, job_id: str, *, for_update: bool = False) -> Job | None:
@@ -31,7 +30,7 @@ def job_by_id(session: Session, job_id: str, *, for_update: bool = False) -> Job
 def claim_validation(session: Session, job_id: str, owner: str, lease_s: float) -> bool:
     now = time.time()
     res = session.execute(
-        update(Job).where(Job.id == job_id, Job.status == "validating_files",
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.VALIDATING_FILES,
                           or_(Job.lease_until.is_(None), Job.lease_until < now))
         .values(lease_owner=owner, lease_until=now + lease_s))
     return res.rowcount == 1  # type: ignore[attr-defined]
@@ -39,18 +38,19 @@ def claim_validation(session: Session, job_id: str, owner: str, lease_s: float) 
 
 def validation_passed(session: Session, job_id: str, n_examples: int, n_tokens: int) -> bool:
     job = job_by_id(session, job_id, for_update=True)
-    if job is None or job.status != "validating_files":
+    if job is None or job.status != JobStatus.VALIDATING_FILES:
         return False  # cancelled (or already handled) while validating
-    job.hyperparameters = hyperparameters.resolve(job.hyperparameters, n_examples)
+    hp = METHODS.get(job.method_type).hyperparameters.model_validate(job.hyperparameters)
+    job.hyperparameters = hp.resolve(n_examples).model_dump()
     job.n_examples, job.n_tokens = n_examples, n_tokens
-    job.status = "queued"
+    states.move(job, JobStatus.QUEUED)
     job.lease_owner = job.lease_until = None
     events.add(session, job.id, "Files validated, moving job to queued state")
     return True
 
 
 def fail(session: Session, job: Job, code: str, message: str, param: str | None = None) -> None:
-    job.status = "failed"
+    states.move(job, JobStatus.FAILED)
     job.error = {"code": code, "message": message, "param": param}
     job.finished_at = int(time.time())
     job.estimated_finish = None
@@ -60,7 +60,7 @@ def fail(session: Session, job: Job, code: str, message: str, param: str | None 
 
 def validation_failed(session: Session, job_id: str, code: str, message: str, param: str) -> bool:
     job = job_by_id(session, job_id, for_update=True)
-    if job is None or job.status != "validating_files":
+    if job is None or job.status != JobStatus.VALIDATING_FILES:
         return False
     fail(session, job, code, message, param)
     return True
@@ -69,12 +69,13 @@ def validation_failed(session: Session, job_id: str, code: str, message: str, pa
 def claim_launch(session: Session, job_id: str) -> tuple[Job, str] | None:
     """queued -> running with a new attempt number and a fresh report token."""
     job = job_by_id(session, job_id, for_update=True)
-    if job is None or job.status != "queued":
+    if job is None or job.status != JobStatus.QUEUED:
         return None
     token = secrets.token_urlsafe(32)
+    running = states.check(job.status, JobStatus.RUNNING)
     res = session.execute(
-        update(Job).where(Job.id == job_id, Job.status == "queued", Job.attempt == job.attempt)
-        .values(status="running", attempt=job.attempt + 1, active_attempt=job.attempt + 1,
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.attempt == job.attempt)
+        .values(status=running.value, attempt=job.attempt + 1, active_attempt=job.attempt + 1,
                 attempt_claimed_at=time.time(), report_token_hash=hash_secret(token)))
     if res.rowcount != 1:  # type: ignore[attr-defined]
         return None
@@ -86,11 +87,11 @@ def attempt_ended(session: Session, job: Job, state: AttemptState, max_attempts:
     """Apply the end of the job's active attempt as the launcher reports it."""
     attempt = job.active_attempt
     job.active_attempt = None
-    if job.status == "pausing":
-        job.status = "paused"
+    if job.status == JobStatus.PAUSING:
+        states.move(job, JobStatus.PAUSED)
         events.add(session, job.id, "Fine-tuning job paused")
         return
-    if job.status != "running":
+    if job.status != JobStatus.RUNNING:
         return  # cancelled / succeeded / failed already: nothing left to decide
     if state.phase == "succeeded":
         fail(session, job, "training_failed",
@@ -101,7 +102,7 @@ def attempt_ended(session: Session, job: Job, state: AttemptState, max_attempts:
         fail(session, job, "invalid_training_data", "The trainer could not use the training data." + _tail(state))
         return
     if (attempt or job.attempt) < max_attempts:
-        job.status = "queued"
+        states.move(job, JobStatus.QUEUED)
         events.add(session, job.id, f"Training attempt {attempt} {how}; restarting from the newest "
                    f"checkpoint (attempt {(attempt or 0) + 1} of {max_attempts})", level="warn")
         return
@@ -114,9 +115,9 @@ def _tail(state: AttemptState) -> str:
 
 
 def next_action(job: Job) -> str:
-    if job.status == "pausing":
+    if job.status == JobStatus.PAUSING:
         return "pause"
-    if job.status in ("running",):
+    if job.status == JobStatus.RUNNING:
         return "continue"
     return "cancel"
 
@@ -126,14 +127,11 @@ def report_allowed(job: Job, token: str) -> bool:
             and secrets.compare_digest(job.report_token_hash, hash_secret(token)))
 
 
-def set_progress(job: Job, *, trained_tokens: int | None, estimated_finish: int | None,
-                 hp: dict[str, Any] | None) -> None:
+def set_progress(job: Job, *, trained_tokens: int | None, estimated_finish: int | None) -> None:
     if trained_tokens is not None:
         job.trained_tokens = trained_tokens
     if estimated_finish is not None:
         job.estimated_finish = estimated_finish
-    if hp:
-        job.hyperparameters = {**job.hyperparameters, **hp}
 
 
 def active_jobs(session: Session) -> list[Job]:

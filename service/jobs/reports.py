@@ -9,20 +9,18 @@ import time
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from contract.blobstore import BlobStore
+from contract.layout import RESULT_CSV, JobLayout, manifest_key
+from contract.names import ModelName
+from contract.spec import CheckpointReport, CompletionReport, EventBatch, FailureReport
 from service import ids
-from service.blobstore import BlobStore
 from service.db.schema import Checkpoint, FineTunedModel, Job
 from service.errors import InvalidRequest
 from service.files import service as files
-from service.jobs import events, lifecycle, naming
-from service.models import index
-from trainer.spec import CheckpointReport, CompletionReport, EventBatch, FailureReport
-
-MANIFEST = "manifest.json"
-
-
-def output_key(job_id: str) -> str:
-    return f"jobs/{job_id}"
+from service.jobs import events, lifecycle, states
+from service.jobs.states import ACTIVE
+from service.models import service as models
+from service.protocol.fine_tuning import JobStatus
 
 
 def _own_key(store: BlobStore, job: Job, uri: str, what: str) -> str:
@@ -31,9 +29,14 @@ def _own_key(store: BlobStore, job: Job, uri: str, what: str) -> str:
         key = store.key_from_uri(uri)
     except ValueError as e:
         raise InvalidRequest(f"{what}: {e}", param="uri") from e
-    if not key.startswith(output_key(job.id) + "/"):
+    if not JobLayout.for_job(job.id).owns(key):
         raise InvalidRequest(f"{what}: {uri} is outside this job's output prefix.", param="uri")
     return key
+
+
+def _require_manifest(store: BlobStore, key: str, uri: str, param: str) -> None:
+    if not store.exists(manifest_key(key)):
+        raise InvalidRequest(f"{uri} has no manifest.json: it is incomplete.", param=param)
 
 
 def record_events(session: Session, job: Job, batch: EventBatch) -> None:
@@ -42,28 +45,22 @@ def record_events(session: Session, job: Job, batch: EventBatch) -> None:
                    client_id=ev.id, created_at=ev.created_at)
 
 
-def record_checkpoint(session: Session, store: BlobStore, job: Job, report: CheckpointReport,
-                      keep: int) -> list[tuple[str, str]]:
-    """Register a complete checkpoint; return (name, URI) of older ones pruned beyond ``keep``
-    (OpenAI keeps the last three), for the caller to delete after the commit."""
+def record_checkpoint(session: Session, store: BlobStore, job: Job, report: CheckpointReport, keep: int) -> None:
+    """Register a complete checkpoint; checkpoints older than the newest ``keep`` (OpenAI keeps
+    three) are deleted, their blobs removed after the commit."""
     existing = session.scalar(select(Checkpoint).where(Checkpoint.job_id == job.id,
                                                        Checkpoint.client_id == report.id))
     if existing is not None:
-        return []
+        return
     key = _own_key(store, job, report.uri, "checkpoint")
-    if not store.exists(f"{key}/{MANIFEST}"):
-        raise InvalidRequest(f"checkpoint {report.uri} has no {MANIFEST}: it is incomplete.",
-                             param="uri")
-    name = naming.checkpoint_name(job.base_model, _project_name(job), job.suffix, report.step_number)
+    _require_manifest(store, key, report.uri, "uri")
+    name = str(ModelName(job.base_model, job.project_name, job.suffix, ids.model_short_id(), report.step_number))
     now = int(time.time())
     row = Checkpoint(id=ids.checkpoint_id(), job_id=job.id, client_id=report.id,
                      step_number=report.step_number, metrics=dict(report.metrics),
                      model_name=name, uri=store.uri(key), created_at=now)
     session.add(row)
-    session.add(FineTunedModel(name=name, project_id=job.project_id, job_id=job.id,
-                               base_model=job.base_model, kind="checkpoint", uri=row.uri,
-                               created_at=now))
-    index.publish(store, name, row.uri, job.base_model)
+    models.publish(session, store, job, name, row.uri, "checkpoint", now)
     events.add(session, job.id, f"Checkpoint created at step {report.step_number} with "
                f"Snapshot ID: {name}", data={"step": report.step_number})
     session.flush()
@@ -72,17 +69,16 @@ def record_checkpoint(session: Session, store: BlobStore, job: Job, report: Chec
     for old in older:
         session.execute(update(FineTunedModel).where(FineTunedModel.name == old.model_name).values(deleted=True))
         session.delete(old)
-    return [(old.model_name, old.uri) for old in older]
+        models.withdraw_after_commit(session, store, old.model_name, old.uri)
 
 
 def complete(session: Session, store: BlobStore, job: Job, report: CompletionReport) -> None:
-    if job.status == "succeeded":
+    if job.status == JobStatus.SUCCEEDED:
         return
-    if job.status not in lifecycle.ACTIVE:
+    if job.status not in ACTIVE:
         raise InvalidRequest(f"job {job.id} is '{job.status}'; a result is no longer accepted.")
     key = _own_key(store, job, report.adapter_uri, "adapter")
-    if not store.exists(f"{key}/{MANIFEST}"):
-        raise InvalidRequest(f"adapter {report.adapter_uri} has no {MANIFEST}.", param="adapter_uri")
+    _require_manifest(store, key, report.adapter_uri, "adapter_uri")
     now = int(time.time())
     if report.result_file_uri:
         rkey = _own_key(store, job, report.result_file_uri, "result file")
@@ -91,16 +87,13 @@ def complete(session: Session, store: BlobStore, job: Job, report: CompletionRep
             digest.update(chunk)
             size += len(chunk)
         result = files.record_generated(session, job.project_id, ids.file_id(), key=rkey,
-                                        filename="step_metrics.csv", purpose="fine-tune-results",
+                                        filename=RESULT_CSV, purpose="fine-tune-results",
                                         size=size, sha256=digest.hexdigest())
         job.result_files = [result.id]
-    session.add(FineTunedModel(name=job.planned_model, project_id=job.project_id, job_id=job.id,
-                               base_model=job.base_model, kind="final", uri=store.uri(key),
-                               created_at=now))
-    index.publish(store, job.planned_model, store.uri(key), job.base_model)
+    models.publish(session, store, job, job.planned_model, store.uri(key), "final", now)
     job.fine_tuned_model = job.planned_model
     job.trained_tokens = report.trained_tokens
-    job.status = "succeeded"
+    states.move(job, JobStatus.SUCCEEDED)
     job.finished_at = now
     job.estimated_finish = None
     events.add(session, job.id, f"New fine-tuned model created: {job.planned_model}")
@@ -108,10 +101,5 @@ def complete(session: Session, store: BlobStore, job: Job, report: CompletionRep
 
 
 def failed(session: Session, job: Job, report: FailureReport) -> None:
-    if job.status in lifecycle.ACTIVE:
+    if job.status in ACTIVE:
         lifecycle.fail(session, job, report.code, report.message)
-
-
-def _project_name(job: Job) -> str:
-    # planned_model is ft:{base}:{project}:...; the project name is its third field.
-    return job.planned_model.split(":")[2]

@@ -10,47 +10,54 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contract.hyperparameters import Hyperparameters as MethodHyperparameters
+from contract.methods import DEFAULT_METHOD, METHODS, REFUSED, MethodSpec
+from contract.names import SUFFIX, ModelName, is_fine_tuned_name
 from service import ids
 from service.catalog.catalog import BaseModelEntry, Catalog
 from service.db.schema import Checkpoint, File, FineTunedModel, Job, JobEvent, Project
 from service.errors import InvalidRequest, job_not_found
-from service.jobs import events, hyperparameters, naming
+from service.jobs import events, states
 from service.pagination import check_limit, paginate
 from service.protocol.fine_tuning import (
-    TERMINAL_STATUSES,
     FineTuningJob,
     FineTuningJobCheckpoint,
     FineTuningJobCreateParams,
     Hyperparameters,
     JobError,
+    JobStatus,
 )
 
 MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
-_HP_KEYS = ("batch_size", "learning_rate_multiplier", "n_epochs")
 
 
-def _method(params: FineTuningJobCreateParams) -> tuple[str, dict[str, Any]]:
+def _method(params: FineTuningJobCreateParams) -> tuple[MethodSpec, MethodHyperparameters]:
+    """The registered method the request asks for, and its hyperparameters with defaults."""
     method = params.method
-    mtype = method.type if method else "supervised"
-    if mtype == "reinforcement":
-        raise InvalidRequest("method.type 'reinforcement' is not supported: this server trains "
-                             "with 'supervised' and 'dpo'.", param="method.type",
-                             code="unsupported_method")
-    sub = getattr(method, mtype, None) if method else None
+    name = method.type if method else DEFAULT_METHOD
+    if name in REFUSED:
+        raise InvalidRequest(f"method.type {name!r} is not supported: {REFUSED[name]}. This server trains "
+                             f"with {_known()}.", param="method.type", code="unsupported_method")
+    if name not in METHODS:
+        raise InvalidRequest(f"Invalid 'method.type': {name[:64]!r}. Supported values are: {_known()}.",
+                             param="method.type", code="unsupported_method")
+    spec = METHODS.get(name)
+    sub = getattr(method, name, None) if method else None
     given = sub.hyperparameters if sub is not None else None
     if params.hyperparameters is not None and given is not None:
         raise InvalidRequest("Specify hyperparameters in 'method' or in the deprecated "
                              "'hyperparameters', not both.", param="hyperparameters")
     legacy = params.hyperparameters
-    if legacy is not None and mtype != "supervised":
-        raise InvalidRequest("The deprecated 'hyperparameters' field applies to supervised jobs "
-                             f"only; put them in method.{mtype}.hyperparameters.",
-                             param="hyperparameters")
-    hp = hyperparameters.defaults(mtype)
+    if legacy is not None and name != DEFAULT_METHOD:
+        raise InvalidRequest(f"The deprecated 'hyperparameters' field applies to {DEFAULT_METHOD} jobs "
+                             f"only; put them in method.{name}.hyperparameters.", param="hyperparameters")
     chosen = given or legacy
-    if chosen is not None:
-        hp.update(chosen.model_dump(exclude_none=True))
-    return mtype, hp
+    hp = spec.hyperparameters.model_validate(chosen.model_dump() if chosen is not None else {})
+    return spec, hp
+
+
+def _known() -> str:
+    return ", ".join(repr(n) for n in METHODS.names)
 
 
 # Modules a LoRA adapter may target and still be served by vLLM's LoRA hot-swapping: the
@@ -59,19 +66,19 @@ def _method(params: FineTuningJobCreateParams) -> tuple[str, dict[str, Any]]:
 _UNSERVABLE_TARGETS = ("lm_head", "embed_tokens", "wte", "word_embeddings")
 
 
-def _serving_gate(hp: dict[str, Any], entry: BaseModelEntry, accelerator: str, param: str) -> None:
+def _serving_gate(hp: MethodHyperparameters, entry: BaseModelEntry, accelerator: str, param: str) -> None:
     """Refuse at creation what the serving fleet (or this deployment's trainers) cannot do."""
-    kind = hp["training_type"]
+    kind = hp.training_type
     if kind == "qlora" and accelerator != "cuda":
         raise InvalidRequest("training_type 'qlora' needs a CUDA GPU (4-bit bitsandbytes); this "
                              "deployment trains on CPU.", param=f"{param}.training_type", code="unsupported_training_type")
     if kind == "full":
         return
-    if hp["lora_rank"] > entry.max_lora_rank:
-        raise InvalidRequest(f"lora_rank {hp['lora_rank']} is above the max_lora_rank {entry.max_lora_rank} "
+    if hp.lora_rank > entry.max_lora_rank:
+        raise InvalidRequest(f"lora_rank {hp.lora_rank} is above the max_lora_rank {entry.max_lora_rank} "
                              f"that serving for {entry.name} can load.", param=f"{param}.lora_rank",
                              code="unservable_lora_rank")
-    targets = hp["target_modules"]
+    targets = hp.target_modules
     if isinstance(targets, list):
         bad = [t for t in targets if t.split(".")[-1] in _UNSERVABLE_TARGETS]
         if bad:
@@ -83,7 +90,7 @@ def _serving_gate(hp: dict[str, Any], entry: BaseModelEntry, accelerator: str, p
 def _base_model(session: Session, project: Project, model: str, catalog: Catalog) -> tuple[str, str | None]:
     if catalog.get(model) is not None:
         return model, None
-    if naming.is_fine_tuned_name(model):
+    if is_fine_tuned_name(model):
         row = session.scalar(select(FineTunedModel).where(
             FineTunedModel.name == model, FineTunedModel.project_id == project.id,
             FineTunedModel.deleted.is_(False)))
@@ -122,7 +129,8 @@ def _check_metadata(metadata: dict[str, str] | None) -> None:
 
 def create(session: Session, project: Project, params: FineTuningJobCreateParams,
            catalog: Catalog, accelerator: str = "cpu") -> Job:
-    mtype, hp = _method(params)
+    method, hp = _method(params)
+    mtype = method.name
     base, init_adapter = _base_model(session, project, params.model, catalog)
     entry = catalog.get(base)
     assert entry is not None
@@ -130,7 +138,7 @@ def create(session: Session, project: Project, params: FineTuningJobCreateParams
     _serving_gate(hp, entry, accelerator, hp_param)
     _check_file(session, project, params.training_file, "training_file")
     _check_file(session, project, params.validation_file, "validation_file")
-    if params.suffix is not None and not naming.SUFFIX.fullmatch(params.suffix):
+    if params.suffix is not None and not SUFFIX.fullmatch(params.suffix):
         raise InvalidRequest("Invalid 'suffix': use up to 64 letters, digits, '.', '_' or '-'.",
                              param="suffix")
     _check_metadata(params.metadata)
@@ -138,13 +146,13 @@ def create(session: Session, project: Project, params: FineTuningJobCreateParams
         raise InvalidRequest("Integrations (Weights & Biases) are not available on this server: "
                              "it has no route to external services.", param="integrations",
                              code="unsupported_integration")
-    job = Job(id=ids.job_id(), project_id=project.id, model=params.model, base_model=base,
-              init_adapter=init_adapter, training_file=params.training_file,
-              validation_file=params.validation_file, method_type=mtype, hyperparameters=hp,
+    job = Job(id=ids.job_id(), project_id=project.id, project_name=project.name, model=params.model,
+              base_model=base, init_adapter=init_adapter, training_file=params.training_file,
+              validation_file=params.validation_file, method_type=mtype, hyperparameters=hp.model_dump(),
               suffix=params.suffix,
               seed=params.seed if params.seed is not None else secrets.randbelow(2**31),
-              job_metadata=params.metadata, integrations=[], status="validating_files",
-              planned_model=naming.final_name(base, project.name, params.suffix),
+              job_metadata=params.metadata, integrations=[], status=JobStatus.VALIDATING_FILES.value,
+              planned_model=str(ModelName(base, project.name, params.suffix, ids.model_short_id())),
               result_files=[], created_at=int(time.time()))
     session.add(job)
     session.flush()
@@ -162,12 +170,12 @@ def to_wire(job: Job) -> FineTuningJob:
         id=job.id, created_at=job.created_at,
         error=JobError(**job.error) if job.error else None,
         fine_tuned_model=job.fine_tuned_model, finished_at=job.finished_at,
-        hyperparameters=Hyperparameters(**{k: hp[k] for k in _HP_KEYS}),
+        hyperparameters=Hyperparameters(**{k: hp[k] for k in Hyperparameters.model_fields}),
         model=job.model, organization_id=job.project_id, result_files=list(job.result_files),
-        status=job.status,  # type: ignore[arg-type]
+        status=JobStatus(job.status),
         trained_tokens=job.trained_tokens, training_file=job.training_file,
         validation_file=job.validation_file, integrations=job.integrations, seed=job.seed,
-        estimated_finish=job.estimated_finish if job.status == "running" else None,
+        estimated_finish=job.estimated_finish if job.status == JobStatus.RUNNING else None,
         method={"type": job.method_type, job.method_type: {"hyperparameters": dict(hp)}},
         metadata=job.job_metadata, user_provided_suffix=job.suffix)
 
@@ -210,9 +218,9 @@ def _not_allowed(job: Job, action: str) -> InvalidRequest:
 
 def cancel(session: Session, project: Project, job_id: str) -> Job:
     job = get(session, project, job_id, for_update=True)
-    if job.status in TERMINAL_STATUSES:
+    if not states.can_move(job, JobStatus.CANCELLED):
         raise _not_allowed(job, "cancel")
-    job.status = "cancelled"
+    states.move(job, JobStatus.CANCELLED)
     job.finished_at = int(time.time())
     job.estimated_finish = None
     events.add(session, job.id, "The job was cancelled")
@@ -221,22 +229,22 @@ def cancel(session: Session, project: Project, job_id: str) -> Job:
 
 def pause(session: Session, project: Project, job_id: str) -> Job:
     job = get(session, project, job_id, for_update=True)
-    if job.status == "queued":
-        job.status = "paused"
+    if job.status == JobStatus.QUEUED:
+        states.move(job, JobStatus.PAUSED)
         events.add(session, job.id, "Fine-tuning job paused")
-    elif job.status == "running":
-        job.status = "pausing"  # the trainer checkpoints and exits; the reconciler sets 'paused'
+    elif job.status == JobStatus.RUNNING:
+        states.move(job, JobStatus.PAUSING)  # the trainer checkpoints and exits; the reconciler sets 'paused'
         events.add(session, job.id, "Pausing fine-tuning job: saving a checkpoint")
-    elif job.status not in ("pausing", "paused"):
+    elif job.status not in (JobStatus.PAUSING, JobStatus.PAUSED):
         raise _not_allowed(job, "pause")
     return job
 
 
 def resume(session: Session, project: Project, job_id: str) -> Job:
     job = get(session, project, job_id, for_update=True)
-    if job.status != "paused":
+    if job.status != JobStatus.PAUSED:
         raise _not_allowed(job, "resume")
-    job.status = "queued"
+    states.move(job, JobStatus.QUEUED)
     events.add(session, job.id, "Fine-tuning job resumed")
     return job
 

@@ -19,33 +19,22 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
-from service.catalog.catalog import Catalog
+from contract.spec import EXIT_BAD_INPUT, JobSpec
+from service.catalog.catalog import TrainingResources
 from service.launcher.base import AttemptState
-from trainer.spec import EXIT_BAD_INPUT, JobSpec
+from service.launcher.config import KubernetesLauncherConfig
+from service.launcher.torchrun import RENDEZVOUS_PORT, Rendezvous, trainer_command
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 log = logging.getLogger(__name__)
 APP_LABEL = "hone-trainer"
 LABEL_JOB, LABEL_PROJECT, LABEL_ATTEMPT = "hone.dev/job-id", "hone.dev/project", "hone.dev/attempt"
 SPEC_DIR = "/etc/hone/spec"
 SCRATCH = "/scratch"
-RENDEZVOUS_PORT = 29500
-
-
-@dataclass
-class KubernetesSettings:
-    namespace: str = "hone"
-    image: str = "ghcr.io/hone/trainer:latest"
-    service_account: str = "hone-trainer"
-    storage_secret: str | None = "hone-trainer-storage"  # env (AWS_* / HONE_S3_ENDPOINT_URL) for the trainer only
-    kueue_queue: str | None = None
-    active_deadline_s: int = 7 * 24 * 3600
-    ttl_after_finished_s: int = 24 * 3600
-    image_pull_secrets: list[str] = field(default_factory=list)
-    models_pvc: str | None = "hone-models"  # base weights, mounted read-only at /models
-    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 def job_name(job_id: str, attempt: int) -> str:
@@ -53,36 +42,28 @@ def job_name(job_id: str, attempt: int) -> str:
     return f"hone-{hashlib.sha256(job_id.encode()).hexdigest()[:16]}-a{attempt}"
 
 
-def build(spec: JobSpec, catalog: Catalog, cfg: KubernetesSettings) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+def build(spec: JobSpec, res: TrainingResources, cfg: KubernetesLauncherConfig
+          ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
     """(Job, spec Secret, headless Service or None) as plain manifests."""
-    entry = catalog.get(spec.base_model)
-    if entry is None:
-        raise ValueError(f"base model {spec.base_model} is not in the catalog")
-    res = entry.training
+    place = res.kubernetes
     name = job_name(spec.job_id, spec.attempt)
     labels = {"app.kubernetes.io/name": APP_LABEL, "app.kubernetes.io/part-of": "hone",
               LABEL_JOB: spec.job_id, LABEL_PROJECT: spec.project, LABEL_ATTEMPT: str(spec.attempt)}
     job_labels = dict(labels)
     if cfg.kueue_queue:
         job_labels["kueue.x-k8s.io/queue-name"] = cfg.kueue_queue
-    trainer_args = ["-m", "trainer", "--spec", f"{SPEC_DIR}/spec.json", "--workdir", SCRATCH]
-    if res.nodes > 1:
-        command = ["python", "-m", "torch.distributed.run", f"--nnodes={res.nodes}",
-                   f"--nproc-per-node={max(res.gpus_per_node, 1)}", "--node-rank=$(JOB_COMPLETION_INDEX)",
-                   f"--master-addr={name}-0.{name}", f"--master-port={RENDEZVOUS_PORT}", *trainer_args]
-    elif res.gpus_per_node > 1:
-        command = ["python", "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc-per-node={res.gpus_per_node}", *trainer_args]
-    else:
-        command = ["python", *trainer_args]
+    rendezvous = (Rendezvous(res.nodes, "$(JOB_COMPLETION_INDEX)", f"{name}-0.{name}")
+                  if res.nodes > 1 else None)
+    command = trainer_command("python", f"{SPEC_DIR}/spec.json", SCRATCH, nproc_per_node=max(res.gpus, 1),
+                              rendezvous=rendezvous)
     limits: dict[str, str] = {"cpu": res.cpu, "memory": res.memory}
-    if res.gpus_per_node:
-        limits[res.gpu_resource] = str(res.gpus_per_node)
+    if res.gpus:
+        limits[place.gpu_resource] = str(res.gpus)
     env = [{"name": "HOME", "value": SCRATCH}, {"name": "HF_HUB_OFFLINE", "value": "1"},
            {"name": "TRANSFORMERS_NO_ADVISORY_WARNINGS", "value": "1"}]
     env += [{"name": k, "value": v} for k, v in sorted(cfg.extra_env.items())]
     container: dict[str, Any] = {
-        "name": "trainer", "image": res.image or cfg.image, "command": command, "env": env,
+        "name": "trainer", "image": place.image or cfg.trainer_image, "command": command, "env": env,
         "resources": {"requests": dict(limits), "limits": limits},
         "volumeMounts": [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
                          {"name": "scratch", "mountPath": SCRATCH}, {"name": "dshm", "mountPath": "/dev/shm"}],
@@ -106,15 +87,15 @@ def build(spec: JobSpec, catalog: Catalog, cfg: KubernetesSettings) -> tuple[dic
                             "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
         "volumes": [{"name": "spec", "secret": {"secretName": name, "defaultMode": 0o400}},
-                    {"name": "scratch", "emptyDir": {"sizeLimit": res.scratch_size}},
+                    {"name": "scratch", "emptyDir": {"sizeLimit": res.scratch}},
                     {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}],
     }
     if cfg.models_pvc:
         pod_spec["volumes"].append({"name": "models", "persistentVolumeClaim": {"claimName": cfg.models_pvc, "readOnly": True}})
-    if res.node_selector:
-        pod_spec["nodeSelector"] = dict(res.node_selector)
-    if res.tolerations:
-        pod_spec["tolerations"] = list(res.tolerations)
+    if place.node_selector:
+        pod_spec["nodeSelector"] = dict(place.node_selector)
+    if place.tolerations:
+        pod_spec["tolerations"] = list(place.tolerations)
     if cfg.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": n} for n in cfg.image_pull_secrets]
     if res.nodes > 1:
@@ -229,27 +210,39 @@ class JobCache:
 
 
 class KubernetesLauncher:
-    def __init__(self, catalog: Catalog, cfg: KubernetesSettings, *, api_client: Any = None,
-                 start_watch: bool = True) -> None:
+    def __init__(self, cfg: KubernetesLauncherConfig, *, api_client: Any = None, batch: Any = None,
+                 core: Any = None, start_watch: bool = True) -> None:
+        """``batch``/``core`` default to the official client's BatchV1Api/CoreV1Api on
+        ``api_client`` (in-cluster config, else the kubeconfig)."""
         from kubernetes import client, config
 
-        if api_client is None:
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
-            api_client = client.ApiClient()
-        self.catalog, self.cfg = catalog, cfg
-        self.batch = client.BatchV1Api(api_client)
-        self.core = client.CoreV1Api(api_client)
+        if batch is None or core is None:
+            if api_client is None:
+                try:
+                    config.load_incluster_config()
+                except config.ConfigException:
+                    config.load_kube_config()
+                api_client = client.ApiClient()
+            batch, core = client.BatchV1Api(api_client), client.CoreV1Api(api_client)
+        self.cfg = cfg
+        self.batch, self.core = batch, core
         self.cache = JobCache(self.batch, cfg.namespace)
         if start_watch:
             threading.Thread(target=self.cache.run, name="hone-k8s-watch", daemon=True).start()
 
-    def start(self, spec: JobSpec) -> None:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(settings.launcher.kubernetes)
+
+    def shutdown(self, stop_attempts: bool) -> None:
+        """Stop watching. Attempts are Jobs the cluster keeps running: a restarted control plane
+        finds them by their labels, so they are never stopped here."""
+        self.cache.stop()
+
+    def start(self, spec: JobSpec, resources: TrainingResources) -> None:
         from kubernetes.client.exceptions import ApiException
 
-        job, secret, service = build(spec, self.catalog, self.cfg)
+        job, secret, service = build(spec, resources, self.cfg)
         ns = self.cfg.namespace
         try:
             created = self.batch.create_namespaced_job(ns, job)

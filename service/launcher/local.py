@@ -18,9 +18,16 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Self
 
+from contract.spec import JobSpec
+from service.catalog.catalog import TrainingResources
 from service.launcher.base import AttemptState
-from trainer.spec import JobSpec
+from service.launcher.config import LocalLauncherConfig
+from service.launcher.torchrun import trainer_command
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 _TAIL_LINES = 20
 
@@ -32,27 +39,34 @@ class _Run:
 
 
 class LocalLauncher:
-    def __init__(self, runs_dir: Path, *, nproc_per_node: int = 1, python: str = sys.executable,
-                 env: dict[str, str] | None = None, kill_grace_s: float = 10.0) -> None:
+    def __init__(self, runs_dir: Path, config: LocalLauncherConfig | None = None, *, gpus: bool = False,
+                 python: str = sys.executable, env: dict[str, str] | None = None,
+                 trainer_module: str = "trainer") -> None:
         self.runs_dir = runs_dir
-        self.nproc = nproc_per_node
+        self.config = config or LocalLauncherConfig()
+        self.gpus = gpus  # whether trainers here run on CUDA GPUs (then one process per GPU)
         self.python = python
         self.env = env or {}
-        self.kill_grace_s = kill_grace_s
+        self.trainer_module = trainer_module  # the ``-m`` module each attempt runs
         self._runs: dict[tuple[str, int], _Run] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(settings.data_dir / "runs", settings.launcher.local, gpus=settings.accelerator == "cuda")
 
     def _dir(self, job_id: str, attempt: int) -> Path:
         return self.runs_dir / job_id / f"attempt-{attempt}"
 
-    def command(self, spec_path: Path) -> list[str]:
-        args = ["-m", "trainer", "--spec", str(spec_path), "--workdir", str(spec_path.parent / "work")]
-        if self.nproc > 1:
-            return [self.python, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc-per-node={self.nproc}", *args]
-        return [self.python, *args]
+    def nproc(self, resources: TrainingResources) -> int:
+        if self.config.nproc_per_node is not None:
+            return self.config.nproc_per_node
+        return max(1, resources.gpus) if self.gpus else 1
 
-    def start(self, spec: JobSpec) -> None:
+    def start(self, spec: JobSpec, resources: TrainingResources) -> None:
+        if resources.nodes > 1:
+            raise ValueError(f"the local launcher runs attempts on this machine only; base model "
+                             f"{spec.base_model} asks for {resources.nodes} nodes")
         key = (spec.job_id, spec.attempt)
         with self._lock:
             if key in self._runs:
@@ -65,7 +79,10 @@ class LocalLauncher:
                 fh.write(spec.model_dump_json())
             log = d / "trainer.log"
             with log.open("ab") as out:
-                proc = subprocess.Popen(self.command(spec_path), stdout=out, stderr=subprocess.STDOUT,
+                command = trainer_command(self.python, str(spec_path), str(d / "work"),
+                                          nproc_per_node=self.nproc(resources),
+                                          trainer_module=self.trainer_module)
+                proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, cwd=d, start_new_session=True,
                                         env={**os.environ, **self.env, "HONE_ATTEMPT_DIR": str(d)})
             (d / "pid").write_text(str(proc.pid))
@@ -90,13 +107,17 @@ class LocalLauncher:
         if pid is None:
             return
         _signal_group(pid, signal.SIGTERM)
-        timer = threading.Timer(self.kill_grace_s, _signal_group, args=(pid, signal.SIGKILL))
+        timer = threading.Timer(self.config.kill_grace_s, _signal_group, args=(pid, signal.SIGKILL))
         timer.daemon = True
         timer.start()
 
-    def shutdown(self, grace_s: float = 10.0) -> None:
-        """Stop every attempt this launcher started (SIGTERM, then SIGKILL after ``grace_s``);
-        their jobs resume from their newest checkpoints when the control plane is back."""
+    def shutdown(self, stop_attempts: bool) -> None:
+        """With ``stop_attempts``, stop every attempt this launcher started (SIGTERM, then SIGKILL
+        after the grace period); their jobs resume from their newest checkpoints when the control
+        plane is back. Otherwise they run on and a restarted control plane adopts them."""
+        if not stop_attempts:
+            return
+        grace_s = self.config.kill_grace_s
         running = [r.proc for r in self._runs.values() if r.proc.poll() is None]
         for proc in running:
             _signal_group(proc.pid, signal.SIGTERM)

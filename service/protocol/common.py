@@ -17,6 +17,12 @@ class CursorPage(BaseModel, Generic[T]):
     last_id: str | None = None
     has_more: bool = False
 
+    @classmethod
+    def of(cls, data: list[T], has_more: bool) -> CursorPage[T]:
+        """A page of objects with ``id``s, its cursors taken from the first and last."""
+        first, last = (getattr(data[0], "id", None), getattr(data[-1], "id", None)) if data else (None, None)
+        return cls(data=data, has_more=has_more, first_id=first, last_id=last)
+
 
 class ErrorObject(BaseModel):
     message: str

@@ -2,56 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model
 
-Auto = Literal["auto"]
-BatchSize = Union[Auto, Annotated[StrictInt, Field(ge=1, le=256)]]
-LearningRateMultiplier = Union[Auto, Annotated[Union[StrictInt, StrictFloat], Field(gt=0)]]
-NEpochs = Union[Auto, Annotated[StrictInt, Field(ge=1, le=50)]]
-Beta = Union[Auto, Annotated[Union[StrictInt, StrictFloat], Field(gt=0, le=2)]]
+from contract.methods import DEFAULT_METHOD, METHODS, REFUSED
 
-JobStatus = Literal["validating_files", "queued", "running", "pausing", "paused",
-                    "succeeded", "failed", "cancelled"]
-TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+class JobStatus(StrEnum):
+    """OpenAI's job statuses plus ``pausing``/``paused``; transitions in service/jobs/states.py."""
+
+    VALIDATING_FILES = "validating_files"
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSING = "pausing"
+    PAUSED = "paused"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SupervisedHyperparameters(_Strict):
-    batch_size: BatchSize = "auto"
-    learning_rate_multiplier: LearningRateMultiplier = "auto"
-    n_epochs: NEpochs = "auto"
-    # hone extensions (not in OpenAI's API); defaults in service/jobs/hyperparameters.py.
-    training_type: Literal["lora", "qlora", "full"] | None = None
-    lora_rank: Annotated[StrictInt, Field(ge=1, le=1024)] | None = None
-    lora_alpha: Annotated[Union[StrictInt, StrictFloat], Field(gt=0)] | None = None
-    lora_dropout: Annotated[Union[StrictInt, StrictFloat], Field(ge=0, lt=1)] | None = None
-    target_modules: Union[Literal["all-linear"], Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]{1,64}$")]], Field(min_length=1, max_length=64)]] | None = None
-    checkpoint_interval: Union[Literal["epoch"], Annotated[StrictInt, Field(ge=1)]] | None = None
+def _method_request() -> type[BaseModel]:
+    """OpenAI's ``method`` object with one ``{name: {hyperparameters}}`` field per registered
+    method (contract.methods); ``type`` is checked against the registry by the service, so an
+    unknown or refused method gets a message naming the ones this server runs."""
+    fields: dict[str, Any] = {"type": (str, Field(min_length=1, max_length=64))}
+    for method in METHODS:
+        hyperparameters: Any = method.hyperparameters | None
+        body = create_model(f"{method.name.title()}Method", __base__=_Strict, hyperparameters=(hyperparameters, None))
+        fields[method.name] = (body | None, None)
+    for refused in REFUSED:  # accepted in the shape (the SDK may send it), refused by the service
+        fields.setdefault(refused, (dict[str, Any] | None, None))
+    return create_model("Method", __base__=_Strict, **fields)
 
 
-class DpoHyperparameters(SupervisedHyperparameters):
-    beta: Beta = "auto"
-
-
-class SupervisedMethod(_Strict):
-    hyperparameters: SupervisedHyperparameters | None = None
-
-
-class DpoMethod(_Strict):
-    hyperparameters: DpoHyperparameters | None = None
-
-
-class Method(_Strict):
-    type: Literal["supervised", "dpo", "reinforcement"]
-    supervised: SupervisedMethod | None = None
-    dpo: DpoMethod | None = None
-    # Accepted in the request shape (the SDK may send it), refused by the service.
-    reinforcement: dict[str, Any] | None = None
+Method = _method_request()
+LegacyHyperparameters = METHODS.get(DEFAULT_METHOD).hyperparameters
 
 
 class WandbIntegration(BaseModel):
@@ -70,8 +61,8 @@ class FineTuningJobCreateParams(_Strict):
     model: str = Field(min_length=1)
     training_file: str = Field(min_length=1)
     validation_file: str | None = None
-    hyperparameters: SupervisedHyperparameters | None = None
-    method: Method | None = None
+    hyperparameters: LegacyHyperparameters | None = None  # type: ignore[valid-type]
+    method: Method | None = None  # type: ignore[valid-type]
     suffix: str | None = Field(default=None, min_length=1, max_length=64)
     seed: Annotated[StrictInt, Field(ge=0, le=2147483647)] | None = None
     metadata: dict[str, str] | None = None
@@ -85,9 +76,12 @@ class JobError(BaseModel):
 
 
 class Hyperparameters(BaseModel):
-    batch_size: Auto | int | None = "auto"
-    learning_rate_multiplier: Auto | float | None = "auto"
-    n_epochs: Auto | int | None = "auto"
+    """The job object's top-level ``hyperparameters`` (OpenAI's three; the method's full set is
+    under ``method.<type>.hyperparameters``)."""
+
+    batch_size: Literal["auto"] | int | None = "auto"
+    learning_rate_multiplier: Literal["auto"] | float | None = "auto"
+    n_epochs: Literal["auto"] | int | None = "auto"
 
 
 class FineTuningJob(BaseModel):

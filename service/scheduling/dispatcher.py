@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from service.blobstore import BlobStore
-from service.catalog.catalog import Catalog
+from contract.blobstore import BlobStore
+from contract.layout import JobLayout
+from contract.spec import JobSpec
+from service.catalog.catalog import Catalog, TrainingResources
 from service.config import Settings
-from service.db.schema import Checkpoint, File, FineTunedModel, Job
 from service.db import locks
+from service.db.schema import Checkpoint, File, FineTunedModel, Job
 from service.db.session import Database
-from service.jobs import lifecycle, reports
+from service.jobs import lifecycle
 from service.launcher.base import AttemptState, Launcher
-from trainer.spec import JobSpec
+from service.protocol.fine_tuning import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ class Dispatcher:
         for spec in specs:
             job_id = spec.job_id
             try:
-                self.launcher.start(spec)
+                self.launcher.start(spec, self.resources(spec.base_model))
                 started += 1
             except Exception as e:  # the launcher's failure is the attempt's failure
                 log.exception("launching %s attempt %d failed", job_id, spec.attempt)
@@ -40,6 +43,12 @@ class Dispatcher:
                         lifecycle.attempt_ended(s, row, AttemptState("failed", detail=f"launch failed: {e}"),
                                                 self.settings.max_attempts)
         return started
+
+    def resources(self, base_model: str) -> TrainingResources:
+        entry = self.catalog.get(base_model)
+        if entry is None:
+            raise ValueError(f"base model {base_model} is no longer in the catalog")
+        return entry.training
 
     def claim(self) -> list[JobSpec]:
         """Claim queued jobs up to the concurrency limit, oldest first, in one transaction.
@@ -55,18 +64,26 @@ class Dispatcher:
             free = self.settings.max_running_jobs - running
             if free <= 0:
                 return []
-            ids = list(s.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.seq)
+            ids = list(s.scalars(select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(Job.seq)
                                  .limit(free).with_for_update(skip_locked=True)))
             specs = []
             for job_id in ids:
                 claimed = lifecycle.claim_launch(s, job_id)
-                if claimed is not None:
-                    specs.append(self.build_spec(s, *claimed))
+                if claimed is None:
+                    continue
+                job, token = claimed
+                if self.catalog.get(job.base_model) is None:  # never loop on a job that cannot run
+                    job.active_attempt = None
+                    lifecycle.fail(s, job, "model_not_available",
+                                   f"Base model {job.base_model} is no longer in this server's catalog.", "model")
+                    continue
+                specs.append(self.build_spec(s, job, token))
             return specs
 
-    def build_spec(self, s, job: Job, token: str) -> JobSpec:  # type: ignore[no-untyped-def]
+    def build_spec(self, s: Session, job: Job, token: str) -> JobSpec:
         entry = self.catalog.get(job.base_model)
-        assert entry is not None
+        if entry is None:
+            raise ValueError(f"base model {job.base_model} is no longer in the catalog")
 
         def file_uri(file_id: str | None) -> str | None:
             if file_id is None:
@@ -80,10 +97,11 @@ class Dispatcher:
                 if job.init_adapter else None)
         return JobSpec(
             job_id=job.id, attempt=job.attempt, project=job.project_id, base_model=job.base_model,
-            base_model_source=entry.source, init_adapter_uri=init, method=job.method_type,  # type: ignore[arg-type]
+            base_model_source=entry.source, init_adapter_uri=init, method=job.method_type,
             hyperparameters=dict(job.hyperparameters),
             training_file_uri=file_uri(job.training_file) or "",
             validation_file_uri=file_uri(job.validation_file),
-            storage_url=self.store.url, output_uri=self.store.uri(reports.output_key(job.id)), fine_tuned_model=job.planned_model,
+            storage_url=self.store.url, output_uri=self.store.uri(JobLayout.for_job(job.id).prefix),
+            fine_tuned_model=job.planned_model,
             report_url=f"{self.settings.internal_base_url}/internal/v1/jobs/{job.id}",
             report_token=token, seed=job.seed, resume_uri=newest)

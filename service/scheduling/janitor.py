@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import delete, select
 
-from service.blobstore import BlobStore
+from contract.blobstore import BlobStore
 from service.db.schema import File, IdempotencyRecord
 from service.db.session import Database
 

@@ -9,7 +9,7 @@ import time
 from service.config import Settings
 from service.db import locks
 from service.db.session import Database
-from service.jobs import lifecycle
+from service.jobs import lifecycle, states
 from service.launcher.base import Launcher
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class Reconciler:
                 if job is None or job.active_attempt != attempt:
                     continue
                 if state.alive:
-                    if job.status not in lifecycle.ACTIVE:
+                    if job.status not in states.ACTIVE:
                         self.launcher.cancel(job_id, attempt)
                     continue
                 lifecycle.attempt_ended(s, job, state, self.settings.max_attempts)

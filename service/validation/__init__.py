@@ -7,9 +7,9 @@ first problem, or returns ``DatasetStats``. The service never imports torch: tok
 from a ``TokenCounter`` such as ``HFTokenCounter`` (tokenizer + chat template only).
 """
 
+from .dataset import DatasetStats, validate_dataset
 from .errors import DataValidationError
 from .tokens import Conversation, HFTokenCounter, RenderError, TokenCounter
-from .validator import DatasetStats, validate_dataset
 
 __all__ = [
     "Conversation",

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .chat import (MISSING, Labeled, check_keys, check_message, check_messages,
-                   check_options, conversation, show, typed)
+from .chat import MISSING, Labeled, check_keys, check_message, check_messages, check_options, conversation, show, typed
 from .errors import Problem
 
 OUTPUTS = (("preferred_output", "preferred_completion"),

@@ -10,7 +10,6 @@ conversation with its chat template and tokenizes the whole batch in one call.
 from __future__ import annotations
 
 import os
-
 import threading
 from collections.abc import Sequence
 from typing import Any, Protocol, Required, TypedDict

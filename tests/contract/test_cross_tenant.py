@@ -20,9 +20,10 @@ import openai
 import pytest
 from sqlalchemy import select
 
+from contract.layout import JobLayout
+from contract.names import ModelName, is_fine_tuned_name
 from service import ids
 from service.db.schema import Checkpoint, FineTunedModel, Job, Project
-from service.jobs import naming
 
 BASE = "hone-tiny"
 
@@ -115,9 +116,9 @@ def alpha(server: Any) -> Iterator[Alpha]:
         assert row is not None
         assert row.project_id == s.scalar(select(Project.id).where(Project.name == "alpha"))
         now = int(time.time())
-        ckpt_name = naming.checkpoint_name(BASE, "alpha", "secret", 10)
-        ckpt_uri = server.ctx.store.uri(f"jobs/{job.id}/checkpoints/step-10")
-        final_uri = server.ctx.store.uri(f"jobs/{job.id}/final")
+        ckpt_name = str(ModelName(BASE, "alpha", "secret", ids.model_short_id(), 10))
+        layout = JobLayout.for_job(job.id)
+        ckpt_uri, final_uri = server.ctx.store.uri(layout.checkpoint(10)), server.ctx.store.uri(layout.final)
         ckpt_id = ids.checkpoint_id()
         s.add(Checkpoint(id=ckpt_id, job_id=job.id, client_id="report-ckpt-10", step_number=10,
                          metrics={"step": 10, "train_loss": 1.25}, model_name=ckpt_name,
@@ -127,7 +128,7 @@ def alpha(server: Any) -> Iterator[Alpha]:
         s.add(FineTunedModel(name=row.planned_model, project_id=row.project_id, job_id=job.id,
                              base_model=BASE, kind="final", uri=final_uri, created_at=now))
         ft_name = row.planned_model
-    assert naming.is_fine_tuned_name(ft_name) and naming.is_fine_tuned_name(ckpt_name)
+    assert is_fine_tuned_name(ft_name) and is_fine_tuned_name(ckpt_name)
 
     events = [e.id for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data]
     assert events
@@ -219,7 +220,7 @@ def test_model_endpoints_hide_other_projects_models(alpha: Alpha, beta: Beta, al
     c = beta.client
     for real in (alpha.ft_model, alpha.ckpt_model):
         fake = _fake_like(real)
-        assert naming.is_fine_tuned_name(fake)
+        assert is_fine_tuned_name(fake)
         for call in (lambda i: c.models.retrieve(i), lambda i: c.models.delete(i)):
             err = _same_error(lambda: call(real), real, lambda: call(fake), fake, openai.NotFoundError)
             assert err["code"] == "model_not_found", err

@@ -14,8 +14,9 @@ import uvicorn
 
 from service.catalog.catalog import BaseModelEntry, Catalog
 from service.db.schema import FineTunedModel
-from tests.conftest import RunningServer, free_port, start_server
 from tests.fakes.upstream import make_upstream
+from tests.harness.ports import free_port
+from tests.harness.server import RunningServer, start_server
 
 
 def _serve(app) -> tuple[str, uvicorn.Server]:  # type: ignore[no-untyped-def]
@@ -60,7 +61,7 @@ def _tuned(server: RunningServer, project: str, name: str, deleted: bool = False
         p = auth.get_or_create_project(s, project)
         from service.db.schema import Job
 
-        job = Job(id=f"ftjob-{name[-8:]}{'x' * 16}", project_id=p.id, model="hone-tiny", base_model="hone-tiny",
+        job = Job(id=f"ftjob-{name[-8:]}{'x' * 16}", project_id=p.id, project_name=p.name, model="hone-tiny", base_model="hone-tiny",
                   training_file="file-x", method_type="supervised", hyperparameters={}, seed=1, status="succeeded",
                   planned_model=name, result_files=[], created_at=0)
         s.add(job)

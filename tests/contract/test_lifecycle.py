@@ -11,11 +11,11 @@ import httpx
 import openai
 import pytest
 
-from service.blobstore import open_blobstore
-from tests.conftest import RunningServer, start_server
+from contract.blobstore import open_blobstore
 from tests.contract.helpers import chat_line, upload, wait_status
 from tests.contract.openapi import SpecChecker
 from tests.fakes.launcher import FakeTrainerLauncher, Script
+from tests.harness.server import RunningServer, start_server
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 

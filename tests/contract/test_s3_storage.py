@@ -11,8 +11,8 @@ import boto3
 import openai
 import pytest
 
-from tests.conftest import start_server
 from tests.contract.helpers import chat_line, jsonl, wait_status
+from tests.harness.server import start_server
 from tests.s3server import moto_s3
 
 

@@ -18,7 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from inference.launch import VllmConfig, VllmServer
 from service.catalog.catalog import BaseModelEntry, Catalog
 from service.launcher.local import LocalLauncher
-from tests.conftest import RunningServer, free_port, start_server
+from tests.harness.ports import free_port
+from tests.harness.server import RunningServer, start_server
 from tests.integration import tuning
 
 pytestmark = [pytest.mark.slow,

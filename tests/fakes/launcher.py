@@ -1,20 +1,24 @@
-"""A FAKE launcher for tests: each attempt is a thread that plays a trainer's part over the
-real internal HTTP API (events, checkpoints with a manifest in the real blob store,
-completion). No model is trained; the real trainer and launchers live in trainer/ and
+"""A FAKE launcher for tests: each attempt is a thread that plays a trainer's part. No model is
+trained, but everything the control plane sees is real: reports go through the trainer's own
+report client (``trainer.report.Reporter``) over the real internal HTTP API, and checkpoints,
+the final adapter and the result CSV are written at the real blob layout (``contract.layout``)
+with a real ``Manifest`` written last. The real trainer and launchers live in trainer/ and
 service/launcher/. Behaviour per attempt is scripted with ``Script``."""
 
 from __future__ import annotations
 
-import json
+import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
 
-import httpx
-
-from service.blobstore import BlobStore
+from contract.blobstore import BlobStore, write_bytes
+from contract.layout import ADAPTER_CONFIG, ADAPTER_WEIGHTS, JobLayout, checkpoint_step, manifest_key
+from contract.manifest import Manifest
+from contract.spec import JobSpec
+from service.catalog.catalog import TrainingResources
 from service.launcher.base import AttemptState
-from trainer.spec import JobSpec
+from trainer.report import Reporter, Superseded
 
 
 @dataclass
@@ -44,7 +48,7 @@ class FakeTrainerLauncher:
         self._lock = threading.Lock()
 
     # Launcher protocol
-    def start(self, spec: JobSpec) -> None:
+    def start(self, spec: JobSpec, resources: TrainingResources) -> None:
         with self._lock:
             if (spec.job_id, spec.attempt) in self.attempts:
                 return
@@ -62,44 +66,49 @@ class FakeTrainerLauncher:
         if a:
             a.stop.set()
 
+    def shutdown(self, stop_attempts: bool) -> None:
+        if stop_attempts:
+            for a in self.attempts.values():
+                a.stop.set()
+
     # The fake trainer
     def _run(self, spec: JobSpec) -> None:
         a = self.attempts[(spec.job_id, spec.attempt)]
         script = self.scripts.get(spec.attempt, self.script)
-        http = httpx.Client(base_url=spec.report_url, headers={"Authorization": f"Bearer {spec.report_token}"})
+        reporter = Reporter(spec.report_url, spec.report_token, retry_for_s=10, flush_every_s=0)
         try:
-            code = self._train(spec, script, http, a.stop)
+            code = self._train(spec, script, reporter, a.stop)
+        except Superseded:
+            code = 75
         except Exception as e:  # a crashing fake trainer is a failed attempt, like a real one
             a.state = AttemptState("failed", exit_code=1, detail=repr(e))
             return
         finally:
-            http.close()
+            reporter.close()
         a.state = AttemptState("succeeded" if code == 0 else "failed", exit_code=code,
                                detail="" if code == 0 else f"fake trainer exited with {code}")
 
-    def _post(self, http: httpx.Client, path: str, body: dict) -> str:  # type: ignore[type-arg]
-        r = http.post(path, json=body)
-        r.raise_for_status()
-        return str(r.json()["action"])
+    def _write_adapter(self, spec: JobSpec, prefix: str, step: int) -> str:
+        weights, config = f"fake weights at step {step}".encode(), b'{"r": 16}'
+        write_bytes(self.store, f"{prefix}/{ADAPTER_WEIGHTS}", weights)
+        write_bytes(self.store, f"{prefix}/{ADAPTER_CONFIG}", config)
+        manifest = Manifest(model_name=spec.fine_tuned_model, base_model=spec.base_model, job_id=spec.job_id,
+                            step=step, training_type=spec.hyperparameters.training_type,
+                            rank=spec.hyperparameters.lora_rank, target_modules=spec.hyperparameters.target_modules,
+                            files={ADAPTER_WEIGHTS: hashlib.sha256(weights).hexdigest(),
+                                   ADAPTER_CONFIG: hashlib.sha256(config).hexdigest()})
+        write_bytes(self.store, manifest_key(prefix), manifest.encode())  # last: the directory is complete
+        return self.store.uri(prefix)
 
-    def _write_adapter(self, prefix_key: str, step: int) -> str:
-        with self.store.writer(f"{prefix_key}/adapter_model.safetensors") as w:
-            w.write(f"fake weights at step {step}".encode())
-            w.commit()
-        with self.store.writer(f"{prefix_key}/manifest.json") as w:
-            w.write(json.dumps({"step": step, "fake": True}).encode())
-            w.commit()
-        return self.store.uri(prefix_key)
-
-    def _train(self, spec: JobSpec, script: Script, http: httpx.Client, stop: threading.Event) -> int:
-        out = self.store.key_from_uri(spec.output_uri)
+    def _train(self, spec: JobSpec, script: Script, reporter: Reporter, stop: threading.Event) -> int:
+        layout = JobLayout(self.store.key_from_uri(spec.output_uri))
         tag = f"a{spec.attempt}"
         start_step = 0
         if spec.resume_uri:
-            start_step = int(spec.resume_uri.rstrip("/").rsplit("step-", 1)[1])
-            self._post(http, "/events", {"events": [{"id": f"{tag}-resume", "message": f"Resuming from step {start_step}"}]})
+            start_step = checkpoint_step(spec.resume_uri)
+            reporter.event(f"{tag}-resume", f"Resuming from step {start_step}", flush=True)
         else:
-            self._post(http, "/events", {"events": [{"id": f"{tag}-start", "message": "Fine-tuning job started"}]})
+            reporter.event(f"{tag}-start", "Fine-tuning job started", flush=True)
         rows = ["step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy"]
         step = start_step
         while step < script.steps or script.hold:
@@ -107,16 +116,15 @@ class FakeTrainerLauncher:
                 return 137
             step += 1
             loss = round(2.0 / step, 5)
-            action = self._post(http, "/events", {"events": [{
-                "id": f"step-{step}", "type": "metrics",
-                "message": f"Step {step}/{script.steps}: training loss={loss:.2f}",
-                "data": {"step": step, "train_loss": loss, "train_mean_token_accuracy": 0.5,
-                         "total_steps": script.steps}}]})
+            action = reporter.event(f"step-{step}", f"Step {step}/{script.steps}: training loss={loss:.2f}",
+                                    type="metrics", flush=True,
+                                    data={"step": step, "train_loss": loss, "train_mean_token_accuracy": 0.5,
+                                          "total_steps": script.steps})
             rows.append(f"{step},{loss},0.5,,")
             if step % script.checkpoint_every == 0 or action == "pause":
-                uri = self._write_adapter(f"{out}/checkpoints/step-{step}", step)
-                self._post(http, "/checkpoints", {"id": f"ckpt-{step}", "step_number": step,
-                                                  "metrics": {"step": step, "train_loss": loss}, "uri": uri})
+                uri = self._write_adapter(spec, layout.checkpoint(step), step)
+                reporter.post("/checkpoints", {"id": f"ckpt-{step}", "step_number": step,
+                                               "metrics": {"step": step, "train_loss": loss}, "uri": uri})
                 if script.fail_with_exit_code is not None:
                     return script.fail_with_exit_code
             if action == "pause":
@@ -127,10 +135,8 @@ class FakeTrainerLauncher:
                 step -= 1  # keep the step counter still while holding
                 time.sleep(0.05)
             time.sleep(script.step_delay_s)
-        final = self._write_adapter(f"{out}/final", step)
-        with self.store.writer(f"{out}/results.csv") as w:
-            w.write(("\n".join(rows) + "\n").encode())
-            w.commit()
-        self._post(http, "/complete", {"adapter_uri": final, "trained_tokens": 1000 * step,
-                                       "result_file_uri": self.store.uri(f"{out}/results.csv")})
+        final = self._write_adapter(spec, layout.final, step)
+        write_bytes(self.store, layout.result_csv, ("\n".join(rows) + "\n").encode())
+        reporter.post("/complete", {"adapter_uri": final, "trained_tokens": 1000 * step,
+                                    "result_file_uri": self.store.uri(layout.result_csv)})
         return 0

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from service.launcher.local import LocalLauncher
-from tests.conftest import start_server
+from tests.harness.server import start_server
 from tests.integration import tuning
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 
 import openai
-
 from sqlalchemy import select
 
 from service.auth import hash_secret
 from service.db.schema import ApiKey
 from service.db.session import Database
-from tests.conftest import fresh_database_url, start_server
+from tests.harness.server import fresh_database_url, start_server
 
 
 def _hone(*args: str, data_dir: Path, database_url: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -27,7 +27,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import free_port
+from tests.harness.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from service.launcher.config import LocalLauncherConfig
 from service.launcher.local import LocalLauncher
-from tests.conftest import RunningServer, free_port, fresh_database_url, start_server
+from tests.harness.ports import free_port
+from tests.harness.server import RunningServer, fresh_database_url, start_server
 from tests.integration import tuning
 
 pytestmark = pytest.mark.slow
@@ -200,7 +202,7 @@ def test_control_plane_restart_loses_no_events(tmp_path: Path, catalog, train_fi
 
 
 def test_two_process_torchrun_on_cpu(tmp_path: Path, catalog) -> None:  # type: ignore[no-untyped-def]
-    s = start_server(tmp_path, catalog, launcher=LocalLauncher(tmp_path / "runs", nproc_per_node=2))
+    s = start_server(tmp_path, catalog, launcher=LocalLauncher(tmp_path / "runs", LocalLauncherConfig(nproc_per_node=2)))
     try:
         client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=s.new_key("acme"), max_retries=0)
         job_id = _job(client, tuning.upload_rows(client, tuning.memorisation_rows()), n_epochs=6)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import POSTGRES_ADMIN_URL, fresh_database_url
+from tests.harness.server import POSTGRES_ADMIN_URL, fresh_database_url
 
 pytestmark = pytest.mark.skipif(not POSTGRES_ADMIN_URL, reason="needs PostgreSQL (HONE_TEST_POSTGRES)")
 
@@ -25,7 +25,7 @@ class RecordingLauncher:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def start(self, spec) -> None:  # type: ignore[no-untyped-def]
+    def start(self, spec, resources) -> None:  # type: ignore[no-untyped-def]
         with open(self.path, "a") as fh:
             fh.write(json.dumps({"job": spec.job_id, "attempt": spec.attempt, "pid": os.getpid()}) + "\n")
 
@@ -35,6 +35,9 @@ class RecordingLauncher:
         return AttemptState("running")
 
     def cancel(self, job_id: str, attempt: int) -> None:
+        pass
+
+    def shutdown(self, stop_attempts: bool) -> None:
         pass
 
 
@@ -67,7 +70,7 @@ def test_fifty_jobs_launched_exactly_once(tmp_path: Path) -> None:
     with db.session() as s:
         project = auth.get_or_create_project(s, "acme")
         for i in range(50):
-            s.add(Job(id=f"ftjob-two{i:021d}", project_id=project.id, model="hone-tiny", base_model="hone-tiny",
+            s.add(Job(id=f"ftjob-two{i:021d}", project_id=project.id, project_name=project.name, model="hone-tiny", base_model="hone-tiny",
                       training_file="file-x", method_type="supervised",
                       hyperparameters={"n_epochs": 1, "batch_size": 1, "learning_rate_multiplier": 1.0},
                       seed=1, status="queued", planned_model=f"ft:hone-tiny:acme::Two{i:05d}", result_files=[],

@@ -3,17 +3,16 @@ base model with an adapter read back from the blob store (transformers + peft, C
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
 import openai
 import torch
 
+from tests.harness.jobs import TERMINAL_STATUSES, upload, wait_status
+
 PAIRS = [("What is the secret word?", "The secret word is pineapple."),
          ("Who painted the blue door?", "Marta painted the blue door.")]
-TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 def memorisation_rows(copies: int = 5) -> list[dict[str, Any]]:
@@ -22,16 +21,12 @@ def memorisation_rows(copies: int = 5) -> list[dict[str, Any]]:
 
 
 def upload_rows(client: openai.OpenAI, rows: list[dict[str, Any]]) -> str:
-    data = ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
-    return client.files.create(file=("train.jsonl", data), purpose="fine-tune").id
+    return upload(client, rows)
 
 
-def wait(client: openai.OpenAI, job_id: str, until: set[str] = TERMINAL, timeout: float = 300) -> Any:
-    deadline = time.time() + timeout
-    while (job := client.fine_tuning.jobs.retrieve(job_id)).status not in until:
-        assert time.time() < deadline, f"{job_id} still {job.status}"
-        time.sleep(0.2)
-    return job
+def wait(client: openai.OpenAI, job_id: str, until: set[str] | frozenset[str] = TERMINAL_STATUSES,
+         timeout: float = 300) -> Any:
+    return wait_status(client, job_id, until, timeout)
 
 
 def metrics(client: openai.OpenAI, job_id: str) -> list[dict[str, Any]]:

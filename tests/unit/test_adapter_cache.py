@@ -4,32 +4,34 @@ adapter once under concurrency, and evicts least recently used adapters beyond i
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from pathlib import Path
 
 import pytest
 
+from contract import adapter_index
+from contract.adapter_index import AdapterIndexEntry
+from contract.blobstore import open_blobstore, write_bytes
+from contract.blobstore.local import LocalBlobStore
+from contract.layout import JobLayout, manifest_key
+from contract.manifest import Manifest
 from inference.cache import AdapterCache, AdapterNotFound, AdapterRefused
-from service.blobstore import LocalBlobStore, open_blobstore
-from service.models import index
 
 NAME = "ft:hone-tiny:acme::AbCdEfGh"
 
 
 def publish(store: LocalBlobStore, name: str, files: dict[str, bytes], *, base: str = "hone-tiny",
             manifest_base: str | None = None, tamper: str | None = None) -> None:
-    prefix = f"jobs/ftjob-{hashlib.sha1(name.encode()).hexdigest()[:8]}/final"
+    job_id = f"ftjob-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    prefix = JobLayout.for_job(job_id).final
     digests = {}
     for fname, data in files.items():
         digests[fname] = hashlib.sha256(data).hexdigest()
-        with store.writer(f"{prefix}/{fname}") as w:
-            w.write(data + (b"evil" if fname == tamper else b""))
-            w.commit()
-    with store.writer(f"{prefix}/manifest.json") as w:
-        w.write(json.dumps({"base_model": manifest_base or base, "files": digests}).encode())
-        w.commit()
-    index.publish(store, name, store.uri(prefix), base)
+        write_bytes(store, f"{prefix}/{fname}", data + (b"evil" if fname == tamper else b""))
+    manifest = Manifest(model_name=name, base_model=manifest_base or base, job_id=job_id, step=1,
+                        training_type="lora", rank=8, target_modules="all-linear", files=digests)
+    write_bytes(store, manifest_key(prefix), manifest.encode())
+    adapter_index.publish(store, AdapterIndexEntry(name=name, uri=store.uri(prefix), base_model=base))
 
 
 GOOD = {"adapter_model.safetensors": b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ", "adapter_config.json": b'{"r": 8}'}

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from service.blobstore import BlobNotFound, check_key, open_blobstore
+from contract.blobstore import BlobNotFound, check_key, open_blobstore
 
 
 @pytest.mark.parametrize("key", ["../etc/passwd", "/abs", "a/../b", "a//b", "a/", "", ".hidden", "a b", "a\\b", "files/x\x00"])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.blobstore import BlobNotFound, BlobStore, open_blobstore
+from contract.blobstore import BlobNotFound, BlobStore, open_blobstore
 from tests.s3server import moto_s3
 
 
@@ -25,7 +25,7 @@ def store(request, tmp_path: Path) -> BlobStore:  # type: ignore[no-untyped-def]
     if request.param == "local":
         return open_blobstore((tmp_path / "blobs").as_uri())
     request.getfixturevalue("s3_endpoint")
-    from service.blobstore_s3 import S3BlobStore
+    from contract.blobstore.s3 import S3BlobStore
 
     return S3BlobStore(f"s3://hone-test/run-{os.urandom(4).hex()}", part_size=5 * 1024 * 1024)
 
@@ -74,7 +74,7 @@ def test_keys_are_checked(store: BlobStore) -> None:
 
 @pytest.mark.slow
 def test_one_gigabyte_multipart_round_trip(s3_endpoint: str) -> None:
-    from service.blobstore_s3 import S3BlobStore
+    from contract.blobstore.s3 import S3BlobStore
 
     store = S3BlobStore("s3://hone-test/big")
     block = os.urandom(4 * 1024 * 1024)

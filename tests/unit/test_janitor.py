@@ -3,8 +3,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from contract.blobstore import open_blobstore
 from service.auth import get_or_create_project
-from service.blobstore import open_blobstore
 from service.db.schema import File, IdempotencyRecord
 from service.db.session import Database
 from service.scheduling.janitor import Janitor

@@ -12,9 +12,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from service.catalog.catalog import BaseModelEntry, Catalog, TrainingResources
-from service.launcher.kubernetes import JobCache, KubernetesSettings, build, job_name, state_of
-from trainer.spec import EXIT_BAD_INPUT, JobSpec
+from contract.hyperparameters import SupervisedHyperparameters
+from contract.spec import EXIT_BAD_INPUT, JobSpec
+from service.catalog.catalog import KubernetesPlacement, TrainingResources
+from service.launcher.config import KubernetesLauncherConfig
+from service.launcher.kubernetes import JobCache, build, job_name, state_of
 
 K8S_VERSION = "1.31.0"
 H100 = {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
@@ -23,25 +25,25 @@ GPU_TAINT = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedu
 
 def _spec(base: str = "llama-8b", attempt: int = 2) -> JobSpec:
     return JobSpec(job_id="ftjob-AbCdEfGhIjKlMnOpQrStUvWx", attempt=attempt, project="proj_x", base_model=base,
-                   base_model_source="/models/llama", method="supervised", hyperparameters={"n_epochs": 1},
+                   base_model_source="/models/llama", method="supervised",
+                   hyperparameters=SupervisedHyperparameters(n_epochs=1).resolve(100),
                    training_file_uri="s3://b/files/file-1", storage_url="s3://b", output_uri="s3://b/jobs/ftjob-x",
                    fine_tuned_model="ft:llama-8b:acme::AbCdEfGh", report_url="http://hone-api/internal/v1/jobs/x",
                    report_token="secret-token", seed=1)
 
 
-CATALOG = Catalog([
-    BaseModelEntry(name="llama-8b", source="/models/llama",
-                   training=TrainingResources(gpus_per_node=1, node_selector=H100, tolerations=GPU_TAINT)),
-    BaseModelEntry(name="llama-70b", source="/models/llama70",
-                   training=TrainingResources(gpus_per_node=8, node_selector=H100, tolerations=GPU_TAINT)),
-    BaseModelEntry(name="llama-405b", source="/models/llama405", training=TrainingResources(gpus_per_node=8, nodes=4)),
-])
+ON_H100 = KubernetesPlacement(node_selector=H100, tolerations=GPU_TAINT)
+RESOURCES = {
+    "llama-8b": TrainingResources(gpus=1, kubernetes=ON_H100),
+    "llama-70b": TrainingResources(gpus=8, kubernetes=ON_H100),
+    "llama-405b": TrainingResources(gpus=8, nodes=4),
+}
 
 
 @pytest.mark.parametrize("base", ["llama-8b", "llama-70b", "llama-405b"])
 def test_built_objects_validate_and_are_locked_down(base: str) -> None:
-    cfg = KubernetesSettings(kueue_queue="gpu-queue")
-    job, secret, service = build(_spec(base), CATALOG, cfg)
+    cfg = KubernetesLauncherConfig(kueue_queue="gpu-queue")
+    job, secret, service = build(_spec(base), RESOURCES[base], cfg)
     for obj in (job, secret, service):
         if obj is not None:
             kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
@@ -65,7 +67,7 @@ def test_built_objects_validate_and_are_locked_down(base: str) -> None:
     assert "secret-token" not in json.dumps(job)  # the token lives only in the Secret
     assert json.loads(secret["stringData"]["spec.json"])["report_token"] == "secret-token"
     assert {"name": "spec", "secret": {"secretName": job["metadata"]["name"], "defaultMode": 0o400}} in pod["volumes"]
-    gpus = CATALOG.get(base).training.gpus_per_node  # type: ignore[union-attr]
+    gpus = RESOURCES[base].gpus
     assert c["resources"]["limits"]["nvidia.com/gpu"] == str(gpus)
     if base == "llama-8b":
         assert c["command"][:3] == ["python", "-m", "trainer"] and pod["nodeSelector"] == H100

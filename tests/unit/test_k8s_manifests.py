@@ -64,7 +64,7 @@ def test_api_deployment_and_rbac() -> None:
     assert api["spec"]["replicas"] == 2
     c = api["spec"]["template"]["spec"]["containers"][0]
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz" and c["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert c["resources"]["limits"] and {"name": "HONE_LAUNCHER", "value": "kubernetes"} in c["env"]
+    assert c["resources"]["limits"] and {"name": "HONE_LAUNCHER__BACKEND", "value": "kubernetes"} in c["env"]
     pdb = next(d for d in docs if d["kind"] == "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
     (role,) = [d for d in docs if d["kind"] == "Role"]

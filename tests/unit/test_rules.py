@@ -4,30 +4,34 @@ from __future__ import annotations
 
 import pytest
 
-from service.jobs import hyperparameters as hp
-from service.jobs import naming
+from contract.hyperparameters import DpoHyperparameters, SupervisedHyperparameters
+from contract.names import ModelName, is_fine_tuned_name
 from service.validation.lines import LineSplitter, LineTooLong, iter_lines
 
 
 @pytest.mark.parametrize(("n", "epochs", "batch", "lr"), [
     (10, 10, 1, 2.0), (12, 8, 1, 2.0), (40, 3, 1, 2.0), (5000, 3, 10, 1.0), (20000, 1, 40, 0.5), (10**6, 1, 256, 0.5)])
 def test_auto_resolution(n: int, epochs: int, batch: int, lr: float) -> None:
-    got = hp.resolve(hp.defaults("supervised"), n)
-    assert (got["n_epochs"], got["batch_size"], got["learning_rate_multiplier"]) == (epochs, batch, lr)
+    got = SupervisedHyperparameters().resolve(n)
+    assert (got.n_epochs, got.batch_size, got.learning_rate_multiplier) == (epochs, batch, lr)
+    assert got.unresolved == [] and got.require_resolved() is got
 
 
 def test_explicit_values_kept_and_dpo_beta() -> None:
-    got = hp.resolve({**hp.defaults("dpo"), "n_epochs": 2, "batch_size": 8}, 100)
-    assert (got["n_epochs"], got["batch_size"], got["learning_rate_multiplier"], got["beta"]) == (2, 8, 1.0, 0.1)
+    got = DpoHyperparameters(n_epochs=2, batch_size=8).resolve(100)
+    assert (got.n_epochs, got.batch_size, got.learning_rate_multiplier, got.beta) == (2, 8, 1.0, 0.1)
+    with pytest.raises(ValueError, match="still 'auto'"):
+        DpoHyperparameters(n_epochs=2).require_resolved()
 
 
 def test_model_names() -> None:
-    final = naming.final_name("hone-tiny", "acme", None)
-    assert final.startswith("ft:hone-tiny:acme::") and naming.is_fine_tuned_name(final)
-    ck = naming.checkpoint_name("hone-tiny", "acme", "s.v1", 40)
-    assert ck.endswith(":ckpt-step-40") and ":s.v1:" in ck and naming.is_fine_tuned_name(ck)
+    final = str(ModelName("hone-tiny", "acme", None, "AbCdEfGh"))
+    assert final == "ft:hone-tiny:acme::AbCdEfGh" and is_fine_tuned_name(final)
+    ck = str(ModelName("hone-tiny", "acme", "s.v1", "AbCdEfGh", 40))
+    assert ck == "ft:hone-tiny:acme:s.v1:AbCdEfGh:ckpt-step-40" and is_fine_tuned_name(ck)
+    assert ModelName.parse(ck) == ModelName("hone-tiny", "acme", "s.v1", "AbCdEfGh", 40)
     for bad in ("ft:a:b:c", "ft:../x:acme::abcdefgh", "ft:a:acme::abcdefgh/../../x", "ft:a:ACME::abcdefgh", "hone-tiny"):
-        assert not naming.is_fine_tuned_name(bad)
+        assert not is_fine_tuned_name(bad) and ModelName.parse(bad) is None
 
 
 def test_line_splitter_across_chunks() -> None:

@@ -13,8 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from service.validation import (Conversation, DatasetStats, DataValidationError, RenderError,
-                                validate_dataset)
+from service.validation import Conversation, DatasetStats, DataValidationError, RenderError, validate_dataset
 
 
 class WordCountFake:

@@ -17,8 +17,7 @@ import orjson
 import pytest
 
 from service.catalog.tiny import build_tiny_model
-from service.validation import (Conversation, DataValidationError, HFTokenCounter, RenderError,
-                                validate_dataset)
+from service.validation import Conversation, DataValidationError, HFTokenCounter, RenderError, validate_dataset
 
 TOOLS = [{"type": "function", "function": {
     "name": "get_weather", "description": "Get the current weather",

@@ -15,18 +15,20 @@ from typing import Any, Literal
 
 import orjson
 
+from contract.methods import METHODS, DataFormat
+
 from .chat import Labeled, check_chat_example, json_type
 from .errors import DataValidationError, Problem
 from .lines import LineTooLong, iter_lines
 from .preference import check_preference_example
 from .tokens import Conversation, RenderError, TokenCounter
 
-Method = Literal["supervised", "dpo"]
 Param = Literal["training_file", "validation_file"]
 
-RULES: dict[str, Callable[[dict[str, Any]], list[Labeled]]] = {
-    "supervised": check_chat_example,
-    "dpo": check_preference_example,
+# The per-line rules of each data format (contract.methods names each method's format).
+RULES: dict[DataFormat, Callable[[dict[str, Any]], list[Labeled]]] = {
+    DataFormat.CHAT: check_chat_example,
+    DataFormat.PREFERENCE: check_preference_example,
 }
 FILE_CODES = {"training_file": "invalid_training_file",
               "validation_file": "invalid_validation_file"}
@@ -94,11 +96,11 @@ class TokenTally:
             self.max_example_tokens = max(self.max_example_tokens, n)
 
 
-def validate_dataset(chunks: Iterable[bytes], *, method: Method, param: Param,
+def validate_dataset(chunks: Iterable[bytes], *, method: str, param: Param,
                      counter: TokenCounter, max_tokens: int, min_examples: int,
                      max_line_bytes: int = 64 * 2**20, batch_size: int = 256) -> DatasetStats:
     """Check a training/validation file; raise ``DataValidationError`` on the first problem."""
-    check_example = RULES[method]
+    check_example = RULES[METHODS.get(method).data_format]
     tally = TokenTally(counter, max_tokens, param, batch_size)
     n_examples, line, problem = 0, 0, None
     try:

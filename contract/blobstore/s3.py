@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlparse
 
-from service.blobstore import CHUNK, BlobNotFound, UriScheme, check_key
+from contract.blobstore.base import CHUNK, BlobNotFound, UriScheme, check_key
 
 PART_SIZE = 16 * 1024 * 1024  # S3: 5 MiB .. 5 GiB per part, 10,000 parts (160 GiB here); memory per upload
 
@@ -120,7 +120,7 @@ class S3BlobStore(UriScheme):
         from botocore.exceptions import ClientError
 
         try:
-            return self._c.head_object(Bucket=self.bucket, Key=self._key(key))  # type: ignore[no-any-return]
+            return self._c.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as e:
             if e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
                 return None

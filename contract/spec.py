@@ -1,24 +1,19 @@
-"""The contract between the control plane and a trainer attempt (pydantic only).
+"""The contract between the control plane and a trainer attempt.
 
 The service builds a ``JobSpec`` per attempt and hands it to a launcher; the trainer reads
 it, trains, and reports back over the internal API with the per-attempt ``report_token``.
-Every report carries a client-generated ``id`` so a retried report is recorded once.
+Every report carries a client-generated ``id`` so a retried report is recorded once. The
+hyperparameters are the method's typed model (``contract.methods``), fully resolved.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializeAsAny, model_validator
 
-Method = Literal["supervised", "dpo"]
-
-# Fine-tuned model names (DESIGN.md §3): ft:{base}:{project}:{suffix}:{8 alnum}[:ckpt-step-{n}].
-# The one grammar the control plane mints and the inference resolver accepts; nothing else.
-FINE_TUNED_MODEL_NAME = re.compile(
-    r"^ft:(?P<base>[A-Za-z0-9][A-Za-z0-9._\-]{0,127}):(?P<project>[a-z0-9][a-z0-9\-_]{0,62}):"
-    r"(?P<suffix>[A-Za-z0-9._\-]{0,64}):(?P<short>[A-Za-z0-9]{8})(?::ckpt-step-(?P<step>\d{1,10}))?$")
+from contract.hyperparameters import Hyperparameters
+from contract.methods import METHODS, MethodSpec
 
 # Trainer exit codes the launchers and the reconciler act on.
 EXIT_BAD_INPUT = 65  # the job's data cannot be trained on: fail now, do not retry
@@ -32,17 +27,37 @@ class JobSpec(BaseModel):
     base_model: str  # catalog short name
     base_model_source: str  # local path or hub id of the base weights
     init_adapter_uri: str | None = None  # continued training from a fine-tuned model
-    method: Method
-    hyperparameters: dict[str, Any]  # resolved: no "auto" left
+    method: str
+    hyperparameters: SerializeAsAny[Hyperparameters]  # the method's model, no "auto" left
     training_file_uri: str
     validation_file_uri: str | None = None
     storage_url: str  # the blob store holding every URI below
-    output_uri: str  # blob prefix: {output_uri}/checkpoints/step-{n}/, {output_uri}/final/
+    output_uri: str  # blob prefix of the job's contract.layout.JobLayout
     fine_tuned_model: str  # the name the final adapter will be served under
     report_url: str  # .../internal/v1/jobs/{job_id}
     report_token: str
     seed: int
     resume_uri: str | None = None  # newest complete checkpoint, if any
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_hyperparameters(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "method" in data:
+            model = METHODS.get(str(data["method"])).hyperparameters
+            hp = data.get("hyperparameters")
+            if not isinstance(hp, model):
+                data = {**data, "hyperparameters": model.model_validate(
+                    hp.model_dump() if isinstance(hp, Hyperparameters) else hp or {})}
+        return data
+
+    @model_validator(mode="after")
+    def _resolved(self) -> JobSpec:
+        self.hyperparameters.require_resolved()
+        return self
+
+    @property
+    def method_spec(self) -> MethodSpec:
+        return METHODS.get(self.method)
 
 
 Level = Literal["info", "warn", "error"]
@@ -52,7 +67,7 @@ class EventReport(BaseModel):
     id: str = Field(min_length=1, max_length=128)  # client-generated, idempotency key
     created_at: int | None = None
     level: Level = "info"
-    message: str
+    message: str = Field(max_length=4096)
     type: Literal["message", "metrics"] = "message"
     data: dict[str, Any] | None = None
 
@@ -69,20 +84,19 @@ class CheckpointReport(BaseModel):
 
 
 class ProgressReport(BaseModel):
-    trained_tokens: int | None = None
-    estimated_finish: int | None = None
-    hyperparameters: dict[str, Any] | None = None
+    trained_tokens: int | None = Field(default=None, ge=0)
+    estimated_finish: int | None = Field(default=None, ge=0)
 
 
 class CompletionReport(BaseModel):
     adapter_uri: str
-    trained_tokens: int
+    trained_tokens: int = Field(ge=0)
     result_file_uri: str | None = None  # CSV written by the trainer into the blob store
 
 
 class FailureReport(BaseModel):
-    code: str = "training_failed"
-    message: str
+    code: str = Field(default="training_failed", max_length=64)
+    message: str = Field(max_length=4096)
 
 
 class ReportAck(BaseModel):

@@ -8,18 +8,19 @@ import uuid
 
 from sqlalchemy import select
 
-from service.blobstore import BlobNotFound, BlobStore
+from contract.blobstore import BlobNotFound, BlobStore
 from service.catalog.catalog import Catalog
 from service.config import Settings
 from service.db.schema import File, Job
 from service.db.session import Database
 from service.jobs import lifecycle
-from service.validation import DataValidationError, DatasetStats, HFTokenCounter, validate_dataset
+from service.validation import DatasetStats, DataValidationError, HFTokenCounter, validate_dataset
+from service.validation.dataset import Param
 
 log = logging.getLogger(__name__)
 
 
-class Validator:
+class JobValidator:
     def __init__(self, db: Database, store: BlobStore, catalog: Catalog, settings: Settings) -> None:
         self.db, self.store, self.catalog, self.settings = db, store, catalog, settings
         self.owner = f"validator-{uuid.uuid4().hex[:12]}"
@@ -52,7 +53,8 @@ class Validator:
             job = lifecycle.job_by_id(s, job_id)
             assert job is not None
             method, base = job.method_type, job.base_model
-            inputs = [(job.training_file, "training_file"), (job.validation_file, "validation_file")]
+            inputs: list[tuple[str | None, Param]] = [(job.training_file, "training_file"),
+                                                      (job.validation_file, "validation_file")]
             keys = {fid: s.scalar(select(File.storage_key).where(File.id == fid, File.project_id == job.project_id))
                     for fid, _ in inputs if fid}
         entry = self.catalog.get(base)
@@ -70,7 +72,7 @@ class Validator:
                                               f"The {param.replace('_', ' ')} {file_id} was deleted.", param)
                 try:
                     result = validate_dataset(
-                        self.store.read(key), method=method, param=param,  # type: ignore[arg-type]
+                        self.store.read(key), method=method, param=param,
                         counter=self.counter(base), max_tokens=entry.resolved_context_length(),
                         min_examples=self.settings.min_training_examples,
                         max_line_bytes=self.settings.max_line_bytes,

@@ -1,0 +1,94 @@
+"""The local-directory blob store (``file:///abs/path``): the embedded default.
+
+A write goes to a temporary file beside its target, is fsynced and renamed into place on
+``commit()``, so a reader never sees a partial blob.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import unquote, urlparse
+
+from contract.blobstore.base import CHUNK, BlobNotFound, UriScheme, check_key
+
+
+class _LocalWriter:
+    def __init__(self, final: Path) -> None:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self._final = final
+        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-", suffix=".part")
+        self._tmp = Path(tmp)
+        self._fh = os.fdopen(fd, "wb")
+        self._done = False
+
+    def write(self, data: bytes) -> None:
+        self._fh.write(data)
+
+    def commit(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.replace(self._tmp, self._final)
+        self._done = True
+
+    def abort(self) -> None:
+        if not self._done:
+            self._fh.close()
+            self._tmp.unlink(missing_ok=True)
+            self._done = True
+
+    def __enter__(self) -> _LocalWriter:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if et is not None or not self._done:
+            self.abort()
+
+
+class LocalBlobStore(UriScheme):
+    """A directory on local disk (``file:///abs/path``)."""
+
+    def __init__(self, url: str) -> None:
+        parsed = urlparse(url)
+        if parsed.scheme != "file":
+            raise ValueError(f"not a file:// URL: {url}")
+        self.root = Path(unquote(parsed.path)).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.url = self.root.as_uri()
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def writer(self, key: str) -> _LocalWriter:
+        return _LocalWriter(self._path(key))
+
+    def read(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        path = self._path(key)
+        try:
+            fh = path.open("rb")
+        except FileNotFoundError as e:
+            raise BlobNotFound(key) from e
+        with fh:
+            while chunk := fh.read(chunk_size):
+                yield chunk
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError as e:
+            raise BlobNotFound(key) from e
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def delete_prefix(self, prefix: str) -> None:
+        shutil.rmtree(self._path(prefix.rstrip("/")), ignore_errors=True)

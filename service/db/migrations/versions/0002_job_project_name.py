@@ -1,0 +1,26 @@
+"""the project's name on each job (the segment of its model names)
+
+Revision ID: 0002
+Revises: 0001
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0002'
+down_revision = '0001'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('project_name', sa.String(length=64), nullable=True))
+    op.execute("UPDATE jobs SET project_name = (SELECT projects.name FROM projects WHERE projects.id = jobs.project_id)")
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.alter_column('project_name', existing_type=sa.String(length=64), nullable=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_column('project_name')
