@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# The test command: set up, then run the whole suite on SQLite, and again on PostgreSQL when
-# one answers on 127.0.0.1:5432 (CI always has one; tests create and drop their own databases).
+# The test command: set up, check lint, format, types and the import rules, then run the whole
+# suite on SQLite, and again on PostgreSQL when one answers on 127.0.0.1:5432 (CI always has
+# one; tests create and drop their own databases).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh || exit 1
+
+echo "== ruff (lint, format check), mypy =="
+.venv/bin/ruff check . || exit 1
+.venv/bin/ruff format --check . || exit 1
+.venv/bin/mypy || exit 1
 
 run() {
   .venv/bin/python -m pytest "$@"

@@ -1,6 +1,6 @@
 """The base-model catalog: short names (no ``/``) mapped to a weights source and serving
 settings. Loaded from YAML (``HONE_CATALOG_PATH``); the embedded default is the tiny model
-built locally under the data dir (DESIGN.md §5)."""
+built locally under the data dir (``service/catalog/tiny.py``)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ IM_END = "<|im_end|>"
 ENDOFTEXT = "<|endoftext|>"
 SPECIAL_TOKENS = [ENDOFTEXT, IM_START, IM_END]  # ids 0, 1, 2
 
-# Architecture (DESIGN.md §5); vocab_size comes from the trained tokenizer.
+# Architecture; vocab_size comes from the trained tokenizer.
 ARCH: dict[str, Any] = {
     "hidden_size": 256,
     "num_hidden_layers": 2,

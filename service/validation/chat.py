@@ -3,7 +3,7 @@
 Each rule is a small function that raises ``Problem`` on the first thing wrong. Checked
 messages come back normalised for the token counter: ``content`` as one string (text parts
 concatenated, as the bundled ChatML template does; missing/null content as ``""``).
-Shapes follow OpenAI's ``FineTuneChatRequestInput``; see shared/reference/openai-api.md 9.1.
+Shapes follow OpenAI's ``FineTuneChatRequestInput`` in the official OpenAPI spec.
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def is_trainable(msg: dict[str, Any]) -> bool:
 def check_chat_example(obj: dict[str, Any]) -> list[Labeled]:
     """One supervised line: {messages, tools?, parallel_tool_calls?, functions?}."""
     if "messages" not in obj:
-        hint = " (this looks like a DPO example, but the job's method is supervised)" \
+        hint = " (this looks like a preference pair, but the job's method trains on chat examples)" \
             if "input" in obj else ""
         raise Problem(f"example is missing key 'messages'{hint}")
     check_keys(obj, EXAMPLE_KEYS, "the example")

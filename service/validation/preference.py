@@ -3,7 +3,7 @@
 A line is ``{"input": {"messages", "tools"?, "parallel_tool_calls"?}, "preferred_output":
 [assistant message], "non_preferred_output": [assistant message]}``; the spec's
 ``preferred_completion``/``non_preferred_completion`` spellings are accepted as aliases
-(shared/reference/openai-api.md 9.2). Each line yields two conversations to count: the
+(OpenAI's ``FineTunePreferenceRequestInput``). Each line yields two conversations to count: the
 prompt followed by each output.
 """
 
@@ -41,7 +41,7 @@ def check_output(obj: dict[str, Any], key: str, alias: str) -> dict[str, Any]:
 
 def check_preference_example(obj: dict[str, Any]) -> list[Labeled]:
     if "input" not in obj:
-        hint = " (this looks like a supervised example, but the job's method is dpo)" \
+        hint = " (this looks like a chat example, but the job's method trains on preference pairs)" \
             if "messages" in obj else ""
         raise Problem(f"example is missing key 'input'{hint}")
     check_keys(obj, EXAMPLE_KEYS, "the example")

@@ -104,6 +104,15 @@ def test_dpo_job_shape(client: openai.OpenAI) -> None:
      "method.supervised.hyperparameters.training_type", "training_type"),
     ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"lora_dropout": 1}}}},
      "method.supervised.hyperparameters.lora_dropout", "lora_dropout"),
+    # every method comes from the registry; the messages name the range
+    ({"method": {"type": "orpo"}}, "method.type", "Supported values are: 'supervised', 'dpo'"),
+    ({"hyperparameters": {"n_epochs": 60}}, "hyperparameters.n_epochs",
+     "n_epochs must be an integer from 1 to 50, or 'auto'"),
+    ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"learning_rate_multiplier": 1e308}}}},
+     "method.supervised.hyperparameters.learning_rate_multiplier",
+     "learning_rate_multiplier must be a number greater than 0 and at most 10, or 'auto'"),
+    ({"method": {"type": "supervised", "supervised": {"hyperparameters": {"lora_alpha": 1e300}}}},
+     "method.supervised.hyperparameters.lora_alpha", "lora_alpha must be a number greater than 0 and at most 4,096"),
 ])
 def test_create_request_errors(client: openai.OpenAI, train_id: str, kwargs: dict, param: str, needle: str) -> None:  # type: ignore[type-arg]
     args = {"model": "hone-tiny", "training_file": train_id, **kwargs}
@@ -129,6 +138,19 @@ def test_malformed_body_is_400(server, api_key: str) -> None:  # type: ignore[no
     r = httpx.post(server.base_url + "/v1/fine_tuning/jobs", json={"training_file": "file-x"},
                    headers={"Authorization": f"Bearer {api_key}"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "model"
+
+
+@pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "1e999"])
+def test_non_finite_hyperparameters_are_400_before_anything_is_stored(server, api_key: str, client: openai.OpenAI,  # type: ignore[no-untyped-def]
+                                                                       train_id: str, value: str) -> None:
+    before = len(list(client.fine_tuning.jobs.list(limit=100)))
+    body = ('{"model": "hone-tiny", "training_file": "%s", "method": {"type": "supervised", "supervised": '
+            '{"hyperparameters": {"learning_rate_multiplier": %s}}}}' % (train_id, value))
+    r = httpx.post(server.base_url + "/v1/fine_tuning/jobs", content=body.encode(),
+                   headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert "learning_rate_multiplier must be a number" in r.json()["error"]["message"]
+    assert len(list(client.fine_tuning.jobs.list(limit=100))) == before
 
 
 def test_list_pagination_and_metadata_filter(client: openai.OpenAI, train_id: str) -> None:

@@ -1,12 +1,12 @@
 """A 512 MiB fine-tune upload through the official SDK against ``hone serve`` in its own process.
 
-Checks the upload path's promise (DESIGN.md §1: "streams the body to the blob store, never whole
+Checks the upload path's promise (docs/architecture.md: "streams the body to the blob store, never whole
 in memory"): the server's peak RSS grows by less than 100 MB while it receives a file of exactly
 the default limit (536870912 bytes), the bytes come back identical (sha256) through a streamed
 download, and one byte more is refused with 413 leaving no record and no stray blob behind.
 
 Measured figures are printed (``pytest -s``): peak RSS growth, upload and download MB/s.
-Speed is reported, never asserted (DESIGN.md §6); memory is asserted because it is a contract.
+Speed is reported, never asserted; memory is asserted because it is a contract.
 """
 
 from __future__ import annotations
