@@ -30,16 +30,22 @@ from service.scheduling.validate_jobs import JobValidator
 log = logging.getLogger(__name__)
 
 
-def build_context(settings: Settings, launcher: Launcher | None = None,
-                  catalog: Catalog | None = None) -> AppContext:
+def build_context(settings: Settings, launcher: Launcher | None = None, catalog: Catalog | None = None) -> AppContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
     db.migrate()
     if catalog is None:
-        catalog = (Catalog.from_yaml(settings.catalog_path) if settings.catalog_path
-                   else default_catalog(settings.data_dir))
-    ctx = AppContext(settings=settings, db=db, store=open_blobstore(settings.resolved_storage_url),
-                     catalog=catalog, launcher=launcher, loops=BackgroundLoops(settings.loop_interval_s))
+        catalog = (
+            Catalog.from_yaml(settings.catalog_path) if settings.catalog_path else default_catalog(settings.data_dir)
+        )
+    ctx = AppContext(
+        settings=settings,
+        db=db,
+        store=open_blobstore(settings.resolved_storage_url),
+        catalog=catalog,
+        launcher=launcher,
+        loops=BackgroundLoops(settings.loop_interval_s),
+    )
 
     def job_counts() -> dict[str, int]:
         with db.session() as s:
@@ -57,8 +63,9 @@ def add_loops(ctx: AppContext) -> None:
         ctx.loops.add("reconciler", Reconciler(ctx.db, ctx.launcher, ctx.settings).run_once)
 
 
-def create_app(settings: Settings | None = None, *, launcher: Launcher | None = None,
-               catalog: Catalog | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, launcher: Launcher | None = None, catalog: Catalog | None = None
+) -> FastAPI:
     settings = settings or Settings()
     ctx = build_context(settings, launcher, catalog)
     if ctx.launcher is None:
@@ -67,7 +74,9 @@ def create_app(settings: Settings | None = None, *, launcher: Launcher | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = httpx.Timeout(connect=5.0, read=settings.upstream_timeout_s, write=60.0, pool=30.0)
-        http = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100))
+        http = httpx.AsyncClient(
+            timeout=timeout, limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+        )
         ctx.gateway = Gateway(http, observe=ctx.metrics.observe_gateway, cold_load=ctx.metrics.adapter_cold_loads)
         if settings.run_loops:
             add_loops(ctx)
@@ -84,8 +93,15 @@ def create_app(settings: Settings | None = None, *, launcher: Launcher | None = 
     app = FastAPI(title="hone", version="0.1.0", lifespan=lifespan)
     app.state.ctx = ctx
     errors.install(app)
-    for router in (files.router, fine_tuning.router, models.router, inference.router, internal.router,
-                   health.router, metrics.router):
+    for router in (
+        files.router,
+        fine_tuning.router,
+        models.router,
+        inference.router,
+        internal.router,
+        health.router,
+        metrics.router,
+    ):
         app.include_router(router)
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics)
     return app

@@ -25,8 +25,10 @@ def hash_secret(secret: str) -> str:
 
 def get_or_create_project(session: Session, name: str) -> Project:
     if not _PROJECT_NAME.fullmatch(name):
-        raise InvalidRequest(f"Invalid project name {name!r}: use lowercase letters, digits, '-' "
-                             "and '_' (at most 63 characters)", param="project")
+        raise InvalidRequest(
+            f"Invalid project name {name!r}: use lowercase letters, digits, '-' and '_' (at most 63 characters)",
+            param="project",
+        )
     project = session.scalar(select(Project).where(Project.name == name))
     if project is None:
         project = Project(id=ids.project_id(), name=name, created_at=int(time.time()))
@@ -37,8 +39,14 @@ def get_or_create_project(session: Session, name: str) -> Project:
 
 def create_api_key(session: Session, project: Project) -> str:
     secret = KEY_PREFIX + secrets.token_urlsafe(24)
-    session.add(ApiKey(project_id=project.id, key_hash=hash_secret(secret),
-                       display=f"{secret[:10]}...{secret[-4:]}", created_at=int(time.time())))
+    session.add(
+        ApiKey(
+            project_id=project.id,
+            key_hash=hash_secret(secret),
+            display=f"{secret[:10]}...{secret[-4:]}",
+            created_at=int(time.time()),
+        )
+    )
     return secret
 
 
@@ -46,10 +54,12 @@ def authenticate(session: Session, authorization: str | None) -> Project:
     if not authorization or not authorization.lower().startswith("bearer "):
         raise AuthenticationFailed(
             "You didn't provide an API key. You need to provide your API key in an "
-            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+        )
     secret = authorization[7:].strip()
     row = session.execute(
-        select(Project).join(ApiKey, ApiKey.project_id == Project.id)
+        select(Project)
+        .join(ApiKey, ApiKey.project_id == Project.id)
         .where(ApiKey.key_hash == hash_secret(secret), ApiKey.revoked_at.is_(None))
     ).scalar_one_or_none()
     if row is None:

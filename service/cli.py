@@ -48,9 +48,12 @@ def _up(args: argparse.Namespace) -> int:
         servers = _start_vllm(settings, catalog)
     try:
         app = create_app(settings, catalog=catalog)
-        print(f"\nhone is up\n  base URL: http://{args.host}:{args.port}/v1\n  API key:  {key}\n"
-              f"  models:   {', '.join(e.name for e in catalog)}\n  data dir: {settings.data_dir}\n"
-              "Ctrl-C stops everything.\n", flush=True)
+        print(
+            f"\nhone is up\n  base URL: http://{args.host}:{args.port}/v1\n  API key:  {key}\n"
+            f"  models:   {', '.join(e.name for e in catalog)}\n  data dir: {settings.data_dir}\n"
+            "Ctrl-C stops everything.\n",
+            flush=True,
+        )
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     finally:
         for server in servers:
@@ -95,10 +98,16 @@ def _start_vllm(settings: Settings, catalog: Catalog) -> list[Any]:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        cfg = VllmConfig(name=entry.name, source=entry.source, storage_url=settings.resolved_storage_url,
-                         cache_dir=settings.data_dir / "adapter-cache" / entry.name, port=port,
-                         max_lora_rank=entry.max_lora_rank, max_model_len=entry.resolved_context_length(),
-                         cpu=settings.accelerator == "cpu")
+        cfg = VllmConfig(
+            name=entry.name,
+            source=entry.source,
+            storage_url=settings.resolved_storage_url,
+            cache_dir=settings.data_dir / "adapter-cache" / entry.name,
+            port=port,
+            max_lora_rank=entry.max_lora_rank,
+            max_model_len=entry.resolved_context_length(),
+            cpu=settings.accelerator == "cpu",
+        )
         server = VllmServer(cfg, settings.data_dir / "logs" / f"vllm-{entry.name}.log").start()
         servers.append((entry, server))
         print(f"starting vLLM for {entry.name} on 127.0.0.1:{port} (log: {server.log_path})", flush=True)

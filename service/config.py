@@ -33,13 +33,18 @@ class Settings(BaseSettings):
     validation_batch_size: int = 256
 
     # Training
-    launcher: LauncherSettings = Field(default_factory=LauncherSettings, description=(
-        "how trainer attempts run: HONE_LAUNCHER__BACKEND and one section per backend"))
-    stop_trainers_on_exit: bool = Field(default=False, description="stop running trainers when the API stops "
-                                        "(hone up); otherwise a restarted API adopts them")
+    launcher: LauncherSettings = Field(
+        default_factory=LauncherSettings,
+        description=("how trainer attempts run: HONE_LAUNCHER__BACKEND and one section per backend"),
+    )
+    stop_trainers_on_exit: bool = Field(
+        default=False,
+        description="stop running trainers when the API stops (hone up); otherwise a restarted API adopts them",
+    )
     keep_checkpoints: int = Field(default=3, description="newest checkpoints kept per job (OpenAI: 3)")
     trainer_accelerator: Literal["auto", "cpu", "cuda"] = Field(
-        default="auto", description="what trainers run on; 'auto': cuda when nvidia-smi is present")
+        default="auto", description="what trainers run on; 'auto': cuda when nvidia-smi is present"
+    )
 
     # Gateway
     max_request_bytes: int = Field(default=16 * MB, description="largest chat/completions request body")
@@ -50,7 +55,9 @@ class Settings(BaseSettings):
     max_running_jobs: int = 1
     max_attempts: int = 3
     validation_lease_s: float = 600.0
-    launch_grace_s: float = Field(default=120.0, description="how long a claimed attempt may be unknown to the launcher")
+    launch_grace_s: float = Field(
+        default=120.0, description="how long a claimed attempt may be unknown to the launcher"
+    )
     run_loops: bool = True
 
     @cached_property

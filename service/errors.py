@@ -9,8 +9,9 @@ class HoneError(Exception):
     status_code = 500
     type = "server_error"
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, param: str | None = None, code: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
@@ -58,10 +59,10 @@ def file_not_found(file_id: str) -> NotFound:
 
 
 def job_not_found(job_id: str) -> NotFound:
-    return NotFound(f"Fine-tuning job {job_id} not found.", param="fine_tuning_job_id",
-                    code="fine_tuning_job_not_found")
+    return NotFound(
+        f"Fine-tuning job {job_id} not found.", param="fine_tuning_job_id", code="fine_tuning_job_not_found"
+    )
 
 
 def model_not_found(model: str) -> NotFound:
-    return NotFound(f"The model `{model}` does not exist or you do not have access to it.",
-                    code="model_not_found")
+    return NotFound(f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found")

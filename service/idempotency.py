@@ -38,14 +38,18 @@ def _replay(session: Session, project_id: str, key: str, fp: str) -> tuple[int, 
     if rec is None:
         return None
     if rec.fingerprint != fp:
-        raise Conflict(f"Idempotency-Key {key!r} was already used with a different request.",
-                       param="Idempotency-Key", code="idempotency_key_reused",
-                       headers={"x-should-retry": "false"})
+        raise Conflict(
+            f"Idempotency-Key {key!r} was already used with a different request.",
+            param="Idempotency-Key",
+            code="idempotency_key_reused",
+            headers={"x-should-retry": "false"},
+        )
     return rec.status_code, rec.body
 
 
-def run(db: Database, project_id: str, key: str | None, fp: str, action: Action,
-        on_replay: Callable[[], None] | None = None) -> tuple[int, dict[str, Any]]:
+def run(
+    db: Database, project_id: str, key: str | None, fp: str, action: Action, on_replay: Callable[[], None] | None = None
+) -> tuple[int, dict[str, Any]]:
     """Run ``action`` once per (project, key); ``on_replay`` cleans up work a replay discards."""
     if key is None:
         with db.session() as s:
@@ -57,8 +61,16 @@ def run(db: Database, project_id: str, key: str | None, fp: str, action: Action,
             replay = _replay(s, project_id, key, fp)
             if replay is None:
                 status, body = action(s)
-                s.add(IdempotencyRecord(project_id=project_id, key=key, fingerprint=fp,
-                                        status_code=status, body=body, created_at=int(time.time())))
+                s.add(
+                    IdempotencyRecord(
+                        project_id=project_id,
+                        key=key,
+                        fingerprint=fp,
+                        status_code=status,
+                        body=body,
+                        created_at=int(time.time()),
+                    )
+                )
                 s.flush()
                 return status, body
     except IntegrityError:
@@ -72,6 +84,9 @@ def run(db: Database, project_id: str, key: str | None, fp: str, action: Action,
     with db.session() as s:
         replay = _replay(s, project_id, key, fp)
     if replay is None:  # the winner rolled back: nothing was created, so a retry may proceed
-        raise Conflict(f"A request with Idempotency-Key {key!r} is in progress; retry.",
-                       param="Idempotency-Key", code="idempotency_key_in_progress")
+        raise Conflict(
+            f"A request with Idempotency-Key {key!r} is in progress; retry.",
+            param="Idempotency-Key",
+            code="idempotency_key_in_progress",
+        )
     return replay

@@ -29,19 +29,36 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.http_requests = Counter("hone_http_requests_total", "HTTP requests", ["route", "method", "status"], registry=r)
-        self.http_latency = Histogram("hone_http_request_duration_seconds", "HTTP request latency", ["route", "method"], registry=r)
+        self.http_requests = Counter(
+            "hone_http_requests_total", "HTTP requests", ["route", "method", "status"], registry=r
+        )
+        self.http_latency = Histogram(
+            "hone_http_request_duration_seconds", "HTTP request latency", ["route", "method"], registry=r
+        )
         self.upload_bytes = Counter("hone_upload_bytes_total", "Bytes received by POST /v1/files", registry=r)
-        self.gateway_requests = Counter("hone_gateway_requests_total", "Requests proxied to inference upstreams",
-                                        ["base_model", "mode", "status"], registry=r)
-        self.gateway_tokens = Counter("hone_gateway_tokens_total", "Tokens reported by upstreams",
-                                      ["base_model", "kind"], registry=r)
-        self.gateway_latency = Histogram("hone_gateway_latency_seconds", "Gateway request latency (to the last byte)",
-                                         ["base_model", "mode"], registry=r,
-                                         buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
-        self.adapter_cold_loads = Counter("hone_gateway_adapter_cold_loads_total",
-                                          "First requests for a fine-tuned model on an upstream since the gateway "
-                                          "started (the upstream fetches and loads the adapter)", ["base_model"], registry=r)
+        self.gateway_requests = Counter(
+            "hone_gateway_requests_total",
+            "Requests proxied to inference upstreams",
+            ["base_model", "mode", "status"],
+            registry=r,
+        )
+        self.gateway_tokens = Counter(
+            "hone_gateway_tokens_total", "Tokens reported by upstreams", ["base_model", "kind"], registry=r
+        )
+        self.gateway_latency = Histogram(
+            "hone_gateway_latency_seconds",
+            "Gateway request latency (to the last byte)",
+            ["base_model", "mode"],
+            registry=r,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+        )
+        self.adapter_cold_loads = Counter(
+            "hone_gateway_adapter_cold_loads_total",
+            "First requests for a fine-tuned model on an upstream since the gateway "
+            "started (the upstream fetches and loads the adapter)",
+            ["base_model"],
+            registry=r,
+        )
 
     def observe_gateway(self, base: str, mode: str, status: int, seconds: float, usage: dict | None) -> None:
         self.gateway_requests.labels(base, mode, str(status)).inc()
@@ -55,7 +72,6 @@ class Metrics:
 
 
 class _JobCollector(Collector):
-
     def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
         self.counts = counts
 
@@ -98,8 +114,18 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             self.metrics.http_requests.labels(route, scope["method"], str(status)).inc()
             self.metrics.http_latency.labels(route, scope["method"]).observe(elapsed)
-            access_log.info(json.dumps({"request_id": request_id, "method": scope["method"], "path": scope["path"],
-                                        "route": route, "status": status, "duration_ms": round(elapsed * 1000, 1)}))
+            access_log.info(
+                json.dumps(
+                    {
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 1),
+                    }
+                )
+            )
             request_id_var.reset(token)
 
 

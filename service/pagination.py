@@ -18,20 +18,29 @@ def check_limit(limit: int | None, default: int, maximum: int) -> int:
     if limit is None:
         return default
     if not 1 <= limit <= maximum:
-        raise InvalidRequest(f"Invalid 'limit': must be between 1 and {maximum}, got {limit}.",
-                             param="limit", code="integer_out_of_range")
+        raise InvalidRequest(
+            f"Invalid 'limit': must be between 1 and {maximum}, got {limit}.",
+            param="limit",
+            code="integer_out_of_range",
+        )
     return limit
 
 
-def paginate(session: Session, model: type[T], where: Sequence[ColumnElement[bool]], *,
-             after: str | None, limit: int, descending: bool = True) -> tuple[list[T], bool]:
+def paginate(
+    session: Session,
+    model: type[T],
+    where: Sequence[ColumnElement[bool]],
+    *,
+    after: str | None,
+    limit: int,
+    descending: bool = True,
+) -> tuple[list[T], bool]:
     m: Any = model
     conditions = list(where)
     if after:
         after_seq = session.scalar(select(m.seq).where(m.id == after, *where))
         if after_seq is None:
-            raise InvalidRequest(f"Invalid 'after': no object with id {after!r} in this list.",
-                                 param="after")
+            raise InvalidRequest(f"Invalid 'after': no object with id {after!r} in this list.", param="after")
         conditions.append(m.seq < after_seq if descending else m.seq > after_seq)
     order = m.seq.desc() if descending else m.seq.asc()
     rows = list(session.scalars(select(m).where(*conditions).order_by(order).limit(limit + 1)))

@@ -15,13 +15,24 @@ from service.errors import HoneError
 
 log = logging.getLogger(__name__)
 # Pydantic puts union-branch and validator tags into error locations; they are not fields.
-_TAG = re.compile(r"^(int|float|str|bool|none|is-instance\[.*|literal\[.*|constrained-.*|function-.*|union\[.*|tagged-union\[.*|.*\[.*\].*)$")
+_TAG = re.compile(
+    r"^(int|float|str|bool|none|is-instance\[.*|literal\[.*|constrained-.*|function-.*|union\[.*|tagged-union\[.*|.*\[.*\].*)$"
+)
 
 
-def envelope(status: int, message: str, type_: str, param: str | None = None,
-             code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, headers=headers,
-                        content={"error": {"message": message, "type": type_, "param": param, "code": code}})
+def envelope(
+    status: int,
+    message: str,
+    type_: str,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        headers=headers,
+        content={"error": {"message": message, "type": type_, "param": param, "code": code}},
+    )
 
 
 def _param(loc: tuple[Any, ...]) -> str | None:
@@ -33,7 +44,10 @@ def _describe(err: dict[str, Any]) -> tuple[str, str | None]:
     param = _param(tuple(err.get("loc", ())))
     kind = err.get("type", "")
     if kind == "json_invalid":
-        return f"We could not parse the JSON body of your request: {err.get('ctx', {}).get('error', 'invalid JSON')}.", None
+        return (
+            f"We could not parse the JSON body of your request: {err.get('ctx', {}).get('error', 'invalid JSON')}.",
+            None,
+        )
     if kind == "missing":
         return f"Missing required parameter: '{param}'.", param
     if kind == "extra_forbidden":
@@ -65,5 +79,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return envelope(500, "The server had an error while processing your request. Sorry about that!",
-                        "server_error")
+        return envelope(500, "The server had an error while processing your request. Sorry about that!", "server_error")

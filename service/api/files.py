@@ -21,20 +21,26 @@ router = APIRouter(prefix="/v1", tags=["files"])
 
 
 @router.post("/files", response_model=FileObject)
-async def create_file(request: Request, ctx: Ctx, project: CurrentProject,
-                      idempotency_key: IdempotencyKey = None) -> JSONResponse:
+async def create_file(
+    request: Request, ctx: Ctx, project: CurrentProject, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     file_id = ids.file_id()
-    upload = await receive_upload(request, ctx.store, file_key(file_id),
-                                  max_bytes=ctx.settings.max_upload_bytes,
-                                  max_line_bytes=ctx.settings.max_line_bytes)
+    upload = await receive_upload(
+        request,
+        ctx.store,
+        file_key(file_id),
+        max_bytes=ctx.settings.max_upload_bytes,
+        max_line_bytes=ctx.settings.max_line_bytes,
+    )
     ctx.metrics.upload_bytes.inc(upload.bytes)
     try:
         purpose, expires_at, now = files.check_upload(upload)
     except BaseException:
         await run_in_threadpool(ctx.store.delete, upload.key)
         raise
-    fp = idempotency.fingerprint("POST /v1/files", purpose, upload.filename or "", upload.sha256,
-                                 str(sorted(upload.fields.items())))
+    fp = idempotency.fingerprint(
+        "POST /v1/files", purpose, upload.filename or "", upload.sha256, str(sorted(upload.fields.items()))
+    )
 
     def action(s: Session) -> tuple[int, dict[str, Any]]:
         row = files.record_upload(s, project, file_id, upload, purpose, expires_at, now)
@@ -42,8 +48,8 @@ async def create_file(request: Request, ctx: Ctx, project: CurrentProject,
 
     try:
         status, body = await run_in_threadpool(
-            idempotency.run, ctx.db, project.id, idempotency_key, fp, action,
-            lambda: ctx.store.delete(upload.key))
+            idempotency.run, ctx.db, project.id, idempotency_key, fp, action, lambda: ctx.store.delete(upload.key)
+        )
     except BaseException:
         await run_in_threadpool(ctx.store.delete, upload.key)  # no row points at these bytes
         raise
@@ -51,9 +57,14 @@ async def create_file(request: Request, ctx: Ctx, project: CurrentProject,
 
 
 @router.get("/files", response_model=CursorPage[FileObject])
-def list_files(ctx: Ctx, project: CurrentProject, purpose: str | None = None,
-               limit: Annotated[int | None, Query()] = None, order: str = "desc",
-               after: str | None = None) -> CursorPage[FileObject]:
+def list_files(
+    ctx: Ctx,
+    project: CurrentProject,
+    purpose: str | None = None,
+    limit: Annotated[int | None, Query()] = None,
+    order: str = "desc",
+    after: str | None = None,
+) -> CursorPage[FileObject]:
     with ctx.db.session() as s:
         rows, more = files.list_files(s, project, purpose=purpose, limit=limit, order=order, after=after)
         return CursorPage.of([files.to_wire(r) for r in rows], more)
@@ -77,6 +88,8 @@ def file_content(file_id: str, ctx: Ctx, project: CurrentProject) -> StreamingRe
     with ctx.db.session() as s:
         row = files.get(s, project, file_id)
     ascii_name = row.filename.encode("ascii", "replace").decode().replace('"', "_")
-    return StreamingResponse(files.read(ctx.store, row), media_type="application/octet-stream",
-                             headers={"content-length": str(row.bytes),
-                                      "content-disposition": f'attachment; filename="{ascii_name}"'})
+    return StreamingResponse(
+        files.read(ctx.store, row),
+        media_type="application/octet-stream",
+        headers={"content-length": str(row.bytes), "content-disposition": f'attachment; filename="{ascii_name}"'},
+    )

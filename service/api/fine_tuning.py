@@ -29,10 +29,12 @@ _METADATA_PARAM = re.compile(r"^metadata\[(.+)\]$")
 
 
 @router.post("/jobs", response_model=FineTuningJob)
-def create_job(params: FineTuningJobCreateParams, ctx: Ctx, project: CurrentProject,
-               idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    fp = idempotency.fingerprint("POST /v1/fine_tuning/jobs",
-                                 json.dumps(params.model_dump(mode="json", exclude_unset=True), sort_keys=True))
+def create_job(
+    params: FineTuningJobCreateParams, ctx: Ctx, project: CurrentProject, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    fp = idempotency.fingerprint(
+        "POST /v1/fine_tuning/jobs", json.dumps(params.model_dump(mode="json", exclude_unset=True), sort_keys=True)
+    )
 
     def action(s: Session) -> tuple[int, dict]:
         job = jobs.create(s, project, params, ctx.catalog, ctx.settings.accelerator)
@@ -44,8 +46,13 @@ def create_job(params: FineTuningJobCreateParams, ctx: Ctx, project: CurrentProj
 
 
 @router.get("/jobs", response_model=CursorPage[FineTuningJob])
-def list_jobs(request: Request, ctx: Ctx, project: CurrentProject, after: str | None = None,
-              limit: Annotated[int | None, Query()] = None) -> CursorPage[FineTuningJob]:
+def list_jobs(
+    request: Request,
+    ctx: Ctx,
+    project: CurrentProject,
+    after: str | None = None,
+    limit: Annotated[int | None, Query()] = None,
+) -> CursorPage[FineTuningJob]:
     metadata = {m.group(1): v for k, v in request.query_params.items() if (m := _METADATA_PARAM.match(k))}
     with ctx.db.session() as s:
         rows, more = jobs.list_jobs(s, project, after=after, limit=limit, metadata=metadata)
@@ -58,8 +65,9 @@ def retrieve_job(job_id: str, ctx: Ctx, project: CurrentProject) -> FineTuningJo
         return jobs.to_wire(jobs.get(s, project, job_id))
 
 
-def _transition(ctx: Ctx, project: Project, job_id: str, key: str | None, name: str,
-                change: Callable[[Session, Project, str], Job]) -> JSONResponse:
+def _transition(
+    ctx: Ctx, project: Project, job_id: str, key: str | None, name: str, change: Callable[[Session, Project, str], Job]
+) -> JSONResponse:
     def action(s: Session) -> tuple[int, dict]:
         return 200, jobs.to_wire(change(s, project, job_id)).model_dump(mode="json")
 
@@ -85,16 +93,26 @@ def resume_job(job_id: str, ctx: Ctx, project: CurrentProject, idempotency_key: 
 
 
 @router.get("/jobs/{job_id}/events", response_model=CursorPage[FineTuningJobEvent])
-def list_events(job_id: str, ctx: Ctx, project: CurrentProject, after: str | None = None,
-                limit: Annotated[int | None, Query()] = None) -> CursorPage[FineTuningJobEvent]:
+def list_events(
+    job_id: str,
+    ctx: Ctx,
+    project: CurrentProject,
+    after: str | None = None,
+    limit: Annotated[int | None, Query()] = None,
+) -> CursorPage[FineTuningJobEvent]:
     with ctx.db.session() as s:
         rows, more = jobs.list_events(s, project, job_id, after=after, limit=limit)
         return CursorPage.of([events.to_wire(e) for e in rows], more)
 
 
 @router.get("/jobs/{job_id}/checkpoints", response_model=CursorPage[FineTuningJobCheckpoint])
-def list_checkpoints(job_id: str, ctx: Ctx, project: CurrentProject, after: str | None = None,
-                     limit: Annotated[int | None, Query()] = None) -> CursorPage[FineTuningJobCheckpoint]:
+def list_checkpoints(
+    job_id: str,
+    ctx: Ctx,
+    project: CurrentProject,
+    after: str | None = None,
+    limit: Annotated[int | None, Query()] = None,
+) -> CursorPage[FineTuningJobCheckpoint]:
     with ctx.db.session() as s:
         rows, more = jobs.list_checkpoints(s, project, job_id, after=after, limit=limit)
         return CursorPage.of([jobs.checkpoint_to_wire(c) for c in rows], more)

@@ -47,8 +47,9 @@ async def _forward(path: str, request: Request, ctx: Ctx, project: CurrentProjec
     base = await run_in_threadpool(lookup)
     entry = ctx.catalog.get(base)
     assert entry is not None and ctx.gateway is not None
-    return await ctx.gateway.forward(path, body, base=base, model=model, upstreams=entry.upstreams,
-                                     stream=payload.get("stream") is True)
+    return await ctx.gateway.forward(
+        path, body, base=base, model=model, upstreams=entry.upstreams, stream=payload.get("stream") is True
+    )
 
 
 @router.post("/chat/completions")

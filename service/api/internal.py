@@ -45,14 +45,24 @@ def post_events(job_id: str, batch: EventBatch, ctx: Ctx, token: Token) -> Repor
 
 @router.post("/checkpoints", response_model=ReportAck)
 def post_checkpoint(job_id: str, body: CheckpointReport, ctx: Ctx, token: Token) -> ReportAck:
-    return _report(ctx, job_id, token, lambda s, job: reports.record_checkpoint(
-        s, ctx.store, job, body, ctx.settings.keep_checkpoints))
+    return _report(
+        ctx,
+        job_id,
+        token,
+        lambda s, job: reports.record_checkpoint(s, ctx.store, job, body, ctx.settings.keep_checkpoints),
+    )
 
 
 @router.post("/progress", response_model=ReportAck)
 def post_progress(job_id: str, body: ProgressReport, ctx: Ctx, token: Token) -> ReportAck:
-    return _report(ctx, job_id, token, lambda s, job: lifecycle.set_progress(
-        job, trained_tokens=body.trained_tokens, estimated_finish=body.estimated_finish))
+    return _report(
+        ctx,
+        job_id,
+        token,
+        lambda s, job: lifecycle.set_progress(
+            job, trained_tokens=body.trained_tokens, estimated_finish=body.estimated_finish
+        ),
+    )
 
 
 @router.post("/complete", response_model=ReportAck)

@@ -23,7 +23,9 @@ class KubernetesPlacement(BaseModel):
 
     image: str | None = None  # default: the launcher's trainer image
     gpu_resource: str = "nvidia.com/gpu"
-    node_selector: dict[str, str] = Field(default_factory=dict)  # e.g. {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    node_selector: dict[str, str] = Field(
+        default_factory=dict
+    )  # e.g. {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
 
 

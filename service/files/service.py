@@ -21,9 +21,15 @@ BATCH_DEFAULT_EXPIRY_S = 30 * 24 * 3600
 
 
 def to_wire(row: File) -> FileObject:
-    return FileObject(id=row.id, bytes=row.bytes, created_at=row.created_at,
-                      expires_at=row.expires_at, filename=row.filename, purpose=row.purpose,
-                      status=row.status)
+    return FileObject(
+        id=row.id,
+        bytes=row.bytes,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        filename=row.filename,
+        purpose=row.purpose,
+        status=row.status,
+    )
 
 
 def _expires_at(fields: dict[str, str], purpose: str, now: int) -> int | None:
@@ -32,12 +38,16 @@ def _expires_at(fields: dict[str, str], purpose: str, now: int) -> int | None:
     if anchor is None and seconds is None:
         return now + BATCH_DEFAULT_EXPIRY_S if purpose == "batch" else None
     if anchor != "created_at":
-        raise InvalidRequest("Invalid 'expires_after[anchor]': the only supported anchor is "
-                             f"'created_at', got {anchor!r}.", param="expires_after[anchor]")
+        raise InvalidRequest(
+            f"Invalid 'expires_after[anchor]': the only supported anchor is 'created_at', got {anchor!r}.",
+            param="expires_after[anchor]",
+        )
     if seconds is None or not seconds.isdigit() or not MIN_EXPIRY_S <= int(seconds) <= MAX_EXPIRY_S:
-        raise InvalidRequest(f"Invalid 'expires_after[seconds]': must be an integer between "
-                             f"{MIN_EXPIRY_S} and {MAX_EXPIRY_S}, got {seconds!r}.",
-                             param="expires_after[seconds]")
+        raise InvalidRequest(
+            f"Invalid 'expires_after[seconds]': must be an integer between "
+            f"{MIN_EXPIRY_S} and {MAX_EXPIRY_S}, got {seconds!r}.",
+            param="expires_after[seconds]",
+        )
     return now + int(seconds)
 
 
@@ -47,34 +57,67 @@ def check_upload(upload: ReceivedUpload) -> tuple[str, int | None, int]:
     if purpose is None:
         raise InvalidRequest("Missing required parameter: 'purpose'.", param="purpose")
     if purpose not in UPLOAD_PURPOSES:
-        raise InvalidRequest(f"Invalid 'purpose': {purpose!r}. Supported values are: "
-                             + ", ".join(repr(p) for p in UPLOAD_PURPOSES) + ".", param="purpose")
+        raise InvalidRequest(
+            f"Invalid 'purpose': {purpose!r}. Supported values are: "
+            + ", ".join(repr(p) for p in UPLOAD_PURPOSES)
+            + ".",
+            param="purpose",
+        )
     unknown = sorted(set(upload.fields) - {"purpose", "expires_after[anchor]", "expires_after[seconds]"})
     if unknown:
         raise InvalidRequest(f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
     if purpose == "fine-tune" and upload.jsonl_error:
-        raise InvalidRequest(f"Invalid file format for purpose 'fine-tune': {upload.jsonl_error} "
-                             "Fine-tuning files must be UTF-8 JSONL with one JSON object per line.",
-                             param="file", code="invalid_file_format")
+        raise InvalidRequest(
+            f"Invalid file format for purpose 'fine-tune': {upload.jsonl_error} "
+            "Fine-tuning files must be UTF-8 JSONL with one JSON object per line.",
+            param="file",
+            code="invalid_file_format",
+        )
     now = int(time.time())
     return purpose, _expires_at(upload.fields, purpose, now), now
 
 
-def record_upload(session: Session, project: Project, file_id: str, upload: ReceivedUpload,
-                  purpose: str, expires_at: int | None, now: int) -> File:
-    row = File(id=file_id, project_id=project.id, filename=upload.filename or "upload",
-               purpose=purpose, bytes=upload.bytes, sha256=upload.sha256,
-               storage_key=upload.key, created_at=now, expires_at=expires_at, status="processed")
+def record_upload(
+    session: Session,
+    project: Project,
+    file_id: str,
+    upload: ReceivedUpload,
+    purpose: str,
+    expires_at: int | None,
+    now: int,
+) -> File:
+    row = File(
+        id=file_id,
+        project_id=project.id,
+        filename=upload.filename or "upload",
+        purpose=purpose,
+        bytes=upload.bytes,
+        sha256=upload.sha256,
+        storage_key=upload.key,
+        created_at=now,
+        expires_at=expires_at,
+        status="processed",
+    )
     session.add(row)
     session.flush()
     return row
 
 
-def record_generated(session: Session, project_id: str, file_id: str, *, key: str, filename: str,
-                     purpose: str, size: int, sha256: str) -> File:
+def record_generated(
+    session: Session, project_id: str, file_id: str, *, key: str, filename: str, purpose: str, size: int, sha256: str
+) -> File:
     """A server-made file (e.g. a job's result CSV)."""
-    row = File(id=file_id, project_id=project_id, filename=filename, purpose=purpose, bytes=size,
-               sha256=sha256, storage_key=key, created_at=int(time.time()), status="processed")
+    row = File(
+        id=file_id,
+        project_id=project_id,
+        filename=filename,
+        purpose=purpose,
+        bytes=size,
+        sha256=sha256,
+        storage_key=key,
+        created_at=int(time.time()),
+        status="processed",
+    )
     session.add(row)
     session.flush()
     return row
@@ -92,15 +135,17 @@ def get(session: Session, project: Project, file_id: str) -> File:
     return row
 
 
-def list_files(session: Session, project: Project, *, purpose: str | None, limit: int | None,
-               order: str, after: str | None) -> tuple[list[File], bool]:
+def list_files(
+    session: Session, project: Project, *, purpose: str | None, limit: int | None, order: str, after: str | None
+) -> tuple[list[File], bool]:
     if order not in ("asc", "desc"):
         raise InvalidRequest(f"Invalid 'order': must be 'asc' or 'desc', got {order!r}.", param="order")
     where = _live(project.id)
     if purpose is not None:
         where.append(File.purpose == purpose)
-    return paginate(session, File, where, after=after, limit=check_limit(limit, 10000, 10000),
-                    descending=order == "desc")
+    return paginate(
+        session, File, where, after=after, limit=check_limit(limit, 10000, 10000), descending=order == "desc"
+    )
 
 
 def delete(session: Session, store: BlobStore, project: Project, file_id: str) -> None:

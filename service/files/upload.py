@@ -37,8 +37,9 @@ class ReceivedUpload:
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"File is too large: the maximum size is {limit} bytes.",
-                           param="file", code="file_too_large")
+    return PayloadTooLarge(
+        f"File is too large: the maximum size is {limit} bytes.", param="file", code="file_too_large"
+    )
 
 
 class _Receiver:
@@ -127,8 +128,9 @@ class _Receiver:
             self._writer.abort()
 
 
-async def receive_upload(request: Request, store: BlobStore, key: str, *, max_bytes: int,
-                         max_line_bytes: int) -> ReceivedUpload:
+async def receive_upload(
+    request: Request, store: BlobStore, key: str, *, max_bytes: int, max_line_bytes: int
+) -> ReceivedUpload:
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
@@ -138,9 +140,19 @@ async def receive_upload(request: Request, store: BlobStore, key: str, *, max_by
         raise _too_large(max_bytes)
 
     receiver = _Receiver(store, key, max_bytes, max_line_bytes)
-    callbacks = {name: getattr(receiver, name) for name in (
-        "on_part_begin", "on_part_data", "on_part_end", "on_header_field", "on_header_value",
-        "on_header_end", "on_headers_finished", "on_end")}
+    callbacks = {
+        name: getattr(receiver, name)
+        for name in (
+            "on_part_begin",
+            "on_part_data",
+            "on_part_end",
+            "on_header_field",
+            "on_header_value",
+            "on_header_end",
+            "on_headers_finished",
+            "on_end",
+        )
+    }
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     pending = bytearray()
     try:

@@ -26,23 +26,29 @@ Observer = Callable[[str, str, int, float, dict | None], None]
 
 
 class Gateway:
-    def __init__(self, client: httpx.AsyncClient, observe: Observer | None = None,
-                 cold_load: Counter | None = None) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, observe: Observer | None = None, cold_load: Counter | None = None
+    ) -> None:
         self.client = client
         self.observe = observe or (lambda *a: None)
         self.cold_load = cold_load
         self._warm: OrderedDict[tuple[str, str], None] = OrderedDict()  # bounded: oldest forgotten
 
-    async def forward(self, path: str, body: bytes, *, base: str, model: str, upstreams: list[str],
-                      stream: bool) -> Response:
+    async def forward(
+        self, path: str, body: bytes, *, base: str, model: str, upstreams: list[str], stream: bool
+    ) -> Response:
         if not upstreams:
-            raise ServiceUnavailable(f"No inference server is running for base model {base}.",
-                                     code="upstream_unavailable", headers={"retry-after": "5"})
+            raise ServiceUnavailable(
+                f"No inference server is running for base model {base}.",
+                code="upstream_unavailable",
+                headers={"retry-after": "5"},
+            )
         started = time.perf_counter()
         last_error = ""
         for upstream in preference(upstreams, model):
-            request = self.client.build_request("POST", upstream.rstrip("/") + path, content=body,
-                                                headers={"content-type": "application/json"})
+            request = self.client.build_request(
+                "POST", upstream.rstrip("/") + path, content=body, headers={"content-type": "application/json"}
+            )
             try:
                 upstream_response = await self.client.send(request, stream=True)
             except httpx.TimeoutException as e:
@@ -56,8 +62,11 @@ class Gateway:
             if model != base and upstream_response.status_code == 200:
                 self._note_served(upstream, model, base)
             return await self._relay(upstream_response, base, stream, started)
-        raise ServiceUnavailable(f"The inference server for base model {base} is unavailable: {last_error}.",
-                                 code="upstream_unavailable", headers={"retry-after": "5"})
+        raise ServiceUnavailable(
+            f"The inference server for base model {base} is unavailable: {last_error}.",
+            code="upstream_unavailable",
+            headers={"retry-after": "5"},
+        )
 
     def _note_served(self, upstream: str, model: str, base: str) -> None:
         key = (upstream, model)
@@ -72,9 +81,12 @@ class Gateway:
 
     async def _relay(self, up: httpx.Response, base: str, stream: bool, started: float) -> Response:
         if stream and up.status_code == 200:
-            return StreamingResponse(self._chunks(up, base, started), status_code=200,
-                                     media_type=up.headers.get("content-type", "text/event-stream"),
-                                     background=BackgroundTask(up.aclose))
+            return StreamingResponse(
+                self._chunks(up, base, started),
+                status_code=200,
+                media_type=up.headers.get("content-type", "text/event-stream"),
+                background=BackgroundTask(up.aclose),
+            )
         try:
             content = await up.aread()
         finally:
@@ -121,7 +133,13 @@ def _as_envelope(content: bytes, status: int) -> bytes:
         err = doc["error"]
     else:
         err = doc if isinstance(doc, dict) else {"message": str(doc)}
-    return json.dumps({"error": {
-        "message": str(err.get("message", "The inference server returned an error.")),
-        "type": "invalid_request_error" if status < 500 else "server_error",
-        "param": err.get("param"), "code": "model_not_found" if status == 404 else None}}).encode()
+    return json.dumps(
+        {
+            "error": {
+                "message": str(err.get("message", "The inference server returned an error.")),
+                "type": "invalid_request_error" if status < 500 else "server_error",
+                "param": err.get("param"),
+                "code": "model_not_found" if status == 404 else None,
+            }
+        }
+    ).encode()

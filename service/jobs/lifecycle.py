@@ -30,9 +30,14 @@ def job_by_id(session: Session, job_id: str, *, for_update: bool = False) -> Job
 def claim_validation(session: Session, job_id: str, owner: str, lease_s: float) -> bool:
     now = time.time()
     res = session.execute(
-        update(Job).where(Job.id == job_id, Job.status == JobStatus.VALIDATING_FILES,
-                          or_(Job.lease_until.is_(None), Job.lease_until < now))
-        .values(lease_owner=owner, lease_until=now + lease_s))
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status == JobStatus.VALIDATING_FILES,
+            or_(Job.lease_until.is_(None), Job.lease_until < now),
+        )
+        .values(lease_owner=owner, lease_until=now + lease_s)
+    )
     return res.rowcount == 1  # type: ignore[attr-defined]
 
 
@@ -74,9 +79,16 @@ def claim_launch(session: Session, job_id: str) -> tuple[Job, str] | None:
     token = secrets.token_urlsafe(32)
     running = states.check(job.status, JobStatus.RUNNING)
     res = session.execute(
-        update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.attempt == job.attempt)
-        .values(status=running.value, attempt=job.attempt + 1, active_attempt=job.attempt + 1,
-                attempt_claimed_at=time.time(), report_token_hash=hash_secret(token)))
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.attempt == job.attempt)
+        .values(
+            status=running.value,
+            attempt=job.attempt + 1,
+            active_attempt=job.attempt + 1,
+            attempt_claimed_at=time.time(),
+            report_token_hash=hash_secret(token),
+        )
+    )
     if res.rowcount != 1:  # type: ignore[attr-defined]
         return None
     session.refresh(job)
@@ -94,8 +106,7 @@ def attempt_ended(session: Session, job: Job, state: AttemptState, max_attempts:
     if job.status != JobStatus.RUNNING:
         return  # cancelled / succeeded / failed already: nothing left to decide
     if state.phase == "succeeded":
-        fail(session, job, "training_failed",
-             "The trainer exited without reporting a result." + _tail(state))
+        fail(session, job, "training_failed", "The trainer exited without reporting a result." + _tail(state))
         return
     how = "was lost" if state.phase == "missing" else f"exited with code {state.exit_code}"
     if state.exit_code == EXIT_BAD_INPUT:
@@ -103,11 +114,20 @@ def attempt_ended(session: Session, job: Job, state: AttemptState, max_attempts:
         return
     if (attempt or job.attempt) < max_attempts:
         states.move(job, JobStatus.QUEUED)
-        events.add(session, job.id, f"Training attempt {attempt} {how}; restarting from the newest "
-                   f"checkpoint (attempt {(attempt or 0) + 1} of {max_attempts})", level="warn")
+        events.add(
+            session,
+            job.id,
+            f"Training attempt {attempt} {how}; restarting from the newest "
+            f"checkpoint (attempt {(attempt or 0) + 1} of {max_attempts})",
+            level="warn",
+        )
         return
-    fail(session, job, "training_failed",
-         f"Training failed after {max_attempts} attempts: the last attempt {how}." + _tail(state))
+    fail(
+        session,
+        job,
+        "training_failed",
+        f"Training failed after {max_attempts} attempts: the last attempt {how}." + _tail(state),
+    )
 
 
 def _tail(state: AttemptState) -> str:
@@ -123,8 +143,11 @@ def next_action(job: Job) -> str:
 
 
 def report_allowed(job: Job, token: str) -> bool:
-    return (job.report_token_hash is not None and job.active_attempt is not None
-            and secrets.compare_digest(job.report_token_hash, hash_secret(token)))
+    return (
+        job.report_token_hash is not None
+        and job.active_attempt is not None
+        and secrets.compare_digest(job.report_token_hash, hash_secret(token))
+    )
 
 
 def set_progress(job: Job, *, trained_tokens: int | None, estimated_finish: int | None) -> None:

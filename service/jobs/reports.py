@@ -41,31 +41,55 @@ def _require_manifest(store: BlobStore, key: str, uri: str, param: str) -> None:
 
 def record_events(session: Session, job: Job, batch: EventBatch) -> None:
     for ev in batch.events:
-        events.add(session, job.id, ev.message, level=ev.level, type=ev.type, data=ev.data,
-                   client_id=ev.id, created_at=ev.created_at)
+        events.add(
+            session,
+            job.id,
+            ev.message,
+            level=ev.level,
+            type=ev.type,
+            data=ev.data,
+            client_id=ev.id,
+            created_at=ev.created_at,
+        )
 
 
 def record_checkpoint(session: Session, store: BlobStore, job: Job, report: CheckpointReport, keep: int) -> None:
     """Register a complete checkpoint; checkpoints older than the newest ``keep`` (OpenAI keeps
     three) are deleted, their blobs removed after the commit."""
-    existing = session.scalar(select(Checkpoint).where(Checkpoint.job_id == job.id,
-                                                       Checkpoint.client_id == report.id))
+    existing = session.scalar(select(Checkpoint).where(Checkpoint.job_id == job.id, Checkpoint.client_id == report.id))
     if existing is not None:
         return
     key = _own_key(store, job, report.uri, "checkpoint")
     _require_manifest(store, key, report.uri, "uri")
     name = str(ModelName(job.base_model, job.project_name, job.suffix, ids.model_short_id(), report.step_number))
     now = int(time.time())
-    row = Checkpoint(id=ids.checkpoint_id(), job_id=job.id, client_id=report.id,
-                     step_number=report.step_number, metrics=dict(report.metrics),
-                     model_name=name, uri=store.uri(key), created_at=now)
+    row = Checkpoint(
+        id=ids.checkpoint_id(),
+        job_id=job.id,
+        client_id=report.id,
+        step_number=report.step_number,
+        metrics=dict(report.metrics),
+        model_name=name,
+        uri=store.uri(key),
+        created_at=now,
+    )
     session.add(row)
     models.publish(session, store, job, name, row.uri, "checkpoint", now)
-    events.add(session, job.id, f"Checkpoint created at step {report.step_number} with "
-               f"Snapshot ID: {name}", data={"step": report.step_number})
+    events.add(
+        session,
+        job.id,
+        f"Checkpoint created at step {report.step_number} with Snapshot ID: {name}",
+        data={"step": report.step_number},
+    )
     session.flush()
-    older = list(session.scalars(select(Checkpoint).where(Checkpoint.job_id == job.id)
-                                 .order_by(Checkpoint.step_number.desc(), Checkpoint.seq.desc()).offset(keep)))
+    older = list(
+        session.scalars(
+            select(Checkpoint)
+            .where(Checkpoint.job_id == job.id)
+            .order_by(Checkpoint.step_number.desc(), Checkpoint.seq.desc())
+            .offset(keep)
+        )
+    )
     for old in older:
         session.execute(update(FineTunedModel).where(FineTunedModel.name == old.model_name).values(deleted=True))
         session.delete(old)
@@ -86,9 +110,16 @@ def complete(session: Session, store: BlobStore, job: Job, report: CompletionRep
         for chunk in store.read(rkey):
             digest.update(chunk)
             size += len(chunk)
-        result = files.record_generated(session, job.project_id, ids.file_id(), key=rkey,
-                                        filename=RESULT_CSV, purpose="fine-tune-results",
-                                        size=size, sha256=digest.hexdigest())
+        result = files.record_generated(
+            session,
+            job.project_id,
+            ids.file_id(),
+            key=rkey,
+            filename=RESULT_CSV,
+            purpose="fine-tune-results",
+            size=size,
+            sha256=digest.hexdigest(),
+        )
         job.result_files = [result.id]
     models.publish(session, store, job, job.planned_model, store.uri(key), "final", now)
     job.fine_tuned_model = job.planned_model

@@ -36,21 +36,32 @@ def _method(params: FineTuningJobCreateParams) -> tuple[MethodSpec, MethodHyperp
     method = params.method
     name = method.type if method else DEFAULT_METHOD
     if name in REFUSED:
-        raise InvalidRequest(f"method.type {name!r} is not supported: {REFUSED[name]}. This server trains "
-                             f"with {_known()}.", param="method.type", code="unsupported_method")
+        raise InvalidRequest(
+            f"method.type {name!r} is not supported: {REFUSED[name]}. This server trains with {_known()}.",
+            param="method.type",
+            code="unsupported_method",
+        )
     if name not in METHODS:
-        raise InvalidRequest(f"Invalid 'method.type': {name[:64]!r}. Supported values are: {_known()}.",
-                             param="method.type", code="unsupported_method")
+        raise InvalidRequest(
+            f"Invalid 'method.type': {name[:64]!r}. Supported values are: {_known()}.",
+            param="method.type",
+            code="unsupported_method",
+        )
     spec = METHODS.get(name)
     sub = getattr(method, name, None) if method else None
     given = sub.hyperparameters if sub is not None else None
     if params.hyperparameters is not None and given is not None:
-        raise InvalidRequest("Specify hyperparameters in 'method' or in the deprecated "
-                             "'hyperparameters', not both.", param="hyperparameters")
+        raise InvalidRequest(
+            "Specify hyperparameters in 'method' or in the deprecated 'hyperparameters', not both.",
+            param="hyperparameters",
+        )
     legacy = params.hyperparameters
     if legacy is not None and name != DEFAULT_METHOD:
-        raise InvalidRequest(f"The deprecated 'hyperparameters' field applies to {DEFAULT_METHOD} jobs "
-                             f"only; put them in method.{name}.hyperparameters.", param="hyperparameters")
+        raise InvalidRequest(
+            f"The deprecated 'hyperparameters' field applies to {DEFAULT_METHOD} jobs "
+            f"only; put them in method.{name}.hyperparameters.",
+            param="hyperparameters",
+        )
     chosen = given or legacy
     hp = spec.hyperparameters.model_validate(chosen.model_dump() if chosen is not None else {})
     return spec, hp
@@ -70,34 +81,45 @@ def _serving_gate(hp: MethodHyperparameters, entry: BaseModelEntry, accelerator:
     """Refuse at creation what the serving fleet (or this deployment's trainers) cannot do."""
     kind = hp.training_type
     if kind == "qlora" and accelerator != "cuda":
-        raise InvalidRequest("training_type 'qlora' needs a CUDA GPU (4-bit bitsandbytes); this "
-                             "deployment trains on CPU.", param=f"{param}.training_type", code="unsupported_training_type")
+        raise InvalidRequest(
+            "training_type 'qlora' needs a CUDA GPU (4-bit bitsandbytes); this deployment trains on CPU.",
+            param=f"{param}.training_type",
+            code="unsupported_training_type",
+        )
     if kind == "full":
         return
     if hp.lora_rank > entry.max_lora_rank:
-        raise InvalidRequest(f"lora_rank {hp.lora_rank} is above the max_lora_rank {entry.max_lora_rank} "
-                             f"that serving for {entry.name} can load.", param=f"{param}.lora_rank",
-                             code="unservable_lora_rank")
+        raise InvalidRequest(
+            f"lora_rank {hp.lora_rank} is above the max_lora_rank {entry.max_lora_rank} "
+            f"that serving for {entry.name} can load.",
+            param=f"{param}.lora_rank",
+            code="unservable_lora_rank",
+        )
     targets = hp.target_modules
     if isinstance(targets, list):
         bad = [t for t in targets if t.split(".")[-1] in _UNSERVABLE_TARGETS]
         if bad:
-            raise InvalidRequest(f"target_modules {bad} cannot be served as LoRA adapters; target the "
-                                 "attention and MLP linear layers.", param=f"{param}.target_modules",
-                                 code="unservable_target_modules")
+            raise InvalidRequest(
+                f"target_modules {bad} cannot be served as LoRA adapters; target the attention and MLP linear layers.",
+                param=f"{param}.target_modules",
+                code="unservable_target_modules",
+            )
 
 
 def _base_model(session: Session, project: Project, model: str, catalog: Catalog) -> tuple[str, str | None]:
     if catalog.get(model) is not None:
         return model, None
     if is_fine_tuned_name(model):
-        row = session.scalar(select(FineTunedModel).where(
-            FineTunedModel.name == model, FineTunedModel.project_id == project.id,
-            FineTunedModel.deleted.is_(False)))
+        row = session.scalar(
+            select(FineTunedModel).where(
+                FineTunedModel.name == model, FineTunedModel.project_id == project.id, FineTunedModel.deleted.is_(False)
+            )
+        )
         if row is not None:
             return row.base_model, row.name
-    raise InvalidRequest(f"Model {model} is not available for fine-tuning or does not exist.",
-                         param="model", code="model_not_available")
+    raise InvalidRequest(
+        f"Model {model} is not available for fine-tuning or does not exist.", param="model", code="model_not_available"
+    )
 
 
 def _check_file(session: Session, project: Project, file_id: str | None, param: str) -> None:
@@ -108,27 +130,36 @@ def _check_file(session: Session, project: Project, file_id: str | None, param: 
     if row is None or (row.expires_at is not None and row.expires_at <= now):
         raise InvalidRequest(f"invalid {param}: {file_id}", param=param, code="invalid_file")
     if row.purpose != "fine-tune":
-        raise InvalidRequest(f"invalid {param}: {file_id} has purpose {row.purpose!r}; upload it "
-                             "with purpose 'fine-tune'.", param=param, code="invalid_file_purpose")
+        raise InvalidRequest(
+            f"invalid {param}: {file_id} has purpose {row.purpose!r}; upload it with purpose 'fine-tune'.",
+            param=param,
+            code="invalid_file_purpose",
+        )
 
 
 def _check_metadata(metadata: dict[str, str] | None) -> None:
     if metadata is None:
         return
     if len(metadata) > MAX_METADATA_PAIRS:
-        raise InvalidRequest(f"Invalid 'metadata': at most {MAX_METADATA_PAIRS} pairs, got "
-                             f"{len(metadata)}.", param="metadata")
+        raise InvalidRequest(
+            f"Invalid 'metadata': at most {MAX_METADATA_PAIRS} pairs, got {len(metadata)}.", param="metadata"
+        )
     for k, v in metadata.items():
         if len(k) > MAX_METADATA_KEY:
-            raise InvalidRequest(f"Invalid 'metadata': key {k[:20]!r}... is longer than "
-                                 f"{MAX_METADATA_KEY} characters.", param=f"metadata.{k}")
+            raise InvalidRequest(
+                f"Invalid 'metadata': key {k[:20]!r}... is longer than {MAX_METADATA_KEY} characters.",
+                param=f"metadata.{k}",
+            )
         if len(v) > MAX_METADATA_VALUE:
-            raise InvalidRequest(f"Invalid 'metadata': value of {k!r} is longer than "
-                                 f"{MAX_METADATA_VALUE} characters.", param=f"metadata.{k}")
+            raise InvalidRequest(
+                f"Invalid 'metadata': value of {k!r} is longer than {MAX_METADATA_VALUE} characters.",
+                param=f"metadata.{k}",
+            )
 
 
-def create(session: Session, project: Project, params: FineTuningJobCreateParams,
-           catalog: Catalog, accelerator: str = "cpu") -> Job:
+def create(
+    session: Session, project: Project, params: FineTuningJobCreateParams, catalog: Catalog, accelerator: str = "cpu"
+) -> Job:
     method, hp = _method(params)
     mtype = method.name
     base, init_adapter = _base_model(session, project, params.model, catalog)
@@ -139,21 +170,34 @@ def create(session: Session, project: Project, params: FineTuningJobCreateParams
     _check_file(session, project, params.training_file, "training_file")
     _check_file(session, project, params.validation_file, "validation_file")
     if params.suffix is not None and not SUFFIX.fullmatch(params.suffix):
-        raise InvalidRequest("Invalid 'suffix': use up to 64 letters, digits, '.', '_' or '-'.",
-                             param="suffix")
+        raise InvalidRequest("Invalid 'suffix': use up to 64 letters, digits, '.', '_' or '-'.", param="suffix")
     _check_metadata(params.metadata)
     if params.integrations:
-        raise InvalidRequest("Integrations (Weights & Biases) are not available on this server: "
-                             "it has no route to external services.", param="integrations",
-                             code="unsupported_integration")
-    job = Job(id=ids.job_id(), project_id=project.id, project_name=project.name, model=params.model,
-              base_model=base, init_adapter=init_adapter, training_file=params.training_file,
-              validation_file=params.validation_file, method_type=mtype, hyperparameters=hp.model_dump(),
-              suffix=params.suffix,
-              seed=params.seed if params.seed is not None else secrets.randbelow(2**31),
-              job_metadata=params.metadata, integrations=[], status=JobStatus.VALIDATING_FILES.value,
-              planned_model=str(ModelName(base, project.name, params.suffix, ids.model_short_id())),
-              result_files=[], created_at=int(time.time()))
+        raise InvalidRequest(
+            "Integrations (Weights & Biases) are not available on this server: it has no route to external services.",
+            param="integrations",
+            code="unsupported_integration",
+        )
+    job = Job(
+        id=ids.job_id(),
+        project_id=project.id,
+        project_name=project.name,
+        model=params.model,
+        base_model=base,
+        init_adapter=init_adapter,
+        training_file=params.training_file,
+        validation_file=params.validation_file,
+        method_type=mtype,
+        hyperparameters=hp.model_dump(),
+        suffix=params.suffix,
+        seed=params.seed if params.seed is not None else secrets.randbelow(2**31),
+        job_metadata=params.metadata,
+        integrations=[],
+        status=JobStatus.VALIDATING_FILES.value,
+        planned_model=str(ModelName(base, project.name, params.suffix, ids.model_short_id())),
+        result_files=[],
+        created_at=int(time.time()),
+    )
     session.add(job)
     session.flush()
     events.add(session, job.id, f"Created fine-tuning job: {job.id}")
@@ -167,17 +211,26 @@ def create(session: Session, project: Project, params: FineTuningJobCreateParams
 def to_wire(job: Job) -> FineTuningJob:
     hp = job.hyperparameters
     return FineTuningJob(
-        id=job.id, created_at=job.created_at,
+        id=job.id,
+        created_at=job.created_at,
         error=JobError(**job.error) if job.error else None,
-        fine_tuned_model=job.fine_tuned_model, finished_at=job.finished_at,
+        fine_tuned_model=job.fine_tuned_model,
+        finished_at=job.finished_at,
         hyperparameters=Hyperparameters(**{k: hp[k] for k in Hyperparameters.model_fields}),
-        model=job.model, organization_id=job.project_id, result_files=list(job.result_files),
+        model=job.model,
+        organization_id=job.project_id,
+        result_files=list(job.result_files),
         status=JobStatus(job.status),
-        trained_tokens=job.trained_tokens, training_file=job.training_file,
-        validation_file=job.validation_file, integrations=job.integrations, seed=job.seed,
+        trained_tokens=job.trained_tokens,
+        training_file=job.training_file,
+        validation_file=job.validation_file,
+        integrations=job.integrations,
+        seed=job.seed,
         estimated_finish=job.estimated_finish if job.status == JobStatus.RUNNING else None,
         method={"type": job.method_type, job.method_type: {"hyperparameters": dict(hp)}},
-        metadata=job.job_metadata, user_provided_suffix=job.suffix)
+        metadata=job.job_metadata,
+        user_provided_suffix=job.suffix,
+    )
 
 
 def get(session: Session, project: Project, job_id: str, *, for_update: bool = False) -> Job:
@@ -190,8 +243,9 @@ def get(session: Session, project: Project, job_id: str, *, for_update: bool = F
     return job
 
 
-def list_jobs(session: Session, project: Project, *, after: str | None, limit: int | None,
-              metadata: dict[str, str]) -> tuple[list[Job], bool]:
+def list_jobs(
+    session: Session, project: Project, *, after: str | None, limit: int | None, metadata: dict[str, str]
+) -> tuple[list[Job], bool]:
     where: list[Any] = [Job.project_id == project.id]
     limit = check_limit(limit, 20, 100)
     if not metadata:
@@ -212,8 +266,11 @@ def list_jobs(session: Session, project: Project, *, after: str | None, limit: i
 
 
 def _not_allowed(job: Job, action: str) -> InvalidRequest:
-    return InvalidRequest(f"Cannot {action} job {job.id}: its status is '{job.status}'.",
-                          param="fine_tuning_job_id", code="invalid_job_status")
+    return InvalidRequest(
+        f"Cannot {action} job {job.id}: its status is '{job.status}'.",
+        param="fine_tuning_job_id",
+        code="invalid_job_status",
+    )
 
 
 def cancel(session: Session, project: Project, job_id: str) -> Job:
@@ -249,22 +306,26 @@ def resume(session: Session, project: Project, job_id: str) -> Job:
     return job
 
 
-def list_events(session: Session, project: Project, job_id: str, *, after: str | None,
-                limit: int | None) -> tuple[list[JobEvent], bool]:
+def list_events(
+    session: Session, project: Project, job_id: str, *, after: str | None, limit: int | None
+) -> tuple[list[JobEvent], bool]:
     job = get(session, project, job_id)
-    return paginate(session, JobEvent, [JobEvent.job_id == job.id], after=after,
-                    limit=check_limit(limit, 20, 1000))
+    return paginate(session, JobEvent, [JobEvent.job_id == job.id], after=after, limit=check_limit(limit, 20, 1000))
 
 
-def list_checkpoints(session: Session, project: Project, job_id: str, *, after: str | None,
-                     limit: int | None) -> tuple[list[Checkpoint], bool]:
+def list_checkpoints(
+    session: Session, project: Project, job_id: str, *, after: str | None, limit: int | None
+) -> tuple[list[Checkpoint], bool]:
     job = get(session, project, job_id)
-    return paginate(session, Checkpoint, [Checkpoint.job_id == job.id], after=after,
-                    limit=check_limit(limit, 10, 100))
+    return paginate(session, Checkpoint, [Checkpoint.job_id == job.id], after=after, limit=check_limit(limit, 10, 100))
 
 
 def checkpoint_to_wire(row: Checkpoint) -> FineTuningJobCheckpoint:
-    return FineTuningJobCheckpoint(id=row.id, created_at=row.created_at,
-                                   fine_tuned_model_checkpoint=row.model_name,
-                                   fine_tuning_job_id=row.job_id, step_number=row.step_number,
-                                   metrics=row.metrics)
+    return FineTuningJobCheckpoint(
+        id=row.id,
+        created_at=row.created_at,
+        fine_tuned_model_checkpoint=row.model_name,
+        fine_tuning_job_id=row.job_id,
+        step_number=row.step_number,
+        metrics=row.metrics,
+    )

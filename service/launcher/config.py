@@ -14,9 +14,15 @@ from service.launcher.registry import BACKENDS, NO_LAUNCHER
 
 
 class LocalLauncherConfig(BaseModel):
-    nproc_per_node: int | None = Field(default=None, ge=1, le=64, description=(
-        "processes per attempt (torchrun above 1: NCCL on GPUs, gloo on CPU); default: the catalog "
-        "entry's gpus on a CUDA machine, 1 on CPU"))
+    nproc_per_node: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description=(
+            "processes per attempt (torchrun above 1: NCCL on GPUs, gloo on CPU); default: the catalog "
+            "entry's gpus on a CUDA machine, 1 on CPU"
+        ),
+    )
     kill_grace_s: float = Field(default=10.0, gt=0, description="SIGTERM to SIGKILL on cancel")
 
 
@@ -24,8 +30,10 @@ class KubernetesLauncherConfig(BaseModel):
     namespace: str = "hone"
     trainer_image: str = "ghcr.io/hone/trainer:latest"
     service_account: str = "hone-trainer"
-    storage_secret: str | None = Field(default="hone-trainer-storage", description=(
-        "Secret with the trainer's storage env (AWS_* / HONE_S3_ENDPOINT_URL), as envFrom"))
+    storage_secret: str | None = Field(
+        default="hone-trainer-storage",
+        description=("Secret with the trainer's storage env (AWS_* / HONE_S3_ENDPOINT_URL), as envFrom"),
+    )
     kueue_queue: str | None = None
     models_pvc: str | None = Field(default="hone-models", description="base weights, mounted read-only at /models")
     image_pull_secrets: list[str] = Field(default_factory=list)
@@ -35,8 +43,9 @@ class KubernetesLauncherConfig(BaseModel):
 
 
 class LauncherSettings(BaseModel):
-    backend: str = Field(default="local", description=f"one of {sorted(BACKENDS)} or {NO_LAUNCHER!r} "
-                         "(jobs wait in 'queued')")
+    backend: str = Field(
+        default="local", description=f"one of {sorted(BACKENDS)} or {NO_LAUNCHER!r} (jobs wait in 'queued')"
+    )
     local: LocalLauncherConfig = Field(default_factory=LocalLauncherConfig)
     kubernetes: KubernetesLauncherConfig = Field(default_factory=KubernetesLauncherConfig)
 

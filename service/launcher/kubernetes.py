@@ -42,34 +42,53 @@ def job_name(job_id: str, attempt: int) -> str:
     return f"hone-{hashlib.sha256(job_id.encode()).hexdigest()[:16]}-a{attempt}"
 
 
-def build(spec: JobSpec, res: TrainingResources, cfg: KubernetesLauncherConfig
-          ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+def build(
+    spec: JobSpec, res: TrainingResources, cfg: KubernetesLauncherConfig
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
     """(Job, spec Secret, headless Service or None) as plain manifests."""
     place = res.kubernetes
     name = job_name(spec.job_id, spec.attempt)
-    labels = {"app.kubernetes.io/name": APP_LABEL, "app.kubernetes.io/part-of": "hone",
-              LABEL_JOB: spec.job_id, LABEL_PROJECT: spec.project, LABEL_ATTEMPT: str(spec.attempt)}
+    labels = {
+        "app.kubernetes.io/name": APP_LABEL,
+        "app.kubernetes.io/part-of": "hone",
+        LABEL_JOB: spec.job_id,
+        LABEL_PROJECT: spec.project,
+        LABEL_ATTEMPT: str(spec.attempt),
+    }
     job_labels = dict(labels)
     if cfg.kueue_queue:
         job_labels["kueue.x-k8s.io/queue-name"] = cfg.kueue_queue
-    rendezvous = (Rendezvous(res.nodes, "$(JOB_COMPLETION_INDEX)", f"{name}-0.{name}")
-                  if res.nodes > 1 else None)
-    command = trainer_command("python", f"{SPEC_DIR}/spec.json", SCRATCH, nproc_per_node=max(res.gpus, 1),
-                              rendezvous=rendezvous)
+    rendezvous = Rendezvous(res.nodes, "$(JOB_COMPLETION_INDEX)", f"{name}-0.{name}") if res.nodes > 1 else None
+    command = trainer_command(
+        "python", f"{SPEC_DIR}/spec.json", SCRATCH, nproc_per_node=max(res.gpus, 1), rendezvous=rendezvous
+    )
     limits: dict[str, str] = {"cpu": res.cpu, "memory": res.memory}
     if res.gpus:
         limits[place.gpu_resource] = str(res.gpus)
-    env = [{"name": "HOME", "value": SCRATCH}, {"name": "HF_HUB_OFFLINE", "value": "1"},
-           {"name": "TRANSFORMERS_NO_ADVISORY_WARNINGS", "value": "1"}]
+    env = [
+        {"name": "HOME", "value": SCRATCH},
+        {"name": "HF_HUB_OFFLINE", "value": "1"},
+        {"name": "TRANSFORMERS_NO_ADVISORY_WARNINGS", "value": "1"},
+    ]
     env += [{"name": k, "value": v} for k, v in sorted(cfg.extra_env.items())]
     container: dict[str, Any] = {
-        "name": "trainer", "image": place.image or cfg.trainer_image, "command": command, "env": env,
+        "name": "trainer",
+        "image": place.image or cfg.trainer_image,
+        "command": command,
+        "env": env,
         "resources": {"requests": dict(limits), "limits": limits},
-        "volumeMounts": [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
-                         {"name": "scratch", "mountPath": SCRATCH}, {"name": "dshm", "mountPath": "/dev/shm"}],
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "volumeMounts": [
+            {"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
+            {"name": "scratch", "mountPath": SCRATCH},
+            {"name": "dshm", "mountPath": "/dev/shm"},
+        ],
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if cfg.storage_secret:
@@ -83,15 +102,24 @@ def build(spec: JobSpec, res: TrainingResources, cfg: KubernetesLauncherConfig
         "serviceAccountName": cfg.service_account,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "fsGroup": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "containers": [container],
-        "volumes": [{"name": "spec", "secret": {"secretName": name, "defaultMode": 0o400}},
-                    {"name": "scratch", "emptyDir": {"sizeLimit": res.scratch}},
-                    {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}],
+        "volumes": [
+            {"name": "spec", "secret": {"secretName": name, "defaultMode": 0o400}},
+            {"name": "scratch", "emptyDir": {"sizeLimit": res.scratch}},
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
+        ],
     }
     if cfg.models_pvc:
-        pod_spec["volumes"].append({"name": "models", "persistentVolumeClaim": {"claimName": cfg.models_pvc, "readOnly": True}})
+        pod_spec["volumes"].append(
+            {"name": "models", "persistentVolumeClaim": {"claimName": cfg.models_pvc, "readOnly": True}}
+        )
     if place.node_selector:
         pod_spec["nodeSelector"] = dict(place.node_selector)
     if place.tolerations:
@@ -104,29 +132,47 @@ def build(spec: JobSpec, res: TrainingResources, cfg: KubernetesLauncherConfig
         "backoffLimit": 0,  # a failed pod ends the attempt; the reconciler relaunches from a checkpoint
         "activeDeadlineSeconds": cfg.active_deadline_s,
         "ttlSecondsAfterFinished": cfg.ttl_after_finished_s,
-        "podFailurePolicy": {"rules": [
-            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
-            {"action": "FailJob", "onExitCodes": {"containerName": "trainer", "operator": "In",
-                                                  "values": [EXIT_BAD_INPUT]}},
-        ]},
+        "podFailurePolicy": {
+            "rules": [
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [EXIT_BAD_INPUT]},
+                },
+            ]
+        },
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
     if res.nodes > 1:
         job_spec.update(completionMode="Indexed", completions=res.nodes, parallelism=res.nodes)
         job_spec["backoffLimitPerIndex"] = 0
         job_spec.pop("backoffLimit")
-    job = {"apiVersion": "batch/v1", "kind": "Job",
-           "metadata": {"name": name, "namespace": cfg.namespace, "labels": job_labels}, "spec": job_spec}
-    secret = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-              "metadata": {"name": name, "namespace": cfg.namespace, "labels": labels},
-              "stringData": {"spec.json": spec.model_dump_json()}}
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": cfg.namespace, "labels": job_labels},
+        "spec": job_spec,
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": name, "namespace": cfg.namespace, "labels": labels},
+        "stringData": {"spec.json": spec.model_dump_json()},
+    }
     service = None
     if res.nodes > 1:
-        service = {"apiVersion": "v1", "kind": "Service",
-                   "metadata": {"name": name, "namespace": cfg.namespace, "labels": labels},
-                   "spec": {"clusterIP": "None", "selector": {LABEL_JOB: spec.job_id, LABEL_ATTEMPT: str(spec.attempt)},
-                            "publishNotReadyAddresses": True,
-                            "ports": [{"name": "rendezvous", "port": RENDEZVOUS_PORT}]}}
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": cfg.namespace, "labels": labels},
+            "spec": {
+                "clusterIP": "None",
+                "selector": {LABEL_JOB: spec.job_id, LABEL_ATTEMPT: str(spec.attempt)},
+                "publishNotReadyAddresses": True,
+                "ports": [{"name": "rendezvous", "port": RENDEZVOUS_PORT}],
+            },
+        }
     return job, secret, service
 
 
@@ -142,7 +188,9 @@ def state_of(job: dict[str, Any] | None) -> AttemptState:
             return AttemptState("succeeded", 0)
         if cond.get("type") == "Failed":
             reason = cond.get("reason", "")
-            code = EXIT_BAD_INPUT if reason == "PodFailurePolicy" and str(EXIT_BAD_INPUT) in cond.get("message", "") else 1
+            code = (
+                EXIT_BAD_INPUT if reason == "PodFailurePolicy" and str(EXIT_BAD_INPUT) in cond.get("message", "") else 1
+            )
             return AttemptState("failed", code, f"{reason}: {cond.get('message', '')}".strip())
     return AttemptState("running")
 
@@ -171,10 +219,14 @@ class JobCache:
         if self.resource_version is None:
             self.relist()
         try:
-            for event in watch.stream(self.batch.list_namespaced_job, self.namespace,
-                                      label_selector=f"app.kubernetes.io/name={APP_LABEL}",
-                                      resource_version=self.resource_version, timeout_seconds=timeout_s,
-                                      allow_watch_bookmarks=True):
+            for event in watch.stream(
+                self.batch.list_namespaced_job,
+                self.namespace,
+                label_selector=f"app.kubernetes.io/name={APP_LABEL}",
+                resource_version=self.resource_version,
+                timeout_seconds=timeout_s,
+                allow_watch_bookmarks=True,
+            ):
                 obj = event["object"]
                 raw = obj if isinstance(obj, dict) else self.batch.api_client.sanitize_for_serialization(obj)
                 meta = raw.get("metadata", {})
@@ -210,8 +262,15 @@ class JobCache:
 
 
 class KubernetesLauncher:
-    def __init__(self, cfg: KubernetesLauncherConfig, *, api_client: Any = None, batch: Any = None,
-                 core: Any = None, start_watch: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: KubernetesLauncherConfig,
+        *,
+        api_client: Any = None,
+        batch: Any = None,
+        core: Any = None,
+        start_watch: bool = True,
+    ) -> None:
         """``batch``/``core`` default to the official client's BatchV1Api/CoreV1Api on
         ``api_client`` (in-cluster config, else the kubeconfig)."""
         from kubernetes import client, config
@@ -250,9 +309,18 @@ class KubernetesLauncher:
             if e.status != 409:  # 409: this attempt's Job exists already (start is idempotent)
                 raise
             created = self.batch.read_namespaced_job(job["metadata"]["name"], ns)
-        owner = {"apiVersion": "batch/v1", "kind": "Job", "name": created.metadata.name,
-                 "uid": created.metadata.uid, "controller": True, "blockOwnerDeletion": False}
-        for obj, create in ((secret, self.core.create_namespaced_secret), (service, self.core.create_namespaced_service)):
+        owner = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": created.metadata.name,
+            "uid": created.metadata.uid,
+            "controller": True,
+            "blockOwnerDeletion": False,
+        }
+        for obj, create in (
+            (secret, self.core.create_namespaced_secret),
+            (service, self.core.create_namespaced_service),
+        ):
             if obj is None:
                 continue
             obj["metadata"]["ownerReferences"] = [owner]
@@ -269,19 +337,27 @@ class KubernetesLauncher:
         from kubernetes.client.exceptions import ApiException
 
         try:  # not (yet) in the cache: ask the API server
-            return state_of(self.batch.api_client.sanitize_for_serialization(
-                self.batch.read_namespaced_job(name, self.cfg.namespace)))
+            return state_of(
+                self.batch.api_client.sanitize_for_serialization(
+                    self.batch.read_namespaced_job(name, self.cfg.namespace)
+                )
+            )
         except ApiException as e:
             if e.status == 404:
                 return AttemptState("missing")
             raise
 
     def cancel(self, job_id: str, attempt: int) -> None:
+        """Delete the attempt's Job while it runs. An ended Job is left alone: its status is the
+        attempt's result, which the reconciler still reads."""
         from kubernetes.client.exceptions import ApiException
 
+        if self.poll(job_id, attempt).phase != "running":
+            return
         try:
-            self.batch.delete_namespaced_job(job_name(job_id, attempt), self.cfg.namespace,
-                                             propagation_policy="Background")
+            self.batch.delete_namespaced_job(
+                job_name(job_id, attempt), self.cfg.namespace, propagation_policy="Background"
+            )
         except ApiException as e:
             if e.status != 404:
                 raise

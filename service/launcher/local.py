@@ -39,9 +39,16 @@ class _Run:
 
 
 class LocalLauncher:
-    def __init__(self, runs_dir: Path, config: LocalLauncherConfig | None = None, *, gpus: bool = False,
-                 python: str = sys.executable, env: dict[str, str] | None = None,
-                 trainer_module: str = "trainer") -> None:
+    def __init__(
+        self,
+        runs_dir: Path,
+        config: LocalLauncherConfig | None = None,
+        *,
+        gpus: bool = False,
+        python: str = sys.executable,
+        env: dict[str, str] | None = None,
+        trainer_module: str = "trainer",
+    ) -> None:
         self.runs_dir = runs_dir
         self.config = config or LocalLauncherConfig()
         self.gpus = gpus  # whether trainers here run on CUDA GPUs (then one process per GPU)
@@ -65,8 +72,10 @@ class LocalLauncher:
 
     def start(self, spec: JobSpec, resources: TrainingResources) -> None:
         if resources.nodes > 1:
-            raise ValueError(f"the local launcher runs attempts on this machine only; base model "
-                             f"{spec.base_model} asks for {resources.nodes} nodes")
+            raise ValueError(
+                f"the local launcher runs attempts on this machine only; base model "
+                f"{spec.base_model} asks for {resources.nodes} nodes"
+            )
         key = (spec.job_id, spec.attempt)
         with self._lock:
             if key in self._runs:
@@ -79,12 +88,22 @@ class LocalLauncher:
                 fh.write(spec.model_dump_json())
             log = d / "trainer.log"
             with log.open("ab") as out:
-                command = trainer_command(self.python, str(spec_path), str(d / "work"),
-                                          nproc_per_node=self.nproc(resources),
-                                          trainer_module=self.trainer_module)
-                proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, cwd=d, start_new_session=True,
-                                        env={**os.environ, **self.env, "HONE_ATTEMPT_DIR": str(d)})
+                command = trainer_command(
+                    self.python,
+                    str(spec_path),
+                    str(d / "work"),
+                    nproc_per_node=self.nproc(resources),
+                    trainer_module=self.trainer_module,
+                )
+                proc = subprocess.Popen(
+                    command,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=d,
+                    start_new_session=True,
+                    env={**os.environ, **self.env, "HONE_ATTEMPT_DIR": str(d)},
+                )
             (d / "pid").write_text(str(proc.pid))
             self._runs[key] = _Run(proc, log)
 
@@ -103,6 +122,8 @@ class LocalLauncher:
 
     def cancel(self, job_id: str, attempt: int) -> None:
         run = self._runs.get((job_id, attempt))
+        if run is not None and run.proc.poll() is not None:
+            return  # ended: its process group id may already belong to someone else
         pid = run.proc.pid if run else self._pid(job_id, attempt)
         if pid is None:
             return

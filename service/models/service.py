@@ -24,15 +24,19 @@ def _tuned(row: FineTunedModel) -> Model:
 
 
 def _find(session: Session, project: Project, name: str) -> FineTunedModel | None:
-    return session.scalar(select(FineTunedModel).where(
-        FineTunedModel.name == name, FineTunedModel.project_id == project.id,
-        FineTunedModel.deleted.is_(False)))
+    return session.scalar(
+        select(FineTunedModel).where(
+            FineTunedModel.name == name, FineTunedModel.project_id == project.id, FineTunedModel.deleted.is_(False)
+        )
+    )
 
 
 def list_models(session: Session, project: Project, catalog: Catalog) -> list[Model]:
-    rows = session.scalars(select(FineTunedModel).where(
-        FineTunedModel.project_id == project.id, FineTunedModel.deleted.is_(False))
-        .order_by(FineTunedModel.seq))
+    rows = session.scalars(
+        select(FineTunedModel)
+        .where(FineTunedModel.project_id == project.id, FineTunedModel.deleted.is_(False))
+        .order_by(FineTunedModel.seq)
+    )
     return [_base(e) for e in catalog] + [_tuned(r) for r in rows]
 
 
@@ -50,8 +54,10 @@ def delete(session: Session, store: BlobStore, project: Project, catalog: Catalo
     """Mark a fine-tuned model deleted (the row stays, so the name is never reused); once that
     is committed it is withdrawn from serving and its weights are removed."""
     if catalog.get(name) is not None:
-        raise PermissionDenied(f"The model '{name}' is a base model and cannot be deleted; only "
-                               "your project's fine-tuned models can.", param="model")
+        raise PermissionDenied(
+            f"The model '{name}' is a base model and cannot be deleted; only your project's fine-tuned models can.",
+            param="model",
+        )
     row = _find(session, project, name)
     if row is None:
         raise NotFound(f"The model '{name}' does not exist", param="model", code="model_not_found")
@@ -71,13 +77,23 @@ def servable_base(session: Session, project: Project, catalog: Catalog, name: st
 
 def publish(session: Session, store: BlobStore, job: Job, name: str, uri: str, kind: str, now: int) -> None:
     """Register a servable model name for the project and put it in the adapter index."""
-    session.add(FineTunedModel(name=name, project_id=job.project_id, job_id=job.id,
-                               base_model=job.base_model, kind=kind, uri=uri, created_at=now))
+    session.add(
+        FineTunedModel(
+            name=name,
+            project_id=job.project_id,
+            job_id=job.id,
+            base_model=job.base_model,
+            kind=kind,
+            uri=uri,
+            created_at=now,
+        )
+    )
     adapter_index.publish(store, AdapterIndexEntry(name=name, uri=uri, base_model=job.base_model))
 
 
 def withdraw_after_commit(session: Session, store: BlobStore, name: str, uri: str) -> None:
     """Once the commit has made ``name`` deleted: take it out of serving, then remove its weights."""
+
     def effect() -> None:
         adapter_index.withdraw(store, name)
         try:

@@ -5,8 +5,17 @@ from typing import Literal, get_args
 from pydantic import BaseModel
 
 UploadPurpose = Literal["assistants", "batch", "fine-tune", "vision", "user_data", "evals"]
-FilePurpose = Literal["assistants", "assistants_output", "batch", "batch_output", "fine-tune",
-                      "fine-tune-results", "vision", "user_data", "evals"]
+FilePurpose = Literal[
+    "assistants",
+    "assistants_output",
+    "batch",
+    "batch_output",
+    "fine-tune",
+    "fine-tune-results",
+    "vision",
+    "user_data",
+    "evals",
+]
 UPLOAD_PURPOSES: tuple[str, ...] = get_args(UploadPurpose)
 
 

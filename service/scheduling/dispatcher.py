@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher:
-    def __init__(self, db: Database, store: BlobStore, catalog: Catalog, launcher: Launcher,
-                 settings: Settings) -> None:
+    def __init__(
+        self, db: Database, store: BlobStore, catalog: Catalog, launcher: Launcher, settings: Settings
+    ) -> None:
         self.db, self.store, self.catalog, self.launcher, self.settings = db, store, catalog, launcher, settings
 
     def run_once(self) -> int:
@@ -40,8 +41,9 @@ class Dispatcher:
                 with self.db.session() as s:
                     row = lifecycle.job_by_id(s, job_id)
                     if row is not None and row.active_attempt == spec.attempt:
-                        lifecycle.attempt_ended(s, row, AttemptState("failed", detail=f"launch failed: {e}"),
-                                                self.settings.max_attempts)
+                        lifecycle.attempt_ended(
+                            s, row, AttemptState("failed", detail=f"launch failed: {e}"), self.settings.max_attempts
+                        )
         return started
 
     def resources(self, base_model: str) -> TrainingResources:
@@ -64,8 +66,15 @@ class Dispatcher:
             free = self.settings.max_running_jobs - running
             if free <= 0:
                 return []
-            ids = list(s.scalars(select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(Job.seq)
-                                 .limit(free).with_for_update(skip_locked=True)))
+            ids = list(
+                s.scalars(
+                    select(Job.id)
+                    .where(Job.status == JobStatus.QUEUED)
+                    .order_by(Job.seq)
+                    .limit(free)
+                    .with_for_update(skip_locked=True)
+                )
+            )
             specs = []
             for job_id in ids:
                 claimed = lifecycle.claim_launch(s, job_id)
@@ -74,8 +83,13 @@ class Dispatcher:
                 job, token = claimed
                 if self.catalog.get(job.base_model) is None:  # never loop on a job that cannot run
                     job.active_attempt = None
-                    lifecycle.fail(s, job, "model_not_available",
-                                   f"Base model {job.base_model} is no longer in this server's catalog.", "model")
+                    lifecycle.fail(
+                        s,
+                        job,
+                        "model_not_available",
+                        f"Base model {job.base_model} is no longer in this server's catalog.",
+                        "model",
+                    )
                     continue
                 specs.append(self.build_spec(s, job, token))
             return specs
@@ -91,17 +105,33 @@ class Dispatcher:
             key = s.scalar(select(File.storage_key).where(File.id == file_id))
             return self.store.uri(key) if key else None
 
-        newest = s.scalar(select(Checkpoint.uri).where(Checkpoint.job_id == job.id)
-                          .order_by(Checkpoint.step_number.desc(), Checkpoint.seq.desc()).limit(1))
-        init = (s.scalar(select(FineTunedModel.uri).where(FineTunedModel.name == job.init_adapter))
-                if job.init_adapter else None)
+        newest = s.scalar(
+            select(Checkpoint.uri)
+            .where(Checkpoint.job_id == job.id)
+            .order_by(Checkpoint.step_number.desc(), Checkpoint.seq.desc())
+            .limit(1)
+        )
+        init = (
+            s.scalar(select(FineTunedModel.uri).where(FineTunedModel.name == job.init_adapter))
+            if job.init_adapter
+            else None
+        )
         return JobSpec(
-            job_id=job.id, attempt=job.attempt, project=job.project_id, base_model=job.base_model,
-            base_model_source=entry.source, init_adapter_uri=init, method=job.method_type,
+            job_id=job.id,
+            attempt=job.attempt,
+            project=job.project_id,
+            base_model=job.base_model,
+            base_model_source=entry.source,
+            init_adapter_uri=init,
+            method=job.method_type,
             hyperparameters=dict(job.hyperparameters),
             training_file_uri=file_uri(job.training_file) or "",
             validation_file_uri=file_uri(job.validation_file),
-            storage_url=self.store.url, output_uri=self.store.uri(JobLayout.for_job(job.id).prefix),
+            storage_url=self.store.url,
+            output_uri=self.store.uri(JobLayout.for_job(job.id).prefix),
             fine_tuned_model=job.planned_model,
             report_url=f"{self.settings.internal_base_url}/internal/v1/jobs/{job.id}",
-            report_token=token, seed=job.seed, resume_uri=newest)
+            report_token=token,
+            seed=job.seed,
+            resume_uri=newest,
+        )

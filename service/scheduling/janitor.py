@@ -21,8 +21,13 @@ class Janitor:
     def run_once(self) -> int:
         now = int(time.time())
         with self.db.session() as s:
-            expired = list(s.execute(select(File.id, File.storage_key)
-                                     .where(File.expires_at.is_not(None), File.expires_at <= now).limit(500)))
+            expired = list(
+                s.execute(
+                    select(File.id, File.storage_key)
+                    .where(File.expires_at.is_not(None), File.expires_at <= now)
+                    .limit(500)
+                )
+            )
             if expired:
                 s.execute(delete(File).where(File.id.in_([fid for fid, _ in expired])))
             s.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < now - IDEMPOTENCY_TTL_S))

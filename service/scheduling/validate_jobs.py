@@ -37,8 +37,7 @@ class JobValidator:
 
     def run_once(self) -> int:
         with self.db.session() as s:
-            ids = list(s.scalars(select(Job.id).where(Job.status == "validating_files")
-                                 .order_by(Job.seq).limit(16)))
+            ids = list(s.scalars(select(Job.id).where(Job.status == "validating_files").order_by(Job.seq).limit(16)))
         done = 0
         for job_id in ids:
             with self.db.session() as s:
@@ -53,33 +52,45 @@ class JobValidator:
             job = lifecycle.job_by_id(s, job_id)
             assert job is not None
             method, base = job.method_type, job.base_model
-            inputs: list[tuple[str | None, Param]] = [(job.training_file, "training_file"),
-                                                      (job.validation_file, "validation_file")]
-            keys = {fid: s.scalar(select(File.storage_key).where(File.id == fid, File.project_id == job.project_id))
-                    for fid, _ in inputs if fid}
+            inputs: list[tuple[str | None, Param]] = [
+                (job.training_file, "training_file"),
+                (job.validation_file, "validation_file"),
+            ]
+            keys = {
+                fid: s.scalar(select(File.storage_key).where(File.id == fid, File.project_id == job.project_id))
+                for fid, _ in inputs
+                if fid
+            }
         entry = self.catalog.get(base)
         try:
             if entry is None:
-                raise DataValidationError("model_not_available",
-                                          f"Base model {base} is no longer in the catalog.", "model")
+                raise DataValidationError(
+                    "model_not_available", f"Base model {base} is no longer in the catalog.", "model"
+                )
             stats: DatasetStats | None = None
             for file_id, param in inputs:
                 if file_id is None:
                     continue
                 key = keys.get(file_id)
                 if key is None:
-                    raise DataValidationError(f"invalid_{param}",
-                                              f"The {param.replace('_', ' ')} {file_id} was deleted.", param)
+                    raise DataValidationError(
+                        f"invalid_{param}", f"The {param.replace('_', ' ')} {file_id} was deleted.", param
+                    )
                 try:
                     result = validate_dataset(
-                        self.store.read(key), method=method, param=param,
-                        counter=self.counter(base), max_tokens=entry.resolved_context_length(),
+                        self.store.read(key),
+                        method=method,
+                        param=param,
+                        counter=self.counter(base),
+                        max_tokens=entry.resolved_context_length(),
                         min_examples=self.settings.min_training_examples,
                         max_line_bytes=self.settings.max_line_bytes,
-                        batch_size=self.settings.validation_batch_size)
+                        batch_size=self.settings.validation_batch_size,
+                    )
                 except BlobNotFound:
-                    raise DataValidationError(f"invalid_{param}",
-                                              f"The {param.replace('_', ' ')} {file_id} was deleted.", param)
+                    raise DataValidationError(
+                        f"invalid_{param}", f"The {param.replace('_', ' ')} {file_id} was deleted.", param
+                    ) from None
                 if param == "training_file":
                     stats = result
             assert stats is not None

@@ -16,8 +16,7 @@ from .errors import Problem
 from .tokens import Conversation
 
 ROLES = ("system", "developer", "user", "assistant", "tool")  # + legacy "function"
-MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id",
-                "function_call", "refusal")
+MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id", "function_call", "refusal")
 ASSISTANT_ONLY_KEYS = ("weight", "tool_calls", "function_call", "refusal")
 EXAMPLE_KEYS = ("messages", "tools", "parallel_tool_calls", "functions")
 IMAGE_PART_TYPES = ("image_url", "input_image", "image")
@@ -60,13 +59,11 @@ def typed(value: Any, expected: str, field: str, where: str | None = None) -> An
     return value
 
 
-def check_keys(obj: dict[str, Any], allowed: tuple[str, ...], what: str,
-               where: str | None = None) -> None:
+def check_keys(obj: dict[str, Any], allowed: tuple[str, ...], what: str, where: str | None = None) -> None:
     unknown = [key for key in obj if key not in allowed]
     if unknown:
         names = ", ".join(show(key) for key in unknown)
-        raise Problem(f"unknown key {names} in {what}; allowed keys are {', '.join(allowed)}",
-                      where)
+        raise Problem(f"unknown key {names} in {what}; allowed keys are {', '.join(allowed)}", where)
 
 
 def check_function_def(fn: Any, field: str, where: str | None = None) -> None:
@@ -113,8 +110,7 @@ def check_tool_calls(calls: Any, where: str) -> None:
         typed(call, "object", field, where)
         typed(call.get("id", MISSING), "string", f"{field}.id", where)
         if call.get("type") != "function":
-            raise Problem(f"'{field}.type' must be 'function', got {show(call.get('type'))}",
-                          where)
+            raise Problem(f"'{field}.type' must be 'function', got {show(call.get('type'))}", where)
         check_call(call.get("function", MISSING), f"{field}.function", where)
 
 
@@ -127,8 +123,9 @@ def part_text(part: Any, i: int, where: str) -> str:
     typed(part, "object", f"content[{i}]", where)
     kind = part.get("type")
     if kind in IMAGE_PART_TYPES:
-        raise Problem(f"'content[{i}]' is an image part; images are not supported: this "
-                      "server fine-tunes text-only models", where)
+        raise Problem(
+            f"'content[{i}]' is an image part; images are not supported: this server fine-tunes text-only models", where
+        )
     if kind != "text":
         raise Problem(f"'content[{i}].type' must be 'text', got {show(kind)}", where)
     return typed(part.get("text", MISSING), "string", f"content[{i}].text", where)
@@ -139,15 +136,13 @@ def content_text(msg: dict[str, Any], optional: bool, where: str) -> str:
     if content is None:
         if optional:
             return ""
-        raise Problem("'content' is missing" if "content" not in msg else
-                      "'content' must not be null", where)
+        raise Problem("'content' is missing" if "content" not in msg else "'content' must not be null", where)
     if isinstance(content, str):
         text = content
     elif isinstance(content, list):
         text = "".join(part_text(part, i, where) for i, part in enumerate(content))
     else:
-        raise Problem("'content' must be a string or a list of text parts, "
-                      f"got {json_type(content)}", where)
+        raise Problem(f"'content' must be a string or a list of text parts, got {json_type(content)}", where)
     if not text and not optional:
         raise Problem("'content' must not be empty", where)
     return text
@@ -165,11 +160,9 @@ def check_message(msg: Any, where: str) -> dict[str, Any]:
     if role != "assistant":
         for key in ASSISTANT_ONLY_KEYS:
             if key in msg:
-                raise Problem(f"'{key}' is only allowed on assistant messages, "
-                              f"not on {role} messages", where)
+                raise Problem(f"'{key}' is only allowed on assistant messages, not on {role} messages", where)
     if "tool_call_id" in msg and role != "tool":
-        raise Problem(f"'tool_call_id' is only allowed on tool messages, not on {role} messages",
-                      where)
+        raise Problem(f"'tool_call_id' is only allowed on tool messages, not on {role} messages", where)
     if "name" in msg or role == "function":
         typed(msg.get("name", MISSING), "string", "name", where)
     if role == "tool":
@@ -195,8 +188,7 @@ def check_messages(messages: Any, field: str, where_prefix: str) -> list[dict[st
     return [check_message(msg, f"{where_prefix}message {i}") for i, msg in enumerate(messages, 1)]
 
 
-def conversation(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
-                 ) -> Conversation:
+def conversation(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> Conversation:
     return {"messages": messages, "tools": tools} if tools else {"messages": messages}
 
 
@@ -207,13 +199,15 @@ def is_trainable(msg: dict[str, Any]) -> bool:
 def check_chat_example(obj: dict[str, Any]) -> list[Labeled]:
     """One supervised line: {messages, tools?, parallel_tool_calls?, functions?}."""
     if "messages" not in obj:
-        hint = " (this looks like a preference pair, but the job's method trains on chat examples)" \
-            if "input" in obj else ""
+        hint = (
+            " (this looks like a preference pair, but the job's method trains on chat examples)"
+            if "input" in obj
+            else ""
+        )
         raise Problem(f"example is missing key 'messages'{hint}")
     check_keys(obj, EXAMPLE_KEYS, "the example")
     messages = check_messages(obj["messages"], "messages", "")
     tools = check_options(obj)
     if not any(is_trainable(msg) for msg in messages):
-        raise Problem("example has no assistant message to train on "
-                      "(one without \"weight\": 0 is needed)")
+        raise Problem('example has no assistant message to train on (one without "weight": 0 is needed)')
     return [("example", conversation(messages, tools))]

@@ -30,8 +30,7 @@ RULES: dict[DataFormat, Callable[[dict[str, Any]], list[Labeled]]] = {
     DataFormat.CHAT: check_chat_example,
     DataFormat.PREFERENCE: check_preference_example,
 }
-FILE_CODES = {"training_file": "invalid_training_file",
-              "validation_file": "invalid_validation_file"}
+FILE_CODES = {"training_file": "invalid_training_file", "validation_file": "invalid_validation_file"}
 
 
 @dataclass(frozen=True)
@@ -43,9 +42,9 @@ class DatasetStats:
 
 def line_error(param: str, line: int, problem: Problem) -> DataValidationError:
     where = f", {problem.where}" if problem.where else ""
-    return DataValidationError(FILE_CODES[param],
-                               f"Invalid file format. Line {line}{where}: {problem.detail}",
-                               param, line=line)
+    return DataValidationError(
+        FILE_CODES[param], f"Invalid file format. Line {line}{where}: {problem.detail}", param, line=line
+    )
 
 
 def parse_line(raw: bytes) -> dict[str, Any]:
@@ -61,8 +60,7 @@ def parse_line(raw: bytes) -> dict[str, Any]:
 class TokenTally:
     """Buffers checked conversations, counts them in batches and enforces the token limit."""
 
-    def __init__(self, counter: TokenCounter, max_tokens: int, param: str,
-                 batch_size: int) -> None:
+    def __init__(self, counter: TokenCounter, max_tokens: int, param: str, batch_size: int) -> None:
         self.counter, self.max_tokens, self.param = counter, max_tokens, param
         self.batch_size = max(1, batch_size)
         self.pending: list[tuple[int, str, Conversation]] = []
@@ -84,21 +82,34 @@ class TokenTally:
         try:
             counts = self.counter.count([conv for _, _, conv in batch])
         except RenderError as exc:
-            self._count(batch[:exc.index])  # earlier lines' problems come first
-            raise line_error(self.param, batch[exc.index][0], Problem(
-                f"the base model's chat template cannot render this example: {exc.reason}")
+            self._count(batch[: exc.index])  # earlier lines' problems come first
+            raise line_error(
+                self.param,
+                batch[exc.index][0],
+                Problem(f"the base model's chat template cannot render this example: {exc.reason}"),
             ) from None
         for (line, label, _), n in zip(batch, counts, strict=True):
             if n > self.max_tokens:
-                raise line_error(self.param, line, Problem(
-                    f"{label} has {n} tokens, more than the limit of {self.max_tokens} tokens"))
+                raise line_error(
+                    self.param,
+                    line,
+                    Problem(f"{label} has {n} tokens, more than the limit of {self.max_tokens} tokens"),
+                )
             self.n_tokens += n
             self.max_example_tokens = max(self.max_example_tokens, n)
 
 
-def validate_dataset(chunks: Iterable[bytes], *, method: str, param: Param,
-                     counter: TokenCounter, max_tokens: int, min_examples: int,
-                     max_line_bytes: int = 64 * 2**20, batch_size: int = 256) -> DatasetStats:
+def validate_dataset(
+    chunks: Iterable[bytes],
+    *,
+    method: str,
+    param: Param,
+    counter: TokenCounter,
+    max_tokens: int,
+    min_examples: int,
+    max_line_bytes: int = 64 * 2**20,
+    batch_size: int = 256,
+) -> DatasetStats:
     """Check a training/validation file; raise ``DataValidationError`` on the first problem."""
     check_example = RULES[METHODS.get(method).data_format]
     tally = TokenTally(counter, max_tokens, param, batch_size)
@@ -121,5 +132,6 @@ def validate_dataset(chunks: Iterable[bytes], *, method: str, param: Param,
         raise DataValidationError(
             "invalid_n_examples",
             f"{kind} file has {n_examples} example(s), but must have at least {needed} examples",
-            param)
+            param,
+        )
     return DatasetStats(n_examples, tally.n_tokens, tally.max_example_tokens)

@@ -69,7 +69,7 @@ class LineSplitter:
         if self._first:
             self._first = False
             if piece.startswith(UTF8_BOM):
-                piece = piece[len(UTF8_BOM):]
+                piece = piece[len(UTF8_BOM) :]
         if piece.endswith(b"\r"):
             piece = piece[:-1]
         if piece.strip():

@@ -14,8 +14,7 @@ from typing import Any
 from .chat import MISSING, Labeled, check_keys, check_message, check_messages, check_options, conversation, show, typed
 from .errors import Problem
 
-OUTPUTS = (("preferred_output", "preferred_completion"),
-           ("non_preferred_output", "non_preferred_completion"))
+OUTPUTS = (("preferred_output", "preferred_completion"), ("non_preferred_output", "non_preferred_completion"))
 EXAMPLE_KEYS = ("input", *(name for pair in OUTPUTS for name in pair))
 INPUT_KEYS = ("messages", "tools", "parallel_tool_calls")
 
@@ -41,15 +40,18 @@ def check_output(obj: dict[str, Any], key: str, alias: str) -> dict[str, Any]:
 
 def check_preference_example(obj: dict[str, Any]) -> list[Labeled]:
     if "input" not in obj:
-        hint = " (this looks like a chat example, but the job's method trains on preference pairs)" \
-            if "messages" in obj else ""
+        hint = (
+            " (this looks like a chat example, but the job's method trains on preference pairs)"
+            if "messages" in obj
+            else ""
+        )
         raise Problem(f"example is missing key 'input'{hint}")
     check_keys(obj, EXAMPLE_KEYS, "the example")
     prompt_obj = typed(obj["input"], "object", "input")
     check_keys(prompt_obj, INPUT_KEYS, "'input'")
-    prompt = check_messages(prompt_obj.get("messages", MISSING), "input.messages",
-                            "input.messages ")
+    prompt = check_messages(prompt_obj.get("messages", MISSING), "input.messages", "input.messages ")
     tools = check_options(prompt_obj, "input.")
-    return [(f"input.messages + {key}", conversation([*prompt, check_output(obj, key, alias)],
-                                                     tools))
-            for key, alias in OUTPUTS]
+    return [
+        (f"input.messages + {key}", conversation([*prompt, check_output(obj, key, alias)], tools))
+        for key, alias in OUTPUTS
+    ]

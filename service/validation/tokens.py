@@ -62,8 +62,11 @@ class HFTokenCounter:
         texts: list[str] = []
         for index, example in enumerate(examples):
             try:
-                texts.append(tokenizer.apply_chat_template(
-                    example["messages"], tools=example.get("tools") or None, tokenize=False))
+                texts.append(
+                    tokenizer.apply_chat_template(
+                        example["messages"], tools=example.get("tools") or None, tokenize=False
+                    )
+                )
             except Exception as exc:  # template code runs on user data: any failure is the data's
                 raise RenderError(index, str(exc) or type(exc).__name__) from exc
         if not texts:

@@ -116,7 +116,7 @@ class SpecChecker:
     def check(self, method: str, path: str, status: int, content_type: str, body: bytes) -> None:
         if not path.startswith(self.prefix):
             return
-        path = path[len(self.prefix):]
+        path = path[len(self.prefix) :]
         self.statuses.append(status)
         if path.endswith("/content") and status < 400:
             return  # raw file bytes
@@ -127,18 +127,29 @@ class SpecChecker:
         doc = json.loads(body)
         validator = Draft202012Validator(schema, registry=_registry())
         errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
-        assert not errors, (f"{method} {path} -> {status} does not match the spec: "
-                            + "; ".join(f"{list(e.path)}: {e.message}" for e in errors[:5]))
+        assert not errors, f"{method} {path} -> {status} does not match the spec: " + "; ".join(
+            f"{list(e.path)}: {e.message}" for e in errors[:5]
+        )
         self.checked += 1
         key = f"{method} {re.sub(r'/(file|ftjob|ftckpt|ft:)[^/]*', '/{id}', path)}"
         self.by_operation[key] = self.by_operation.get(key, 0) + 1
 
     def hook(self, response: httpx.Response) -> None:
         response.read()
-        self.check(response.request.method, response.request.url.path, response.status_code,
-                   response.headers.get("content-type", ""), response.content)
+        self.check(
+            response.request.method,
+            response.request.url.path,
+            response.status_code,
+            response.headers.get("content-type", ""),
+            response.content,
+        )
 
     async def async_hook(self, response: httpx.Response) -> None:
         await response.aread()
-        self.check(response.request.method, response.request.url.path, response.status_code,
-                   response.headers.get("content-type", ""), response.content)
+        self.check(
+            response.request.method,
+            response.request.url.path,
+            response.status_code,
+            response.headers.get("content-type", ""),
+            response.content,
+        )

@@ -29,10 +29,17 @@ BASE = "hone-tiny"
 
 
 def _chat_lines(n: int, tag: str) -> bytes:
-    lines = [json.dumps({"messages": [
-        {"role": "user", "content": f"[{tag}] question {i}: what is {i} plus {i}?"},
-        {"role": "assistant", "content": f"[{tag}] {i} plus {i} is {2 * i}."}]})
-        for i in range(n)]
+    lines = [
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": f"[{tag}] question {i}: what is {i} plus {i}?"},
+                    {"role": "assistant", "content": f"[{tag}] {i} plus {i} is {2 * i}."},
+                ]
+            }
+        )
+        for i in range(n)
+    ]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -64,8 +71,13 @@ def _error(call: Callable[[], Any], exc_type: type[openai.APIStatusError]) -> tu
     return exc.status_code, err
 
 
-def _same_error(call_real: Callable[[], Any], real_id: str, call_fake: Callable[[], Any], fake_id: str,
-                exc_type: type[openai.APIStatusError]) -> dict[str, Any]:
+def _same_error(
+    call_real: Callable[[], Any],
+    real_id: str,
+    call_fake: Callable[[], Any],
+    fake_id: str,
+    exc_type: type[openai.APIStatusError],
+) -> dict[str, Any]:
     """Both calls fail identically, up to the id quoted in the message."""
     s_real, e_real = _error(call_real, exc_type)
     s_fake, e_fake = _error(call_fake, exc_type)
@@ -120,13 +132,40 @@ def alpha(server: Any) -> Iterator[Alpha]:
         layout = JobLayout.for_job(job.id)
         ckpt_uri, final_uri = server.ctx.store.uri(layout.checkpoint(10)), server.ctx.store.uri(layout.final)
         ckpt_id = ids.checkpoint_id()
-        s.add(Checkpoint(id=ckpt_id, job_id=job.id, client_id="report-ckpt-10", step_number=10,
-                         metrics={"step": 10, "train_loss": 1.25}, model_name=ckpt_name,
-                         uri=ckpt_uri, created_at=now))
-        s.add(FineTunedModel(name=ckpt_name, project_id=row.project_id, job_id=job.id, base_model=BASE,
-                             kind="checkpoint", uri=ckpt_uri, created_at=now))
-        s.add(FineTunedModel(name=row.planned_model, project_id=row.project_id, job_id=job.id,
-                             base_model=BASE, kind="final", uri=final_uri, created_at=now))
+        s.add(
+            Checkpoint(
+                id=ckpt_id,
+                job_id=job.id,
+                client_id="report-ckpt-10",
+                step_number=10,
+                metrics={"step": 10, "train_loss": 1.25},
+                model_name=ckpt_name,
+                uri=ckpt_uri,
+                created_at=now,
+            )
+        )
+        s.add(
+            FineTunedModel(
+                name=ckpt_name,
+                project_id=row.project_id,
+                job_id=job.id,
+                base_model=BASE,
+                kind="checkpoint",
+                uri=ckpt_uri,
+                created_at=now,
+            )
+        )
+        s.add(
+            FineTunedModel(
+                name=row.planned_model,
+                project_id=row.project_id,
+                job_id=job.id,
+                base_model=BASE,
+                kind="final",
+                uri=final_uri,
+                created_at=now,
+            )
+        )
         ft_name = row.planned_model
     assert is_fine_tuned_name(ft_name) and is_fine_tuned_name(ckpt_name)
 
@@ -182,6 +221,7 @@ def alpha_before(alpha: Alpha) -> dict[str, Any]:
 
 # --- every endpoint that takes an id ---------------------------------------------------------
 
+
 def test_file_endpoints_hide_other_projects_files(alpha: Alpha, beta: Beta, alpha_before: dict[str, Any]) -> None:
     c, real = beta.client, alpha.file_id
     fake = _fake_like(real)
@@ -211,9 +251,13 @@ def test_job_endpoints_hide_other_projects_jobs(alpha: Alpha, beta: Beta, alpha_
     # cancel / pause / resume with an Idempotency-Key go through the keyed path: still a 404
     for name in ("cancel", "pause", "resume"):
         method = getattr(c.fine_tuning.jobs, name)
-        _same_error(lambda: method(real, extra_headers={"Idempotency-Key": f"beta-{name}-real"}), real,
-                    lambda: method(fake, extra_headers={"Idempotency-Key": f"beta-{name}-fake"}), fake,
-                    openai.NotFoundError)
+        _same_error(
+            lambda: method(real, extra_headers={"Idempotency-Key": f"beta-{name}-real"}),
+            real,
+            lambda: method(fake, extra_headers={"Idempotency-Key": f"beta-{name}-fake"}),
+            fake,
+            openai.NotFoundError,
+        )
 
 
 def test_model_endpoints_hide_other_projects_models(alpha: Alpha, beta: Beta, alpha_before: dict[str, Any]) -> None:
@@ -252,32 +296,50 @@ def test_lists_show_only_own_objects(alpha: Alpha, beta: Beta, alpha_before: dic
     assert BASE in models
     assert not [m for m in models if m.startswith("ft:")], models
     # nothing of alpha's leaks through any field of beta's objects either
-    dumped = json.dumps([x.model_dump() for x in c.files.list()] + [x.model_dump() for x in c.fine_tuning.jobs.list()]
-                        + [x.model_dump() for x in c.models.list()]
-                        + [x.model_dump() for x in c.fine_tuning.jobs.list_events(beta.job_id)])
-    for secret in (alpha.file_id, alpha.job_id, alpha.ft_model, alpha.ckpt_model, alpha.ckpt_id,
-                   alpha_before["job"]["organization_id"], *alpha.event_ids):
+    dumped = json.dumps(
+        [x.model_dump() for x in c.files.list()]
+        + [x.model_dump() for x in c.fine_tuning.jobs.list()]
+        + [x.model_dump() for x in c.models.list()]
+        + [x.model_dump() for x in c.fine_tuning.jobs.list_events(beta.job_id)]
+    )
+    for secret in (
+        alpha.file_id,
+        alpha.job_id,
+        alpha.ft_model,
+        alpha.ckpt_model,
+        alpha.ckpt_id,
+        alpha_before["job"]["organization_id"],
+        *alpha.event_ids,
+    ):
         assert secret not in dumped
 
 
-def test_create_job_with_other_projects_inputs_is_refused(alpha: Alpha, beta: Beta,
-                                                          alpha_before: dict[str, Any]) -> None:
+def test_create_job_with_other_projects_inputs_is_refused(
+    alpha: Alpha, beta: Beta, alpha_before: dict[str, Any]
+) -> None:
     c = beta.client
     real, fake = alpha.file_id, _fake_like(alpha.file_id)
     for param in ("training_file", "validation_file"):
         if param == "training_file":
+
             def create(i: str) -> Any:
                 return c.fine_tuning.jobs.create(model=BASE, training_file=i)
         else:
+
             def create(i: str) -> Any:
                 return c.fine_tuning.jobs.create(model=BASE, training_file=beta.file_id, validation_file=i)
+
         err = _same_error(lambda: create(real), real, lambda: create(fake), fake, openai.BadRequestError)
         assert err["param"] == param, err
     for real in (alpha.ft_model, alpha.ckpt_model):
         fake = _fake_like(real)
-        err = _same_error(lambda: c.fine_tuning.jobs.create(model=real, training_file=beta.file_id), real,
-                          lambda: c.fine_tuning.jobs.create(model=fake, training_file=beta.file_id), fake,
-                          openai.BadRequestError)
+        err = _same_error(
+            lambda: c.fine_tuning.jobs.create(model=real, training_file=beta.file_id),
+            real,
+            lambda: c.fine_tuning.jobs.create(model=fake, training_file=beta.file_id),
+            fake,
+            openai.BadRequestError,
+        )
         assert err["param"] == "model", err
     # none of the refused creates left a job behind
     assert [j.id for j in c.fine_tuning.jobs.list()] == [beta.job_id]
@@ -285,8 +347,8 @@ def test_create_job_with_other_projects_inputs_is_refused(alpha: Alpha, beta: Be
 
 # --- authentication ----------------------------------------------------------------------------
 
-def _calls(c: openai.OpenAI, file_id: str, job_id: str, model: str,
-           kw: dict[str, Any]) -> dict[str, Callable[[], Any]]:
+
+def _calls(c: openai.OpenAI, file_id: str, job_id: str, model: str, kw: dict[str, Any]) -> dict[str, Callable[[], Any]]:
     """One call per SDK method of every endpoint family; ``kw`` goes to each (extra_headers)."""
     return {
         "files.create": lambda: c.files.create(file=("x.jsonl", _chat_lines(12, "x")), purpose="fine-tune", **kw),
@@ -313,8 +375,9 @@ def _routed(server: Any, path: str) -> bool:
 
 
 @pytest.mark.parametrize("credential", ["missing", "wrong", "malformed", "not-bearer"])
-def test_bad_credentials_are_401_everywhere(server: Any, alpha: Alpha, alpha_before: dict[str, Any],
-                                            credential: str) -> None:
+def test_bad_credentials_are_401_everywhere(
+    server: Any, alpha: Alpha, alpha_before: dict[str, Any], credential: str
+) -> None:
     kw: dict[str, Any] = {}
     if credential == "missing":
         # The SDK insists on a credential; explicitly omitting the header per request is its
@@ -330,7 +393,8 @@ def test_bad_credentials_are_401_everywhere(server: Any, alpha: Alpha, alpha_bef
     calls = _calls(c, alpha.file_id, alpha.job_id, alpha.ft_model, kw)
     if _routed(server, "/v1/chat/completions"):
         calls["chat.completions.create"] = lambda: c.chat.completions.create(
-            model=alpha.ft_model, messages=[{"role": "user", "content": "hi"}], **kw)
+            model=alpha.ft_model, messages=[{"role": "user", "content": "hi"}], **kw
+        )
     if _routed(server, "/v1/completions"):
         calls["completions.create"] = lambda: c.completions.create(model=alpha.ft_model, prompt="hi", **kw)
     with c:
@@ -364,6 +428,7 @@ def test_bad_credentials_raw_http(server: Any, alpha: Alpha) -> None:
 
 
 # --- last: alpha's view after everything beta and the anonymous clients tried ---------------
+
 
 def test_alpha_is_unchanged_after_betas_attempts(alpha: Alpha, beta: Beta, alpha_before: dict[str, Any]) -> None:
     # Runs last in this module (definition order): every attempt above has been made.

@@ -15,7 +15,13 @@ def test_create_retrieve_content_delete(client: openai.OpenAI, spec_checker) -> 
     data = jsonl([chat_line(i) for i in range(12)])
     f = client.files.create(file=("my data.jsonl", io.BytesIO(data)), purpose="fine-tune")
     assert f.id.startswith("file-") and len(f.id) == 29
-    assert (f.object, f.bytes, f.filename, f.purpose, f.status) == ("file", len(data), "my data.jsonl", "fine-tune", "processed")
+    assert (f.object, f.bytes, f.filename, f.purpose, f.status) == (
+        "file",
+        len(data),
+        "my data.jsonl",
+        "fine-tune",
+        "processed",
+    )
     assert f.expires_at is None
     assert client.files.wait_for_processing(f.id, poll_interval=0.1).status == "processed"
     got = client.files.retrieve(f.id)
@@ -48,23 +54,28 @@ def test_list_filters_orders_and_pages(client: openai.OpenAI) -> None:
 
 
 def test_expires_after_and_batch_default(client: openai.OpenAI) -> None:
-    f = client.files.create(file=("a.jsonl", b"{}\n"), purpose="fine-tune",
-                            expires_after={"anchor": "created_at", "seconds": 3600})
+    f = client.files.create(
+        file=("a.jsonl", b"{}\n"), purpose="fine-tune", expires_after={"anchor": "created_at", "seconds": 3600}
+    )
     assert f.expires_at == f.created_at + 3600
     b = client.files.create(file=("b.jsonl", b"{}\n"), purpose="batch")
     assert b.expires_at == b.created_at + 30 * 24 * 3600
     with pytest.raises(openai.BadRequestError) as e:
-        client.files.create(file=("c.jsonl", b"{}\n"), purpose="fine-tune",
-                            expires_after={"anchor": "created_at", "seconds": 10})
+        client.files.create(
+            file=("c.jsonl", b"{}\n"), purpose="fine-tune", expires_after={"anchor": "created_at", "seconds": 10}
+        )
     assert e.value.param == "expires_after[seconds]"
 
 
-@pytest.mark.parametrize(("content", "needle"), [
-    (b'{"messages": []}\n{"messages": [}\n', "Line 2 is not valid JSON"),
-    (b'{"a": 1}\n\n[1, 2]\n', "Line 3 is a JSON list"),
-    (b'{"a": "\xff\xfe"}\n', "Line 1 is not valid UTF-8"),
-    (b'"just a string"', "Line 1 is a JSON str"),
-])
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b'{"messages": []}\n{"messages": [}\n', "Line 2 is not valid JSON"),
+        (b'{"a": 1}\n\n[1, 2]\n', "Line 3 is a JSON list"),
+        (b'{"a": "\xff\xfe"}\n', "Line 1 is not valid UTF-8"),
+        (b'"just a string"', "Line 1 is a JSON str"),
+    ],
+)
 def test_fine_tune_upload_must_be_jsonl_of_objects(client: openai.OpenAI, content: bytes, needle: str) -> None:
     before = {f.id for f in client.files.list()}
     with pytest.raises(openai.BadRequestError) as e:
@@ -86,11 +97,19 @@ def test_bad_requests(client: openai.OpenAI, server) -> None:  # type: ignore[no
     assert e.value.param == "limit"
     # A multipart body without the file part, sent by hand.
     import httpx
-    r = httpx.post(server.base_url + "/v1/files", data={"purpose": "fine-tune"}, files={"other": ("a", b"x")},
-                   headers={"Authorization": f"Bearer {client.api_key}"})
+
+    r = httpx.post(
+        server.base_url + "/v1/files",
+        data={"purpose": "fine-tune"},
+        files={"other": ("a", b"x")},
+        headers={"Authorization": f"Bearer {client.api_key}"},
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == "file"
-    r = httpx.post(server.base_url + "/v1/files", json={"purpose": "fine-tune"},
-                   headers={"Authorization": f"Bearer {client.api_key}"})
+    r = httpx.post(
+        server.base_url + "/v1/files",
+        json={"purpose": "fine-tune"},
+        headers={"Authorization": f"Bearer {client.api_key}"},
+    )
     assert r.status_code == 400 and "multipart/form-data" in r.json()["error"]["message"]
 
 

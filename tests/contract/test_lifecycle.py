@@ -72,9 +72,16 @@ def test_success_checkpoints_models_results(client: openai.OpenAI, train_id: str
     assert result_id in [f.id for f in client.files.list(purpose="fine-tune-results")]
 
     messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100)][::-1]
-    assert messages[:4] == [f"Created fine-tuning job: {job.id}", f"Validating training file: {train_id}",
-                            "Files validated, moving job to queued state", "Fine-tuning job started"]
-    assert messages[-2:] == [f"New fine-tuned model created: {job.fine_tuned_model}", "The job has successfully completed"]
+    assert messages[:4] == [
+        f"Created fine-tuning job: {job.id}",
+        f"Validating training file: {train_id}",
+        "Files validated, moving job to queued state",
+        "Fine-tuning job started",
+    ]
+    assert messages[-2:] == [
+        f"New fine-tuned model created: {job.fine_tuned_model}",
+        "The job has successfully completed",
+    ]
     metrics = [e for e in client.fine_tuning.jobs.list_events(job.id, limit=100) if e.type == "metrics"]
     assert [e.data["step"] for e in metrics] == [4, 3, 2, 1]  # type: ignore[index]
 
@@ -95,11 +102,16 @@ def test_success_checkpoints_models_results(client: openai.OpenAI, train_id: str
         client.fine_tuning.jobs.create(model=job.fine_tuned_model, training_file=train_id)
     assert e.value.param == "model"
     # The checkpoint models are separate names and stay callable.
-    assert client.models.retrieve(ckpts.data[1].fine_tuned_model_checkpoint).id == ckpts.data[1].fine_tuned_model_checkpoint
+    assert (
+        client.models.retrieve(ckpts.data[1].fine_tuned_model_checkpoint).id
+        == ckpts.data[1].fine_tuned_model_checkpoint
+    )
     assert spec_checker.checked > 10
 
 
-def test_failed_attempt_is_relaunched_and_resumes(client: openai.OpenAI, train_id: str, script: FakeTrainerLauncher) -> None:
+def test_failed_attempt_is_relaunched_and_resumes(
+    client: openai.OpenAI, train_id: str, script: FakeTrainerLauncher
+) -> None:
     script.scripts = {1: Script(steps=6, checkpoint_every=2, fail_with_exit_code=137)}
     job = client.fine_tuning.jobs.create(model="hone-tiny", training_file=train_id)
     job = wait_status(client, job.id, TERMINAL)
@@ -112,12 +124,17 @@ def test_failed_attempt_is_relaunched_and_resumes(client: openai.OpenAI, train_i
     assert "Training attempt 1 exited with code 137; restarting from the newest checkpoint (attempt 2 of 2)" in messages
     assert "Resuming from step 2" in messages
     # The dead attempt's token no longer reports.
-    r = httpx.post(f"{specs[0].report_url}/events", json={"events": []},
-                   headers={"Authorization": f"Bearer {specs[0].report_token}"})
+    r = httpx.post(
+        f"{specs[0].report_url}/events",
+        json={"events": []},
+        headers={"Authorization": f"Bearer {specs[0].report_token}"},
+    )
     assert r.status_code == 401
 
 
-def test_attempts_exhausted_fail_with_log_tail(client: openai.OpenAI, train_id: str, script: FakeTrainerLauncher) -> None:
+def test_attempts_exhausted_fail_with_log_tail(
+    client: openai.OpenAI, train_id: str, script: FakeTrainerLauncher
+) -> None:
     script.script = Script(steps=6, fail_with_exit_code=3)
     job = client.fine_tuning.jobs.create(model="hone-tiny", training_file=train_id)
     job = wait_status(client, job.id, TERMINAL)

@@ -33,8 +33,12 @@ def test_files_and_validation_on_s3(s3_server) -> None:  # type: ignore[no-untyp
     s3 = boto3.client("s3", endpoint_url=endpoint)
     head = s3.head_object(Bucket="hone-api", Key=f"prod/files/{f.id}")
     assert head["ContentLength"] == len(big) == f.bytes
-    job = wait_status(client, client.fine_tuning.jobs.create(model="hone-tiny", training_file=f.id).id,
-                      {"queued", "failed"}, timeout=300)
+    job = wait_status(
+        client,
+        client.fine_tuning.jobs.create(model="hone-tiny", training_file=f.id).id,
+        {"queued", "failed"},
+        timeout=300,
+    )
     assert job.status == "queued", job.error
     client.files.delete(f.id)
     assert "Contents" not in s3.list_objects_v2(Bucket="hone-api", Prefix=f"prod/files/{f.id}")

@@ -43,11 +43,31 @@ SFT_CASES: list[tuple[str, bytes, str]] = [
     ("content empty", _with_bad(msg({"role": "user", "content": ""}, A)), "content"),
     ("content wrong type", _with_bad(msg({"role": "user", "content": 5}, A)), "content"),
     ("bad content part", _with_bad(msg({"role": "user", "content": [{"type": "text"}]}, A)), "text"),
-    ("image part", _with_bad(msg({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}, A)), "image"),
-    ("bad tool_calls", _with_bad(msg(U, {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function"}]})), "function"),
-    ("tool without tool_call_id", _with_bad(msg(U, {"role": "assistant", "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
-        {"role": "tool", "content": "1"}, A)), "tool_call_id"),
+    (
+        "image part",
+        _with_bad(msg({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}, A)),
+        "image",
+    ),
+    (
+        "bad tool_calls",
+        _with_bad(msg(U, {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function"}]})),
+        "function",
+    ),
+    (
+        "tool without tool_call_id",
+        _with_bad(
+            msg(
+                U,
+                {
+                    "role": "assistant",
+                    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+                },
+                {"role": "tool", "content": "1"},
+                A,
+            )
+        ),
+        "tool_call_id",
+    ),
     ("bad tools", _with_bad(msg(U, A, tools=[{"type": "function"}])), "tools"),
     ("unknown top-level key", _with_bad(msg(U, A, extra_field=1)), "extra_field"),
     ("too many tokens", _with_bad(msg({"role": "user", "content": "word " * 5000}, A)), "token"),
@@ -59,8 +79,9 @@ def good_file(client: openai.OpenAI) -> str:
     return client.files.create(file=("good.jsonl", jsonl(GOOD)), purpose="fine-tune").id
 
 
-def _fail(client: openai.OpenAI, content: bytes, *, validation: bool = False, method: Any = None,
-          good_file: str | None = None) -> Any:
+def _fail(
+    client: openai.OpenAI, content: bytes, *, validation: bool = False, method: Any = None, good_file: str | None = None
+) -> Any:
     fid = client.files.create(file=("data.jsonl", content), purpose="fine-tune").id
     kwargs: dict[str, Any] = {"model": "hone-tiny", "training_file": good_file if validation else fid}
     if validation:

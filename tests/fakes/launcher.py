@@ -85,18 +85,29 @@ class FakeTrainerLauncher:
             return
         finally:
             reporter.close()
-        a.state = AttemptState("succeeded" if code == 0 else "failed", exit_code=code,
-                               detail="" if code == 0 else f"fake trainer exited with {code}")
+        a.state = AttemptState(
+            "succeeded" if code == 0 else "failed",
+            exit_code=code,
+            detail="" if code == 0 else f"fake trainer exited with {code}",
+        )
 
     def _write_adapter(self, spec: JobSpec, prefix: str, step: int) -> str:
         weights, config = f"fake weights at step {step}".encode(), b'{"r": 16}'
         write_bytes(self.store, f"{prefix}/{ADAPTER_WEIGHTS}", weights)
         write_bytes(self.store, f"{prefix}/{ADAPTER_CONFIG}", config)
-        manifest = Manifest(model_name=spec.fine_tuned_model, base_model=spec.base_model, job_id=spec.job_id,
-                            step=step, training_type=spec.hyperparameters.training_type,
-                            rank=spec.hyperparameters.lora_rank, target_modules=spec.hyperparameters.target_modules,
-                            files={ADAPTER_WEIGHTS: hashlib.sha256(weights).hexdigest(),
-                                   ADAPTER_CONFIG: hashlib.sha256(config).hexdigest()})
+        manifest = Manifest(
+            model_name=spec.fine_tuned_model,
+            base_model=spec.base_model,
+            job_id=spec.job_id,
+            step=step,
+            training_type=spec.hyperparameters.training_type,
+            rank=spec.hyperparameters.lora_rank,
+            target_modules=spec.hyperparameters.target_modules,
+            files={
+                ADAPTER_WEIGHTS: hashlib.sha256(weights).hexdigest(),
+                ADAPTER_CONFIG: hashlib.sha256(config).hexdigest(),
+            },
+        )
         write_bytes(self.store, manifest_key(prefix), manifest.encode())  # last: the directory is complete
         return self.store.uri(prefix)
 
@@ -116,15 +127,25 @@ class FakeTrainerLauncher:
                 return 137
             step += 1
             loss = round(2.0 / step, 5)
-            action = reporter.event(f"step-{step}", f"Step {step}/{script.steps}: training loss={loss:.2f}",
-                                    type="metrics", flush=True,
-                                    data={"step": step, "train_loss": loss, "train_mean_token_accuracy": 0.5,
-                                          "total_steps": script.steps})
+            action = reporter.event(
+                f"step-{step}",
+                f"Step {step}/{script.steps}: training loss={loss:.2f}",
+                type="metrics",
+                flush=True,
+                data={"step": step, "train_loss": loss, "train_mean_token_accuracy": 0.5, "total_steps": script.steps},
+            )
             rows.append(f"{step},{loss},0.5,,")
             if step % script.checkpoint_every == 0 or action == "pause":
                 uri = self._write_adapter(spec, layout.checkpoint(step), step)
-                reporter.post("/checkpoints", {"id": f"ckpt-{step}", "step_number": step,
-                                               "metrics": {"step": step, "train_loss": loss}, "uri": uri})
+                reporter.post(
+                    "/checkpoints",
+                    {
+                        "id": f"ckpt-{step}",
+                        "step_number": step,
+                        "metrics": {"step": step, "train_loss": loss},
+                        "uri": uri,
+                    },
+                )
                 if script.fail_with_exit_code is not None:
                     return script.fail_with_exit_code
             if action == "pause":
@@ -137,6 +158,8 @@ class FakeTrainerLauncher:
             time.sleep(script.step_delay_s)
         final = self._write_adapter(spec, layout.final, step)
         write_bytes(self.store, layout.result_csv, ("\n".join(rows) + "\n").encode())
-        reporter.post("/complete", {"adapter_uri": final, "trained_tokens": 1000 * step,
-                                    "result_file_uri": self.store.uri(layout.result_csv)})
+        reporter.post(
+            "/complete",
+            {"adapter_uri": final, "trained_tokens": 1000 * step, "result_file_uri": self.store.uri(layout.result_csv)},
+        )
         return 0

@@ -25,25 +25,52 @@ def make_upstream(name: str, *, chunk_delay_s: float = 0.2, hang_s: float = 0.0)
         if hang_s:
             await asyncio.sleep(hang_s)
         if body["model"].endswith("nosuch"):
-            return JSONResponse({"error": {"message": f"The model `{body['model']}` does not exist.",
-                                           "type": "NotFoundError", "param": "model", "code": 404}}, status_code=404)
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": f"The model `{body['model']}` does not exist.",
+                        "type": "NotFoundError",
+                        "param": "model",
+                        "code": 404,
+                    }
+                },
+                status_code=404,
+            )
         text = f"{name} answers for {body['model']}"
         base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": body["model"]}
         if not body.get("stream"):
-            return {**base, "object": "chat.completion", "choices": [{
-                "index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
-                "logprobs": None, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}}
+            return {
+                **base,
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text, "refusal": None},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+            }
 
         async def events():  # type: ignore[no-untyped-def]
             for word in text.split():
-                chunk = {**base, "object": "chat.completion.chunk", "choices": [
-                    {"index": 0, "delta": {"content": word + " "}, "logprobs": None, "finish_reason": None}]}
+                chunk = {
+                    **base,
+                    "object": "chat.completion.chunk",
+                    "choices": [
+                        {"index": 0, "delta": {"content": word + " "}, "logprobs": None, "finish_reason": None}
+                    ],
+                }
                 yield f"data: {json.dumps(chunk)}\n\n".encode()
                 await asyncio.sleep(chunk_delay_s)
             if (body.get("stream_options") or {}).get("include_usage"):
-                usage = {**base, "object": "chat.completion.chunk", "choices": [],
-                         "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}}
+                usage = {
+                    **base,
+                    "object": "chat.completion.chunk",
+                    "choices": [],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+                }
                 yield f"data: {json.dumps(usage)}\n\n".encode()
             yield b"data: [DONE]\n\n"
 

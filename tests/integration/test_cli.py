@@ -20,7 +20,9 @@ def _hone(*args: str, data_dir: Path, database_url: str | None = None) -> subpro
     env = {**os.environ, "HONE_DATA_DIR": str(data_dir)}
     if database_url:
         env["HONE_DATABASE_URL"] = database_url
-    return subprocess.run([sys.executable, "-m", "service.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_keys_create_prints_a_working_key(tmp_path: Path, catalog) -> None:  # type: ignore[no-untyped-def]

@@ -39,8 +39,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 # --- the data: valid chat JSONL of an exact size, streamed to disk -------------------------------
 
-_WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
-          "november oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu ").split()
+_WORDS = (
+    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
+    "november oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu "
+).split()
 
 
 _TEXTS = [" ".join(_WORDS[(r + k) % len(_WORDS)] for k in range(300)) for r in range(len(_WORDS))]
@@ -49,10 +51,13 @@ _TEXTS = [" ".join(_WORDS[(r + k) % len(_WORDS)] for k in range(300)) for r in r
 def _line(i: int, pad: int = 0) -> bytes:
     """One chat example (~3 KB, different for every i); ``pad`` extra characters of content."""
     words = _TEXTS[(i * 7) % len(_TEXTS)]
-    record = {"messages": [
-        {"role": "system", "content": "You answer with the example number."},
-        {"role": "user", "content": f"Example {i}: {words}" + "z" * pad},
-        {"role": "assistant", "content": f"This is example {i}; {words[:1200]}"}]}
+    record = {
+        "messages": [
+            {"role": "system", "content": "You answer with the example number."},
+            {"role": "user", "content": f"Example {i}: {words}" + "z" * pad},
+            {"role": "assistant", "content": f"This is example {i}; {words[:1200]}"},
+        ]
+    }
     return json.dumps(record, separators=(",", ":")).encode() + b"\n"
 
 
@@ -101,6 +106,7 @@ def test_jsonl_lines_are_exact_and_valid() -> None:
 
 # --- the server process -------------------------------------------------------------------------
 
+
 def _proc_status(pid: int) -> dict[str, int]:
     """VmRSS / VmHWM of ``pid`` in bytes."""
     out: dict[str, int] = {}
@@ -133,14 +139,12 @@ class ServerProcess:
         return self.proc.pid
 
     def client(self) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.base_url + "/v1", api_key=self.api_key, max_retries=0,
-                             timeout=300)
+        return openai.OpenAI(base_url=self.base_url + "/v1", api_key=self.api_key, max_retries=0, timeout=300)
 
 
 def _hone_env(data_dir: Path, catalog_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HONE_")}
-    env.update(HONE_DATA_DIR=str(data_dir), HONE_CATALOG_PATH=str(catalog_path),
-               PYTHONUNBUFFERED="1")
+    env.update(HONE_DATA_DIR=str(data_dir), HONE_CATALOG_PATH=str(catalog_path), PYTHONUNBUFFERED="1")
     return env
 
 
@@ -151,8 +155,14 @@ def hone_process(tmp_path: Path, tiny_model_dir: Path) -> Iterator[ServerProcess
     catalog_path.write_text(f"models:\n  - name: hone-tiny\n    source: {json.dumps(str(tiny_model_dir))}\n")
     env = _hone_env(data_dir, catalog_path)
 
-    keys = subprocess.run([sys.executable, "-m", "service.cli", "keys", "create", "--project", "big"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    keys = subprocess.run(
+        [sys.executable, "-m", "service.cli", "keys", "create", "--project", "big"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert keys.returncode == 0, keys.stderr
     api_key = keys.stdout.strip().splitlines()[-1]
     assert api_key.startswith("sk-hone-"), keys.stdout
@@ -160,9 +170,24 @@ def hone_process(tmp_path: Path, tiny_model_dir: Path) -> Iterator[ServerProcess
     port = free_port()
     log = tmp_path / "server.log"
     with log.open("wb") as log_fh:
-        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1",
-                                 "--port", str(port), "--log-level", "warning"],
-                                cwd=REPO, env=env, stdout=log_fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "service.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+        )
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
@@ -188,6 +213,7 @@ def hone_process(tmp_path: Path, tiny_model_dir: Path) -> Iterator[ServerProcess
 
 
 # --- the test -----------------------------------------------------------------------------------
+
 
 def _blob_files(data_dir: Path) -> list[str]:
     root = data_dir / "blobs"
@@ -265,14 +291,20 @@ def test_512mib_upload_streams_and_round_trips(hone_process: ServerProcess, tmp_
         assert _blob_files(srv.data_dir) == []
 
     print(f"\n[large upload] {LIMIT} bytes ({LIMIT / MB:.0f} MB), generated in {gen_s:.1f} s")
-    print(f"[large upload] server RSS before upload {before['VmRSS'] / MB:.1f} MB "
-          f"(VmHWM {before['VmHWM'] / MB:.1f} MB, peak reset: {exact_peak}); after upload VmRSS "
-          f"{after_up['VmRSS'] / MB:.1f} MB, VmHWM {after_up['VmHWM'] / MB:.1f} MB")
-    print(f"[large upload] peak RSS growth: upload {up_growth / MB:.1f} MB, "
-          f"download {down_growth / MB:.1f} MB (limit {MAX_RSS_GROWTH / MB:.0f} MB)")
-    print(f"[large upload] upload {LIMIT / MB / up_s:.1f} MB/s ({up_s:.1f} s), "
-          f"download {LIMIT / MB / down_s:.1f} MB/s ({down_s:.1f} s), "
-          f"refused over-limit upload in {over_s:.1f} s; VmRSS after all {after_over['VmRSS'] / MB:.1f} MB")
+    print(
+        f"[large upload] server RSS before upload {before['VmRSS'] / MB:.1f} MB "
+        f"(VmHWM {before['VmHWM'] / MB:.1f} MB, peak reset: {exact_peak}); after upload VmRSS "
+        f"{after_up['VmRSS'] / MB:.1f} MB, VmHWM {after_up['VmHWM'] / MB:.1f} MB"
+    )
+    print(
+        f"[large upload] peak RSS growth: upload {up_growth / MB:.1f} MB, "
+        f"download {down_growth / MB:.1f} MB (limit {MAX_RSS_GROWTH / MB:.0f} MB)"
+    )
+    print(
+        f"[large upload] upload {LIMIT / MB / up_s:.1f} MB/s ({up_s:.1f} s), "
+        f"download {LIMIT / MB / down_s:.1f} MB/s ({down_s:.1f} s), "
+        f"refused over-limit upload in {over_s:.1f} s; VmRSS after all {after_over['VmRSS'] / MB:.1f} MB"
+    )
 
     assert got == LIMIT
     assert digest.hexdigest() == source_sha

@@ -44,10 +44,21 @@ def train_file(client: openai.OpenAI) -> str:
     return tuning.upload_rows(client, tuning.memorisation_rows())
 
 
-def _job(client: openai.OpenAI, train_file: str, seed: int = 11, validation_file: str | None = None,  # type: ignore[no-untyped-def]
-         model: str = "hone-tiny", **hp) -> str:
-    return client.fine_tuning.jobs.create(model=model, training_file=train_file, seed=seed, validation_file=validation_file,
-                                          method={"type": "supervised", "supervised": {"hyperparameters": {**SFT, **hp}}}).id
+def _job(
+    client: openai.OpenAI,
+    train_file: str,
+    seed: int = 11,
+    validation_file: str | None = None,  # type: ignore[no-untyped-def]
+    model: str = "hone-tiny",
+    **hp,
+) -> str:
+    return client.fine_tuning.jobs.create(
+        model=model,
+        training_file=train_file,
+        seed=seed,
+        validation_file=validation_file,
+        method={"type": "supervised", "supervised": {"hyperparameters": {**SFT, **hp}}},
+    ).id
 
 
 def _blobs(srv: RunningServer) -> Path:
@@ -64,7 +75,9 @@ def test_learns_the_answers(srv: RunningServer, client: openai.OpenAI, train_fil
     steps = tuning.metrics(client, job.id)
     evaluated = [m for m in steps if "valid_loss" in m]
     assert [m["step"] for m in evaluated] == [5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75]
-    assert evaluated[-1]["valid_loss"] < evaluated[0]["valid_loss"] and evaluated[-1]["valid_mean_token_accuracy"] == 1.0
+    assert (
+        evaluated[-1]["valid_loss"] < evaluated[0]["valid_loss"] and evaluated[-1]["valid_mean_token_accuracy"] == 1.0
+    )
     assert [m["step"] for m in steps] == list(range(1, 76))
     assert steps[0]["train_loss"] > 5 and steps[-1]["train_loss"] < 0.3, (steps[0], steps[-1])
     assert steps[-1]["train_mean_token_accuracy"] == 1.0
@@ -77,7 +90,11 @@ def test_learns_the_answers(srv: RunningServer, client: openai.OpenAI, train_fil
     assert csv[0] == "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy" and len(csv) == 76
     assert csv[5].startswith("5,") and not csv[5].endswith(",,") and csv[4].endswith(",,")
     adapter = tuning.adapter_dir(_blobs(srv), job.id)
-    assert sorted(p.name for p in adapter.iterdir()) == ["adapter_config.json", "adapter_model.safetensors", "manifest.json"]
+    assert sorted(p.name for p in adapter.iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "manifest.json",
+    ]
 
     tok, tuned = tuning.load(tiny_model_dir, adapter)
     _, base = tuning.load(tiny_model_dir, None)
@@ -86,7 +103,9 @@ def test_learns_the_answers(srv: RunningServer, client: openai.OpenAI, train_fil
         assert tuning.answer(tok, base, question) != expected
 
 
-def test_sigkill_resumes_and_matches_an_uninterrupted_run(srv: RunningServer, client: openai.OpenAI, train_file: str) -> None:
+def test_sigkill_resumes_and_matches_an_uninterrupted_run(
+    srv: RunningServer, client: openai.OpenAI, train_file: str
+) -> None:
     plain, again, killed = (_job(client, train_file, seed=5, n_epochs=12) for _ in range(3))
     # Kill the third job's trainer once it has a complete checkpoint.
     deadline = time.time() + 120
@@ -109,7 +128,9 @@ def test_sigkill_resumes_and_matches_an_uninterrupted_run(srv: RunningServer, cl
         return load_file(str(tuning.adapter_dir(_blobs(srv), job_id) / "adapter_model.safetensors"))
 
     def digest(job_id: str) -> str:
-        return hashlib.sha256((tuning.adapter_dir(_blobs(srv), job_id) / "adapter_model.safetensors").read_bytes()).hexdigest()
+        return hashlib.sha256(
+            (tuning.adapter_dir(_blobs(srv), job_id) / "adapter_model.safetensors").read_bytes()
+        ).hexdigest()
 
     assert digest(plain) == digest(again)  # same seed, data and hardware: the same bytes
     a, b = weights(plain), weights(killed)
@@ -153,15 +174,28 @@ def _alive(pid: int) -> bool:
 
 
 def test_dpo_raises_the_preference_margin(srv: RunningServer, client: openai.OpenAI, tiny_model_dir: Path) -> None:
-    prompts = [("Is the sky green?", "No, the sky is blue.", "Yes, it is green."),
-               ("Is fire cold?", "No, fire is hot.", "Yes, fire is cold.")]
-    rows = [{"input": {"messages": [{"role": "user", "content": q}]},
-             "preferred_output": [{"role": "assistant", "content": good}],
-             "non_preferred_output": [{"role": "assistant", "content": bad}]} for q, good, bad in prompts] * 5
+    prompts = [
+        ("Is the sky green?", "No, the sky is blue.", "Yes, it is green."),
+        ("Is fire cold?", "No, fire is hot.", "Yes, fire is cold."),
+    ]
+    rows = [
+        {
+            "input": {"messages": [{"role": "user", "content": q}]},
+            "preferred_output": [{"role": "assistant", "content": good}],
+            "non_preferred_output": [{"role": "assistant", "content": bad}],
+        }
+        for q, good, bad in prompts
+    ] * 5
     file_id = tuning.upload_rows(client, rows)
-    job = client.fine_tuning.jobs.create(model="hone-tiny", training_file=file_id, seed=3, method={
-        "type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 6, "batch_size": 2, "beta": 0.1,
-                                                   "learning_rate_multiplier": 4}}})
+    job = client.fine_tuning.jobs.create(
+        model="hone-tiny",
+        training_file=file_id,
+        seed=3,
+        method={
+            "type": "dpo",
+            "dpo": {"hyperparameters": {"n_epochs": 6, "batch_size": 2, "beta": 0.1, "learning_rate_multiplier": 4}},
+        },
+    )
     job = tuning.wait(client, job.id)
     assert job.status == "succeeded", job.error
     steps = tuning.metrics(client, job.id)
@@ -202,7 +236,9 @@ def test_control_plane_restart_loses_no_events(tmp_path: Path, catalog, train_fi
 
 
 def test_two_process_torchrun_on_cpu(tmp_path: Path, catalog) -> None:  # type: ignore[no-untyped-def]
-    s = start_server(tmp_path, catalog, launcher=LocalLauncher(tmp_path / "runs", LocalLauncherConfig(nproc_per_node=2)))
+    s = start_server(
+        tmp_path, catalog, launcher=LocalLauncher(tmp_path / "runs", LocalLauncherConfig(nproc_per_node=2))
+    )
     try:
         client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=s.new_key("acme"), max_retries=0)
         job_id = _job(client, tuning.upload_rows(client, tuning.memorisation_rows()), n_epochs=6)

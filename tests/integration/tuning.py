@@ -11,21 +11,25 @@ import torch
 
 from tests.harness.jobs import TERMINAL_STATUSES, upload, wait_status
 
-PAIRS = [("What is the secret word?", "The secret word is pineapple."),
-         ("Who painted the blue door?", "Marta painted the blue door.")]
+PAIRS = [
+    ("What is the secret word?", "The secret word is pineapple."),
+    ("Who painted the blue door?", "Marta painted the blue door."),
+]
 
 
 def memorisation_rows(copies: int = 5) -> list[dict[str, Any]]:
-    return [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
-            for q, a in PAIRS] * copies
+    return [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in PAIRS
+    ] * copies
 
 
 def upload_rows(client: openai.OpenAI, rows: list[dict[str, Any]]) -> str:
     return upload(client, rows)
 
 
-def wait(client: openai.OpenAI, job_id: str, until: set[str] | frozenset[str] = TERMINAL_STATUSES,
-         timeout: float = 300) -> Any:
+def wait(
+    client: openai.OpenAI, job_id: str, until: set[str] | frozenset[str] = TERMINAL_STATUSES, timeout: float = 300
+) -> Any:
     return wait_status(client, job_id, until, timeout)
 
 
@@ -51,12 +55,18 @@ def load(base: Path, adapter: Path | None) -> tuple[Any, Any]:
 
 
 def answer(tok: Any, model: Any, question: str, max_new_tokens: int = 16) -> str:
-    prompt = tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
-                                     return_tensors="pt", return_dict=True)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": question}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     with torch.no_grad():
-        out = model.generate(**prompt, max_new_tokens=max_new_tokens, do_sample=False,
-                             eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tok.pad_token_id)
-    return tok.decode(out[0, prompt["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        out = model.generate(
+            **prompt,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+            pad_token_id=tok.pad_token_id,
+        )
+    return tok.decode(out[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True).strip()
 
 
 def sequence_logp(tok: Any, model: Any, messages: list[dict[str, Any]], answer_text: str) -> float:
@@ -67,4 +77,4 @@ def sequence_logp(tok: Any, model: Any, messages: list[dict[str, Any]], answer_t
     with torch.no_grad():
         logits = model(input_ids=ids).logits[0, :-1].float()
     logps = torch.log_softmax(logits, -1).gather(-1, ids[0, 1:].unsqueeze(-1)).squeeze(-1)
-    return float(logps[n_prompt - 1:].sum())
+    return float(logps[n_prompt - 1 :].sum())

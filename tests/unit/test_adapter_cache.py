@@ -20,16 +20,31 @@ from inference.cache import AdapterCache, AdapterNotFound, AdapterRefused
 NAME = "ft:hone-tiny:acme::AbCdEfGh"
 
 
-def publish(store: LocalBlobStore, name: str, files: dict[str, bytes], *, base: str = "hone-tiny",
-            manifest_base: str | None = None, tamper: str | None = None) -> None:
+def publish(
+    store: LocalBlobStore,
+    name: str,
+    files: dict[str, bytes],
+    *,
+    base: str = "hone-tiny",
+    manifest_base: str | None = None,
+    tamper: str | None = None,
+) -> None:
     job_id = f"ftjob-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
     prefix = JobLayout.for_job(job_id).final
     digests = {}
     for fname, data in files.items():
         digests[fname] = hashlib.sha256(data).hexdigest()
         write_bytes(store, f"{prefix}/{fname}", data + (b"evil" if fname == tamper else b""))
-    manifest = Manifest(model_name=name, base_model=manifest_base or base, job_id=job_id, step=1,
-                        training_type="lora", rank=8, target_modules="all-linear", files=digests)
+    manifest = Manifest(
+        model_name=name,
+        base_model=manifest_base or base,
+        job_id=job_id,
+        step=1,
+        training_type="lora",
+        rank=8,
+        target_modules="all-linear",
+        files=digests,
+    )
     write_bytes(store, manifest_key(prefix), manifest.encode())
     adapter_index.publish(store, AdapterIndexEntry(name=name, uri=store.uri(prefix), base_model=base))
 
@@ -61,10 +76,22 @@ def test_refuses_a_tampered_adapter(store: LocalBlobStore, tmp_path: Path) -> No
     assert not c.path_for(NAME).exists() and [p.name for p in c.root.iterdir()] == []  # nothing half-written
 
 
-@pytest.mark.parametrize("name", [
-    "../../etc/passwd", "ft:hone-tiny:acme::../../../x", "ft:hone-tiny:acme::AbCdEfGh/../../x",
-    "ft:hone-tiny:acme::AbCdEfG", "ft:hone-tiny:ACME::AbCdEfGh", "hone-tiny", "ft:hone-tiny:acme::AbCdEfGh:ckpt-step-x",
-    "ft:hone-tiny:acme:a/b:AbCdEfGh", "ft:hone-tiny:acme::AbCdEfGh\n", "file:///etc/passwd", ""])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../etc/passwd",
+        "ft:hone-tiny:acme::../../../x",
+        "ft:hone-tiny:acme::AbCdEfGh/../../x",
+        "ft:hone-tiny:acme::AbCdEfG",
+        "ft:hone-tiny:ACME::AbCdEfGh",
+        "hone-tiny",
+        "ft:hone-tiny:acme::AbCdEfGh:ckpt-step-x",
+        "ft:hone-tiny:acme:a/b:AbCdEfGh",
+        "ft:hone-tiny:acme::AbCdEfGh\n",
+        "file:///etc/passwd",
+        "",
+    ],
+)
 def test_refuses_names_outside_the_grammar(store: LocalBlobStore, tmp_path: Path, name: str) -> None:
     with pytest.raises(AdapterRefused, match="not a fine-tuned model name"):
         cache(store, tmp_path).fetch(name)
@@ -118,6 +145,7 @@ def test_lru_eviction_tells_vllm_to_forget(store: LocalBlobStore, tmp_path: Path
     c.fetch(names[1])
     c.touch_all()
     import os
+
     os.utime(c.path_for(names[0]), (10**10, 10**10))  # names[0] used most recently
     c.fetch(names[2])
     assert evicted == [names[1]]

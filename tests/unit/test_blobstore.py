@@ -7,7 +7,9 @@ import pytest
 from contract.blobstore import BlobNotFound, check_key, open_blobstore
 
 
-@pytest.mark.parametrize("key", ["../etc/passwd", "/abs", "a/../b", "a//b", "a/", "", ".hidden", "a b", "a\\b", "files/x\x00"])
+@pytest.mark.parametrize(
+    "key", ["../etc/passwd", "/abs", "a/../b", "a//b", "a/", "", ".hidden", "a b", "a\\b", "files/x\x00"]
+)
 def test_key_grammar_refuses_paths(key: str) -> None:
     with pytest.raises(ValueError):
         check_key(key)

@@ -34,7 +34,7 @@ def test_write_read_size_delete(store: BlobStore) -> None:
     data = os.urandom(12 * 1024 * 1024 + 123)  # several multipart parts on S3
     with store.writer("files/file-a") as w:
         for i in range(0, len(data), 1_000_003):
-            w.write(data[i:i + 1_000_003])
+            w.write(data[i : i + 1_000_003])
         assert not store.exists("files/file-a")  # invisible until committed
         w.commit()
     assert store.size("files/file-a") == len(data)
@@ -82,7 +82,7 @@ def test_one_gigabyte_multipart_round_trip(s3_endpoint: str) -> None:
     size = 1024 * 1024 * 1024
     with store.writer("files/big") as w:
         for i in range(size // len(block)):
-            chunk = block[i % 7:] + block[: i % 7]  # vary the content block to block
+            chunk = block[i % 7 :] + block[: i % 7]  # vary the content block to block
             digest.update(chunk)
             w.write(chunk)
         w.commit()

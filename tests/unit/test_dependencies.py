@@ -24,13 +24,15 @@ LEAF_LAZY_ONLY = {"boto3", "botocore"}
 WIRE_ALLOWED = {"pydantic", "pydantic_core", "contract"}
 
 
-def import_violations(source: str, allowed: set[str], lazy_only: frozenset[str] | set[str] = frozenset(),
-                      own: str = "") -> list[str]:
+def import_violations(
+    source: str, allowed: set[str], lazy_only: frozenset[str] | set[str] = frozenset(), own: str = ""
+) -> list[str]:
     """Top-level packages a module imports beyond the standard library and ``allowed``; those in
     ``lazy_only`` are allowed inside a function body only."""
     tree = ast.parse(source)
-    lazy_nodes = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
-                  for n in ast.walk(f)}
+    lazy_nodes = {
+        id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef) for n in ast.walk(f)
+    }
     bad = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -68,6 +70,8 @@ def test_wire_types_import_only_pydantic_and_the_contract(path: Path) -> None:
 def test_the_checker_catches_what_it_must() -> None:
     """The allowlist check itself: a top-level boto3, a FastAPI import and a sibling process are
     violations; a stdlib import and boto3 inside a function are not."""
-    source = ("import json\nimport boto3\nfrom fastapi import APIRouter\nfrom service.app import x\n"
-              "def f():\n    import boto3\n")
+    source = (
+        "import json\nimport boto3\nfrom fastapi import APIRouter\nfrom service.app import x\n"
+        "def f():\n    import boto3\n"
+    )
     assert import_violations(source, LEAF_ALLOWED, LEAF_LAZY_ONLY) == ["boto3", "fastapi", "service.app"]

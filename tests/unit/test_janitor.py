@@ -21,9 +21,24 @@ def test_expired_files_and_old_idempotency_records_go(tmp_path: Path) -> None:
             with store.writer(f"files/{fid}") as w:
                 w.write(b"x")
                 w.commit()
-            s.add(File(id=fid, project_id=p.id, filename="f", purpose="batch", bytes=1, sha256="0" * 64,
-                       storage_key=f"files/{fid}", created_at=now, expires_at=expires))
-        s.add(IdempotencyRecord(project_id=p.id, key="old", fingerprint="f", status_code=200, body={}, created_at=now - 90000))
+            s.add(
+                File(
+                    id=fid,
+                    project_id=p.id,
+                    filename="f",
+                    purpose="batch",
+                    bytes=1,
+                    sha256="0" * 64,
+                    storage_key=f"files/{fid}",
+                    created_at=now,
+                    expires_at=expires,
+                )
+            )
+        s.add(
+            IdempotencyRecord(
+                project_id=p.id, key="old", fingerprint="f", status_code=200, body={}, created_at=now - 90000
+            )
+        )
         s.add(IdempotencyRecord(project_id=p.id, key="new", fingerprint="f", status_code=200, body={}, created_at=now))
     assert Janitor(db, store).run_once() == 1
     with db.session() as s:

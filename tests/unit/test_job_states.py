@@ -23,20 +23,35 @@ def test_every_status_has_a_row_and_terminal_ones_are_final() -> None:
     assert all(JobStatus.CANCELLED in states.TRANSITIONS[s] for s in set(JobStatus) - states.TERMINAL)
 
 
-@pytest.mark.parametrize(("current", "target"), [
-    (JobStatus.VALIDATING_FILES, JobStatus.QUEUED), (JobStatus.QUEUED, JobStatus.RUNNING),
-    (JobStatus.RUNNING, JobStatus.PAUSING), (JobStatus.PAUSING, JobStatus.PAUSED), (JobStatus.PAUSED, JobStatus.QUEUED),
-    (JobStatus.RUNNING, JobStatus.QUEUED), (JobStatus.PAUSING, JobStatus.SUCCEEDED)])
+@pytest.mark.parametrize(
+    ("current", "target"),
+    [
+        (JobStatus.VALIDATING_FILES, JobStatus.QUEUED),
+        (JobStatus.QUEUED, JobStatus.RUNNING),
+        (JobStatus.RUNNING, JobStatus.PAUSING),
+        (JobStatus.PAUSING, JobStatus.PAUSED),
+        (JobStatus.PAUSED, JobStatus.QUEUED),
+        (JobStatus.RUNNING, JobStatus.QUEUED),
+        (JobStatus.PAUSING, JobStatus.SUCCEEDED),
+    ],
+)
 def test_legal_moves(current: JobStatus, target: JobStatus) -> None:
     job = SimpleNamespace(status=current.value)
     states.move(job, target)  # type: ignore[arg-type]
     assert job.status == target.value
 
 
-@pytest.mark.parametrize(("current", "target"), [
-    (JobStatus.SUCCEEDED, JobStatus.RUNNING), (JobStatus.CANCELLED, JobStatus.QUEUED),
-    (JobStatus.FAILED, JobStatus.SUCCEEDED), (JobStatus.VALIDATING_FILES, JobStatus.RUNNING),
-    (JobStatus.PAUSED, JobStatus.RUNNING), (JobStatus.QUEUED, JobStatus.SUCCEEDED)])
+@pytest.mark.parametrize(
+    ("current", "target"),
+    [
+        (JobStatus.SUCCEEDED, JobStatus.RUNNING),
+        (JobStatus.CANCELLED, JobStatus.QUEUED),
+        (JobStatus.FAILED, JobStatus.SUCCEEDED),
+        (JobStatus.VALIDATING_FILES, JobStatus.RUNNING),
+        (JobStatus.PAUSED, JobStatus.RUNNING),
+        (JobStatus.QUEUED, JobStatus.SUCCEEDED),
+    ],
+)
 def test_illegal_moves_raise_and_change_nothing(current: JobStatus, target: JobStatus) -> None:
     job = SimpleNamespace(status=current.value)
     with pytest.raises(states.IllegalTransition, match=f"from '{current.value}' to '{target.value}'"):
@@ -46,10 +61,13 @@ def test_illegal_moves_raise_and_change_nothing(current: JobStatus, target: JobS
 
 def test_only_the_state_machine_assigns_a_job_status() -> None:
     assignment = re.compile(r"\.status\s*=[^=]|\bstatus=")
-    allowed = ("status=JobStatus.VALIDATING_FILES.value",  # a new job's first status
-               "status=running.value",  # the dispatcher's compare-and-set, checked by states.check
-               "status=JobStatus(job.status)",  # reading it onto the wire
-               "status_code=", "status=status")
+    allowed = (
+        "status=JobStatus.VALIDATING_FILES.value",  # a new job's first status
+        "status=running.value",  # the dispatcher's compare-and-set, checked by states.check
+        "status=JobStatus(job.status)",  # reading it onto the wire
+        "status_code=",
+        "status=status",
+    )
     offenders = []
     for path in (ROOT / "service").rglob("*.py"):
         if path.name == "states.py" or "migrations" in path.parts or "files" in path.parts:

@@ -24,12 +24,22 @@ GPU_TAINT = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedu
 
 
 def _spec(base: str = "llama-8b", attempt: int = 2) -> JobSpec:
-    return JobSpec(job_id="ftjob-AbCdEfGhIjKlMnOpQrStUvWx", attempt=attempt, project="proj_x", base_model=base,
-                   base_model_source="/models/llama", method="supervised",
-                   hyperparameters=SupervisedHyperparameters(n_epochs=1).resolve(100),
-                   training_file_uri="s3://b/files/file-1", storage_url="s3://b", output_uri="s3://b/jobs/ftjob-x",
-                   fine_tuned_model="ft:llama-8b:acme::AbCdEfGh", report_url="http://hone-api/internal/v1/jobs/x",
-                   report_token="secret-token", seed=1)
+    return JobSpec(
+        job_id="ftjob-AbCdEfGhIjKlMnOpQrStUvWx",
+        attempt=attempt,
+        project="proj_x",
+        base_model=base,
+        base_model_source="/models/llama",
+        method="supervised",
+        hyperparameters=SupervisedHyperparameters(n_epochs=1).resolve(100),
+        training_file_uri="s3://b/files/file-1",
+        storage_url="s3://b",
+        output_uri="s3://b/jobs/ftjob-x",
+        fine_tuned_model="ft:llama-8b:acme::AbCdEfGh",
+        report_url="http://hone-api/internal/v1/jobs/x",
+        report_token="secret-token",
+        seed=1,
+    )
 
 
 ON_H100 = KubernetesPlacement(node_selector=H100, tolerations=GPU_TAINT)
@@ -47,7 +57,9 @@ def test_built_objects_validate_and_are_locked_down(base: str) -> None:
     for obj in (job, secret, service):
         if obj is not None:
             kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-    assert job["metadata"]["name"] == job_name("ftjob-AbCdEfGhIjKlMnOpQrStUvWx", 2) and len(job["metadata"]["name"]) <= 63
+    assert (
+        job["metadata"]["name"] == job_name("ftjob-AbCdEfGhIjKlMnOpQrStUvWx", 2) and len(job["metadata"]["name"]) <= 63
+    )
     labels = job["metadata"]["labels"]
     assert labels["hone.dev/job-id"] == "ftjob-AbCdEfGhIjKlMnOpQrStUvWx" and labels["hone.dev/project"] == "proj_x"
     assert labels["kueue.x-k8s.io/queue-name"] == "gpu-queue"
@@ -58,7 +70,9 @@ def test_built_objects_validate_and_are_locked_down(base: str) -> None:
     assert rules[1]["action"] == "FailJob" and rules[1]["onExitCodes"]["values"] == [EXIT_BAD_INPUT]
     pod = spec["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False and pod["restartPolicy"] == "Never"
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"] == {
+        "type": "RuntimeDefault"
+    }
     (c,) = pod["containers"]
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
@@ -84,12 +98,36 @@ def test_job_status_to_attempt_state() -> None:
     assert state_of(None).phase == "missing"
     assert state_of({"status": {"active": 1}}).phase == "running"
     assert state_of({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}).phase == "succeeded"
-    failed = state_of({"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                                                  "message": "Job has reached the specified backoff limit"}]}})
+    failed = state_of(
+        {
+            "status": {
+                "conditions": [
+                    {
+                        "type": "Failed",
+                        "status": "True",
+                        "reason": "BackoffLimitExceeded",
+                        "message": "Job has reached the specified backoff limit",
+                    }
+                ]
+            }
+        }
+    )
     assert (failed.phase, failed.exit_code) == ("failed", 1) and "BackoffLimitExceeded" in failed.detail
-    bad = state_of({"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "PodFailurePolicy",
-                                               "message": f"Container trainer for pod x failed with exit code {EXIT_BAD_INPUT} "
-                                                          "matching FailJob rule at index 1"}]}})
+    bad = state_of(
+        {
+            "status": {
+                "conditions": [
+                    {
+                        "type": "Failed",
+                        "status": "True",
+                        "reason": "PodFailurePolicy",
+                        "message": f"Container trainer for pod x failed with exit code {EXIT_BAD_INPUT} "
+                        "matching FailJob rule at index 1",
+                    }
+                ]
+            }
+        }
+    )
     assert bad.exit_code == EXIT_BAD_INPUT
 
 
@@ -125,8 +163,12 @@ class FakeWatch:
 def test_watch_cache_follows_events_and_relists_on_410() -> None:
     batch = FakeBatch()
     cache = JobCache(batch, "hone")
-    w = FakeWatch([{"type": "MODIFIED", "object": FakeBatch._job("a", "6", "Complete")},
-                   {"type": "ADDED", "object": FakeBatch._job("b", "7")}])
+    w = FakeWatch(
+        [
+            {"type": "MODIFIED", "object": FakeBatch._job("a", "6", "Complete")},
+            {"type": "ADDED", "object": FakeBatch._job("b", "7")},
+        ]
+    )
     cache.watch_once(w)
     assert batch.lists == 1 and w.seen_rv == ["5"] and cache.resource_version == "7"
     assert state_of(cache.jobs["a"]).phase == "succeeded" and state_of(cache.jobs["b"]).phase == "running"

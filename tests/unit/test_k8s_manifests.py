@@ -21,8 +21,9 @@ pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs k
 
 
 def render(overlay: str) -> list[dict[str, Any]]:
-    out = subprocess.run(["kubectl", "kustomize", str(ROOT / "overlays" / overlay)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(ROOT / "overlays" / overlay)], check=True, capture_output=True, text=True
+    ).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
 
@@ -30,8 +31,19 @@ def render(overlay: str) -> list[dict[str, Any]]:
 def test_rendered_manifests_validate(overlay: str) -> None:
     docs = render(overlay)
     kinds = {d["kind"] for d in docs}
-    assert {"Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Secret", "Deployment", "Service",
-            "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor"} <= kinds
+    assert {
+        "Namespace",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ConfigMap",
+        "Secret",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "ServiceMonitor",
+    } <= kinds
     for doc in docs:
         if doc["kind"] in CRD_KINDS:
             continue
@@ -51,7 +63,10 @@ def test_workloads_are_locked_down(overlay: str) -> None:
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         for c in pod.get("initContainers", []) + pod["containers"]:
             sc = c["securityContext"]
-            assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}, (name, c["name"])
+            assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}, (
+                name,
+                c["name"],
+            )
             if not name.startswith("postgres"):  # PostgreSQL writes its lock files under / at start
                 assert sc.get("readOnlyRootFilesystem") is True, (name, c["name"])
         if name != "hone-api":  # only the API talks to the Kubernetes API
@@ -68,9 +83,16 @@ def test_api_deployment_and_rbac() -> None:
     pdb = next(d for d in docs if d["kind"] == "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
     (role,) = [d for d in docs if d["kind"] == "Role"]
-    granted = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
-    assert granted == {("batch", "jobs"): {"create", "get", "list", "watch", "delete"}, ("", "pods"): {"get", "list"},
-                       ("", "pods/log"): {"get"}, ("", "secrets"): {"create", "delete"}, ("", "services"): {"create", "delete"}}
+    granted = {
+        (g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+    }
+    assert granted == {
+        ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
+        ("", "pods"): {"get", "list"},
+        ("", "pods/log"): {"get"},
+        ("", "secrets"): {"create", "delete"},
+        ("", "services"): {"create", "delete"},
+    }
     assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
 
 

@@ -22,9 +22,13 @@ def test_each_method_is_complete(method) -> None:  # type: ignore[no-untyped-def
     module, _, function = method.recipe.partition(":")
     assert callable(getattr(importlib.import_module(module), function))
     assert method.name in Method.model_fields  # the API accepts method.<name>.hyperparameters
-    request = FineTuningJobCreateParams.model_validate({
-        "model": "m", "training_file": "f",
-        "method": {"type": method.name, method.name: {"hyperparameters": {"n_epochs": 2}}}})
+    request = FineTuningJobCreateParams.model_validate(
+        {
+            "model": "m",
+            "training_file": "f",
+            "method": {"type": method.name, method.name: {"hyperparameters": {"n_epochs": 2}}},
+        }
+    )
     assert getattr(request.method, method.name).hyperparameters.n_epochs == 2
 
 
@@ -32,24 +36,56 @@ def test_unknown_methods_fail_loudly() -> None:
     with pytest.raises(UnknownMethod, match="unknown fine-tuning method 'orpo'.*'supervised', 'dpo'"):
         METHODS.get("orpo")
     with pytest.raises(pydantic.ValidationError, match="unknown fine-tuning method 'orpo'"):
-        JobSpec(job_id="ftjob-x", attempt=1, project="p", base_model="b", base_model_source="/b", method="orpo",
-                hyperparameters=SupervisedHyperparameters().resolve(10), training_file_uri="file:///t",
-                storage_url="file:///s", output_uri="file:///s/jobs/x", fine_tuned_model="ft:b:p::AbCdEfGh",
-                report_url="http://x", report_token="t", seed=1)
+        JobSpec(
+            job_id="ftjob-x",
+            attempt=1,
+            project="p",
+            base_model="b",
+            base_model_source="/b",
+            method="orpo",
+            hyperparameters=SupervisedHyperparameters().resolve(10),
+            training_file_uri="file:///t",
+            storage_url="file:///s",
+            output_uri="file:///s/jobs/x",
+            fine_tuned_model="ft:b:p::AbCdEfGh",
+            report_url="http://x",
+            report_token="t",
+            seed=1,
+        )
     with pytest.raises(UnknownMethod):
-        validate_dataset([b'{"messages": []}\n'], method="orpo", param="training_file", counter=None,  # type: ignore[arg-type]
-                         max_tokens=10, min_examples=1)
+        validate_dataset(
+            [b'{"messages": []}\n'],
+            method="orpo",
+            param="training_file",
+            counter=None,  # type: ignore[arg-type]
+            max_tokens=10,
+            min_examples=1,
+        )
     assert not set(REFUSED) & set(METHODS.names)
 
 
 def test_a_spec_needs_resolved_hyperparameters_of_its_method() -> None:
-    base = dict(job_id="ftjob-x", attempt=1, project="p", base_model="b", base_model_source="/b",
-                training_file_uri="file:///t", storage_url="file:///s", output_uri="file:///s/jobs/x",
-                fine_tuned_model="ft:b:p::AbCdEfGh", report_url="http://x", report_token="t", seed=1)
+    base = dict(
+        job_id="ftjob-x",
+        attempt=1,
+        project="p",
+        base_model="b",
+        base_model_source="/b",
+        training_file_uri="file:///t",
+        storage_url="file:///s",
+        output_uri="file:///s/jobs/x",
+        fine_tuned_model="ft:b:p::AbCdEfGh",
+        report_url="http://x",
+        report_token="t",
+        seed=1,
+    )
     with pytest.raises(pydantic.ValidationError, match="still 'auto'"):
         JobSpec(method="supervised", hyperparameters={"n_epochs": 1}, **base)
-    spec = JobSpec(method="dpo", hyperparameters={"n_epochs": 1, "batch_size": 2, "learning_rate_multiplier": 1.0,
-                                                  "beta": 0.2}, **base)
+    spec = JobSpec(
+        method="dpo",
+        hyperparameters={"n_epochs": 1, "batch_size": 2, "learning_rate_multiplier": 1.0, "beta": 0.2},
+        **base,
+    )
     assert type(spec.hyperparameters).__name__ == "DpoHyperparameters"
     again = JobSpec.model_validate_json(spec.model_dump_json())  # the subclass's fields survive the wire
     assert again.hyperparameters.beta == 0.2  # type: ignore[attr-defined]

@@ -9,8 +9,10 @@ from contract.names import ModelName, is_fine_tuned_name
 from service.validation.lines import LineSplitter, LineTooLong, iter_lines
 
 
-@pytest.mark.parametrize(("n", "epochs", "batch", "lr"), [
-    (10, 10, 1, 2.0), (12, 8, 1, 2.0), (40, 3, 1, 2.0), (5000, 3, 10, 1.0), (20000, 1, 40, 0.5), (10**6, 1, 256, 0.5)])
+@pytest.mark.parametrize(
+    ("n", "epochs", "batch", "lr"),
+    [(10, 10, 1, 2.0), (12, 8, 1, 2.0), (40, 3, 1, 2.0), (5000, 3, 10, 1.0), (20000, 1, 40, 0.5), (10**6, 1, 256, 0.5)],
+)
 def test_auto_resolution(n: int, epochs: int, batch: int, lr: float) -> None:
     got = SupervisedHyperparameters().resolve(n)
     assert (got.n_epochs, got.batch_size, got.learning_rate_multiplier) == (epochs, batch, lr)
@@ -30,14 +32,20 @@ def test_model_names() -> None:
     ck = str(ModelName("hone-tiny", "acme", "s.v1", "AbCdEfGh", 40))
     assert ck == "ft:hone-tiny:acme:s.v1:AbCdEfGh:ckpt-step-40" and is_fine_tuned_name(ck)
     assert ModelName.parse(ck) == ModelName("hone-tiny", "acme", "s.v1", "AbCdEfGh", 40)
-    for bad in ("ft:a:b:c", "ft:../x:acme::abcdefgh", "ft:a:acme::abcdefgh/../../x", "ft:a:ACME::abcdefgh", "hone-tiny"):
+    for bad in (
+        "ft:a:b:c",
+        "ft:../x:acme::abcdefgh",
+        "ft:a:acme::abcdefgh/../../x",
+        "ft:a:ACME::abcdefgh",
+        "hone-tiny",
+    ):
         assert not is_fine_tuned_name(bad) and ModelName.parse(bad) is None
 
 
 def test_line_splitter_across_chunks() -> None:
     data = b'\xef\xbb\xbf{"a":1}\r\n\n  \n{"b":"\xc3\xa9"}\n{"c":3}'
     for size in (1, 2, 5, len(data)):
-        chunks = [data[i:i + size] for i in range(0, len(data), size)]
+        chunks = [data[i : i + size] for i in range(0, len(data), size)]
         assert list(iter_lines(chunks, 100)) == [(1, b'{"a":1}'), (4, b'{"b":"\xc3\xa9"}'), (5, b'{"c":3}')]
 
 

@@ -96,7 +96,11 @@ def test_vocab_and_special_ids_agree(model_dir: Path, config: dict, tokenizer) -
 
 
 def test_encode_decode_round_trip(tokenizer) -> None:
-    for text in ["Hello, world! 123 + 456 = 579.", "Ünïcödé ✓ 日本語 🎉\n\ttabs  and  spaces", "<|im_start|>user\nhi<|im_end|>\n"]:
+    for text in [
+        "Hello, world! 123 + 456 = 579.",
+        "Ünïcödé ✓ 日本語 🎉\n\ttabs  and  spaces",
+        "<|im_start|>user\nhi<|im_end|>\n",
+    ]:
         ids = tokenizer.encode(text)
         assert tokenizer.decode(ids) == text
     assert tokenizer.encode("<|im_start|>") == [tokenizer.convert_tokens_to_ids("<|im_start|>")]
@@ -176,7 +180,11 @@ def test_template_tool_calls(tokenizer) -> None:
             "role": "assistant",
             "content": None,
             "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
             ],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": 18}'},

@@ -19,26 +19,52 @@ import pytest
 from service.catalog.tiny import build_tiny_model
 from service.validation import Conversation, DataValidationError, HFTokenCounter, RenderError, validate_dataset
 
-TOOLS = [{"type": "function", "function": {
-    "name": "get_weather", "description": "Get the current weather",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                   "required": ["city"]}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Get the current weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+]
 
 CONVERSATIONS: list[Conversation] = [
-    {"messages": [{"role": "user", "content": "What's the capital of France?"},
-                  {"role": "assistant", "content": "Paris, as if everyone doesn't know."}]},
-    {"messages": [{"role": "system", "content": "Marv is sarcastic."},
-                  {"role": "user", "content": "Héllo ✓ 你好"},
-                  {"role": "assistant", "content": "Hi.", "weight": 0},
-                  {"role": "user", "content": "More?"},
-                  {"role": "assistant", "content": "Fine. Hi again.", "weight": 1}]},
-    {"messages": [{"role": "user", "content": "Weather in SF?"},
-                  {"role": "assistant", "content": "", "tool_calls": [
-                      {"id": "call_1", "type": "function", "function": {
-                          "name": "get_weather", "arguments": "{\"city\": \"SF\"}"}}]},
-                  {"role": "tool", "tool_call_id": "call_1", "content": "21.0"},
-                  {"role": "assistant", "content": "It is 21 degrees."}],
-     "tools": TOOLS},
+    {
+        "messages": [
+            {"role": "user", "content": "What's the capital of France?"},
+            {"role": "assistant", "content": "Paris, as if everyone doesn't know."},
+        ]
+    },
+    {
+        "messages": [
+            {"role": "system", "content": "Marv is sarcastic."},
+            {"role": "user", "content": "Héllo ✓ 你好"},
+            {"role": "assistant", "content": "Hi.", "weight": 0},
+            {"role": "user", "content": "More?"},
+            {"role": "assistant", "content": "Fine. Hi again.", "weight": 1},
+        ]
+    },
+    {
+        "messages": [
+            {"role": "user", "content": "Weather in SF?"},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "SF"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "21.0"},
+            {"role": "assistant", "content": "It is 21 degrees."},
+        ],
+        "tools": TOOLS,
+    },
 ]
 
 
@@ -50,6 +76,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tokenizer(tiny_dir: Path) -> Any:
     from transformers import AutoTokenizer
+
     return AutoTokenizer.from_pretrained(str(tiny_dir))
 
 
@@ -68,8 +95,7 @@ def test_empty_batch(tiny_dir: Path) -> None:
     assert HFTokenCounter(str(tiny_dir)).count([]) == []
 
 
-def test_loads_lazily_and_once_across_threads(tiny_dir: Path, tokenizer: Any,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loads_lazily_and_once_across_threads(tiny_dir: Path, tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import transformers
 
     loads: list[str] = []
@@ -83,8 +109,7 @@ def test_loads_lazily_and_once_across_threads(tiny_dir: Path, tokenizer: Any,
     counter = HFTokenCounter(str(tiny_dir))
     assert loads == []  # nothing loaded at construction
     results: list[list[int]] = []
-    threads = [threading.Thread(target=lambda: results.append(counter.count(CONVERSATIONS)))
-               for _ in range(8)]
+    threads = [threading.Thread(target=lambda: results.append(counter.count(CONVERSATIONS))) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -103,32 +128,49 @@ def test_template_refusal_is_a_render_error_with_index(tiny_dir: Path) -> None:
 def test_validate_dataset_stats_match_template(tiny_dir: Path, tokenizer: Any) -> None:
     lines = [{k: v for k, v in conv.items()} for conv in CONVERSATIONS] * 4
     data = b"".join(orjson.dumps(line) + b"\n" for line in lines)
-    stats = validate_dataset([data], method="supervised", param="training_file",
-                             counter=HFTokenCounter(str(tiny_dir)), max_tokens=2048,
-                             min_examples=10, batch_size=5)
+    stats = validate_dataset(
+        [data],
+        method="supervised",
+        param="training_file",
+        counter=HFTokenCounter(str(tiny_dir)),
+        max_tokens=2048,
+        min_examples=10,
+        batch_size=5,
+    )
     expected = [reference_count(tokenizer, c) for c in CONVERSATIONS] * 4
-    assert (stats.n_examples, stats.n_tokens, stats.max_example_tokens) == (
-        12, sum(expected), max(expected))
+    assert (stats.n_examples, stats.n_tokens, stats.max_example_tokens) == (12, sum(expected), max(expected))
 
 
 def test_too_long_example_fails_with_token_message(tiny_dir: Path, tokenizer: Any) -> None:
-    long_conv: Conversation = {"messages": [
-        {"role": "user", "content": "tell me a long story " * 40},
-        {"role": "assistant", "content": "once upon a time"}]}
+    long_conv: Conversation = {
+        "messages": [
+            {"role": "user", "content": "tell me a long story " * 40},
+            {"role": "assistant", "content": "once upon a time"},
+        ]
+    }
     n = reference_count(tokenizer, long_conv)
     data = b"".join(orjson.dumps(line) + b"\n" for line in [CONVERSATIONS[0], long_conv])
     with pytest.raises(DataValidationError) as info:
-        validate_dataset([data], method="supervised", param="validation_file",
-                         counter=HFTokenCounter(str(tiny_dir)), max_tokens=100, min_examples=1)
+        validate_dataset(
+            [data],
+            method="supervised",
+            param="validation_file",
+            counter=HFTokenCounter(str(tiny_dir)),
+            max_tokens=100,
+            min_examples=1,
+        )
     err = info.value
     assert (err.code, err.param, err.line) == ("invalid_validation_file", "validation_file", 2)
-    assert err.message == (f"Invalid file format. Line 2: example has {n} tokens, "
-                           "more than the limit of 100 tokens")
+    assert err.message == (f"Invalid file format. Line 2: example has {n} tokens, more than the limit of 100 tokens")
 
 
 def test_validation_package_imports_neither_torch_nor_transformers() -> None:
-    code = ("import sys, service.validation; "
-            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[2])
+    code = "import sys, service.validation; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert out.stdout.strip() == "[]"
