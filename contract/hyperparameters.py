@@ -46,22 +46,38 @@ class _Checked:
 
 
 def _fail(info: ValidationInfo, expected: str) -> PydanticCustomError:
-    return PydanticCustomError("hyperparameter_range", "{field} must be {expected}",
-                               {"field": info.field_name or "value", "expected": expected})
+    return PydanticCustomError(
+        "hyperparameter_range",
+        "{field} must be {expected}",
+        {"field": info.field_name or "value", "expected": expected},
+    )
 
 
 def _fmt(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
 
 
-def _number(kind: type, low: float, high: float, *, low_open: bool = False, high_open: bool = False,
-            auto: bool = False, optional: bool = False) -> Any:
+def _number(
+    kind: type,
+    low: float,
+    high: float,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    auto: bool = False,
+    optional: bool = False,
+) -> Any:
     """An int or float field bounded to [low, high] (open ends where asked), finite, never a
     bool; ``auto`` also accepts the string "auto", ``optional`` also accepts null."""
     noun = "an integer" if kind is int else "a number"
     lower = f"greater than {_fmt(low)}" if low_open else f"from {_fmt(low)}"
-    upper = (f"up to (not including) {_fmt(high)}" if high_open
-             else f"and at most {_fmt(high)}" if low_open else f"to {_fmt(high)}")
+    upper = (
+        f"up to (not including) {_fmt(high)}"
+        if high_open
+        else f"and at most {_fmt(high)}"
+        if low_open
+        else f"to {_fmt(high)}"
+    )
     expected = f"{noun} {lower} {upper}" + (", or 'auto'" if auto else "") + (", or null" if optional else "")
 
     def check(value: Any, info: ValidationInfo) -> Any:
@@ -79,7 +95,9 @@ def _number(kind: type, low: float, high: float, *, low_open: bool = False, high
     number: dict[str, Any] = {"type": "integer" if kind is int else "number"}
     number["exclusiveMinimum" if low_open else "minimum"] = low
     number["exclusiveMaximum" if high_open else "maximum"] = high
-    options = [number] + ([{"type": "string", "enum": [AUTO]}] if auto else []) + ([{"type": "null"}] if optional else [])
+    options = (
+        [number] + ([{"type": "string", "enum": [AUTO]}] if auto else []) + ([{"type": "null"}] if optional else [])
+    )
     schema = options[0] if len(options) == 1 else {"anyOf": options}
     return _Checked(check, schema)
 
@@ -102,20 +120,33 @@ def _choice(*words: str, steps: bool = False) -> _Checked:
 
 
 def _target_modules() -> _Checked:
-    expected = (f"'all-linear' or a list of 1 to {MAX_TARGET_MODULES} module names "
-                "(letters, digits, '_' and '.', at most 64 characters each)")
+    expected = (
+        f"'all-linear' or a list of 1 to {MAX_TARGET_MODULES} module names "
+        "(letters, digits, '_' and '.', at most 64 characters each)"
+    )
 
     def check(value: Any, info: ValidationInfo) -> Any:
         if value == "all-linear":
             return value
-        if (isinstance(value, list) and 1 <= len(value) <= MAX_TARGET_MODULES
-                and all(isinstance(v, str) and _MODULE.fullmatch(v) for v in value)):
+        if (
+            isinstance(value, list)
+            and 1 <= len(value) <= MAX_TARGET_MODULES
+            and all(isinstance(v, str) and _MODULE.fullmatch(v) for v in value)
+        ):
             return list(value)
         raise _fail(info, expected)
 
-    schema = {"anyOf": [{"type": "string", "enum": ["all-linear"]},
-                        {"type": "array", "minItems": 1, "maxItems": MAX_TARGET_MODULES,
-                         "items": {"type": "string", "pattern": _MODULE.pattern}}]}
+    schema = {
+        "anyOf": [
+            {"type": "string", "enum": ["all-linear"]},
+            {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_TARGET_MODULES,
+                "items": {"type": "string", "pattern": _MODULE.pattern},
+            },
+        ]
+    }
     return _Checked(check, schema)
 
 
@@ -130,36 +161,70 @@ class Hyperparameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # OpenAI's
-    batch_size: Annotated[int | Auto, _number(int, 1, 256, auto=True),
-                          _doc("examples per optimizer step", "1-256 or auto")] = AUTO
-    learning_rate_multiplier: Annotated[float | Auto, _number(float, 0, 10, low_open=True, auto=True),
-                                        _doc("multiplies the method's base learning rate", "(0, 10] or auto")] = AUTO
-    n_epochs: Annotated[int | Auto, _number(int, 1, 50, auto=True),
-                        _doc("passes over the training file", "1-50 or auto")] = AUTO
+    batch_size: Annotated[
+        int | Auto, _number(int, 1, 256, auto=True), _doc("examples per optimizer step", "1-256 or auto")
+    ] = AUTO
+    learning_rate_multiplier: Annotated[
+        float | Auto,
+        _number(float, 0, 10, low_open=True, auto=True),
+        _doc("multiplies the method's base learning rate", "(0, 10] or auto"),
+    ] = AUTO
+    n_epochs: Annotated[
+        int | Auto, _number(int, 1, 50, auto=True), _doc("passes over the training file", "1-50 or auto")
+    ] = AUTO
     # hone's extensions
-    training_type: Annotated[TrainingType, _choice("lora", "qlora", "full"),
-                             _doc("LoRA, QLoRA (4-bit base, CUDA only) or full fine-tuning; qlora is refused "
-                                  "with 400 where trainers run on CPU", "lora, qlora, full")] = "lora"
-    lora_rank: Annotated[int, _number(int, 1, 1024),
-                         _doc("LoRA rank; above the base model's max_lora_rank is refused (serving could not "
-                              "load it)", "1-1024")] = 16
-    lora_alpha: Annotated[float, _number(float, 0, 4096, low_open=True),
-                          _doc("LoRA scaling numerator (scale = alpha / rank)", "(0, 4096]")] = 32.0
-    lora_dropout: Annotated[float, _number(float, 0, 1, high_open=True),
-                            _doc("dropout on the LoRA path", "[0, 1)")] = 0.05
-    target_modules: Annotated[str | list[str], _target_modules(),
-                              _doc("layers that get LoRA adapters; lm_head and embeddings are refused (vLLM "
-                                   "cannot hot-swap them)", "all-linear or a list of module names")] = "all-linear"
-    checkpoint_interval: Annotated[str | int, _choice("epoch", steps=True),
-                                   _doc("a checkpoint (with everything a resume needs) at each interval; the "
-                                        "newest 3 are kept", "epoch or a step count")] = "epoch"
-    warmup_ratio: Annotated[float, _number(float, 0, 1, high_open=True),
-                            _doc("share of the steps with a linear learning-rate warmup, then linear decay "
-                                 "to 0", "[0, 1)")] = 0.03
-    max_tokens_per_micro_batch: Annotated[int | None, _number(int, 128, 1 << 20, optional=True),
-                                          _doc("tokens in one packed forward pass; null picks by attention "
-                                               "kernel (2,048 on SDPA, 16,384 with FlashAttention-2)",
-                                               "128-1,048,576 or null")] = None
+    training_type: Annotated[
+        TrainingType,
+        _choice("lora", "qlora", "full"),
+        _doc(
+            "LoRA, QLoRA (4-bit base, CUDA only) or full fine-tuning; qlora is refused "
+            "with 400 where trainers run on CPU",
+            "lora, qlora, full",
+        ),
+    ] = "lora"
+    lora_rank: Annotated[
+        int,
+        _number(int, 1, 1024),
+        _doc("LoRA rank; above the base model's max_lora_rank is refused (serving could not load it)", "1-1024"),
+    ] = 16
+    lora_alpha: Annotated[
+        float,
+        _number(float, 0, 4096, low_open=True),
+        _doc("LoRA scaling numerator (scale = alpha / rank)", "(0, 4096]"),
+    ] = 32.0
+    lora_dropout: Annotated[float, _number(float, 0, 1, high_open=True), _doc("dropout on the LoRA path", "[0, 1)")] = (
+        0.05
+    )
+    target_modules: Annotated[
+        str | list[str],
+        _target_modules(),
+        _doc(
+            "layers that get LoRA adapters; lm_head and embeddings are refused (vLLM cannot hot-swap them)",
+            "all-linear or a list of module names",
+        ),
+    ] = "all-linear"
+    checkpoint_interval: Annotated[
+        str | int,
+        _choice("epoch", steps=True),
+        _doc(
+            "a checkpoint (with everything a resume needs) at each interval; the newest 3 are kept",
+            "epoch or a step count",
+        ),
+    ] = "epoch"
+    warmup_ratio: Annotated[
+        float,
+        _number(float, 0, 1, high_open=True),
+        _doc("share of the steps with a linear learning-rate warmup, then linear decay to 0", "[0, 1)"),
+    ] = 0.03
+    max_tokens_per_micro_batch: Annotated[
+        int | None,
+        _number(int, 128, 1 << 20, optional=True),
+        _doc(
+            "tokens in one packed forward pass; null picks by attention "
+            "kernel (2,048 on SDPA, 16,384 with FlashAttention-2)",
+            "128-1,048,576 or null",
+        ),
+    ] = None
 
     @property
     def unresolved(self) -> list[str]:
@@ -174,8 +239,11 @@ class Hyperparameters(BaseModel):
     def auto_values(self, n_examples: int) -> dict[str, Any]:
         n_epochs = auto_n_epochs(n_examples) if self.n_epochs == AUTO else self.n_epochs
         batch = auto_batch_size(n_examples) if self.batch_size == AUTO else self.batch_size
-        return {"n_epochs": n_epochs, "batch_size": batch,
-                "learning_rate_multiplier": auto_learning_rate_multiplier(int(batch))}
+        return {
+            "n_epochs": n_epochs,
+            "batch_size": batch,
+            "learning_rate_multiplier": auto_learning_rate_multiplier(int(batch)),
+        }
 
     def require_resolved(self) -> Self:
         if self.unresolved:
@@ -188,8 +256,11 @@ class SupervisedHyperparameters(Hyperparameters):
 
 
 class DpoHyperparameters(Hyperparameters):
-    beta: Annotated[float | Auto, _number(float, 0, 2, low_open=True, auto=True),
-                    _doc("strength of the KL penalty towards the reference model", "(0, 2] or auto")] = AUTO
+    beta: Annotated[
+        float | Auto,
+        _number(float, 0, 2, low_open=True, auto=True),
+        _doc("strength of the KL penalty towards the reference model", "(0, 2] or auto"),
+    ] = AUTO
 
     def auto_values(self, n_examples: int) -> dict[str, Any]:
         return {**super().auto_values(n_examples), "beta": DEFAULT_BETA}

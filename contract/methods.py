@@ -22,7 +22,9 @@ class DataFormat(StrEnum):
     """The shape of one training line (OpenAI's fine-tuning formats)."""
 
     CHAT = "chat"  # {"messages": [...], "tools"?: [...]}
-    PREFERENCE = "preference"  # {"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}
+    PREFERENCE = (
+        "preference"  # {"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}
+    )
 
 
 @dataclass(frozen=True)
@@ -38,15 +40,25 @@ class UnknownMethod(ValueError):
     pass
 
 
-SUPERVISED = MethodSpec("supervised", DataFormat.CHAT, SupervisedHyperparameters, "trainer.sft:run",
-                        "supervised fine-tuning on chat conversations; loss on assistant turns")
-DPO = MethodSpec("dpo", DataFormat.PREFERENCE, DpoHyperparameters, "trainer.dpo:run",
-                 "Direct Preference Optimization on preferred / non-preferred answer pairs")
+SUPERVISED = MethodSpec(
+    "supervised",
+    DataFormat.CHAT,
+    SupervisedHyperparameters,
+    "trainer.sft:run",
+    "supervised fine-tuning on chat conversations; loss on assistant turns",
+)
+DPO = MethodSpec(
+    "dpo",
+    DataFormat.PREFERENCE,
+    DpoHyperparameters,
+    "trainer.dpo:run",
+    "Direct Preference Optimization on preferred / non-preferred answer pairs",
+)
 
 # OpenAI methods this server knows but does not run, with the reason the API gives.
 REFUSED: dict[str, str] = {
     "reinforcement": "reinforcement fine-tuning needs graders and an online sampling loop, which this "
-                     "server does not run",
+    "server does not run",
 }
 DEFAULT_METHOD = SUPERVISED.name  # what a request without ``method`` trains (OpenAI's legacy shape)
 

@@ -14,7 +14,8 @@ SHORT_ID_LENGTH = 8
 FINE_TUNED_MODEL_NAME = re.compile(
     rf"^ft:(?P<base>{BASE_NAME}):(?P<project>{PROJECT_NAME}):"
     rf"(?P<suffix>[A-Za-z0-9._\-]{{0,64}}):(?P<short>[A-Za-z0-9]{{{SHORT_ID_LENGTH}}})"
-    r"(?::ckpt-step-(?P<step>\d{1,10}))?$")
+    r"(?::ckpt-step-(?P<step>\d{1,10}))?$"
+)
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,12 @@ class JobSpec(BaseModel):
             model = METHODS.get(str(data["method"])).hyperparameters
             hp = data.get("hyperparameters")
             if not isinstance(hp, model):
-                data = {**data, "hyperparameters": model.model_validate(
-                    hp.model_dump() if isinstance(hp, Hyperparameters) else hp or {})}
+                data = {
+                    **data,
+                    "hyperparameters": model.model_validate(
+                        hp.model_dump() if isinstance(hp, Hyperparameters) else hp or {}
+                    ),
+                }
         return data
 
     @model_validator(mode="after")

@@ -41,8 +41,14 @@ class AdapterNotFound(AdapterRefused):
 
 
 class AdapterCache:
-    def __init__(self, store: BlobStore, root: Path, base_model: str, max_bytes: int,
-                 on_evict: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: BlobStore,
+        root: Path,
+        base_model: str,
+        max_bytes: int,
+        on_evict: Callable[[str], None] | None = None,
+    ) -> None:
         self.store, self.root, self.base_model, self.max_bytes = store, root, base_model, max_bytes
         self.on_evict = on_evict
         self.root.mkdir(parents=True, exist_ok=True)

@@ -32,10 +32,27 @@ class VllmConfig:
 
 
 def command(cfg: VllmConfig) -> list[str]:
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", cfg.source,
-           "--served-model-name", cfg.name, "--host", "127.0.0.1", "--port", str(cfg.port),
-           "--enable-lora", "--max-loras", str(cfg.max_loras), "--max-cpu-loras", str(cfg.max_cpu_loras),
-           "--max-lora-rank", str(cfg.max_lora_rank), "--disable-log-stats"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        cfg.source,
+        "--served-model-name",
+        cfg.name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(cfg.port),
+        "--enable-lora",
+        "--max-loras",
+        str(cfg.max_loras),
+        "--max-cpu-loras",
+        str(cfg.max_cpu_loras),
+        "--max-lora-rank",
+        str(cfg.max_lora_rank),
+        "--disable-log-stats",
+    ]
     if cfg.max_model_len:
         cmd += ["--max-model-len", str(cfg.max_model_len)]
     if cfg.cpu:
@@ -44,10 +61,17 @@ def command(cfg: VllmConfig) -> list[str]:
 
 
 def environment(cfg: VllmConfig) -> dict[str, str]:
-    env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_PLUGINS": "hone",
-           "HONE_STORAGE_URL": cfg.storage_url, "HONE_BASE_MODEL": cfg.name,
-           "HONE_ADAPTER_CACHE_DIR": str(cfg.cache_dir), "HONE_ADAPTER_CACHE_BYTES": str(cfg.cache_bytes),
-           "HONE_VLLM_PORT": str(cfg.port), "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+        "VLLM_PLUGINS": "hone",
+        "HONE_STORAGE_URL": cfg.storage_url,
+        "HONE_BASE_MODEL": cfg.name,
+        "HONE_ADAPTER_CACHE_DIR": str(cfg.cache_dir),
+        "HONE_ADAPTER_CACHE_BYTES": str(cfg.cache_bytes),
+        "HONE_VLLM_PORT": str(cfg.port),
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     if cfg.cpu:
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     return env
@@ -66,16 +90,24 @@ class VllmServer:
     def start(self) -> VllmServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(command(self.cfg), env=environment(self.cfg), stdout=out,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(
+                command(self.cfg),
+                env=environment(self.cfg),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         return self
 
     def wait_healthy(self, timeout_s: float = 300) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"vLLM for {self.cfg.name} exited with {self.proc.returncode}; "
-                                   f"see {self.log_path}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"vLLM for {self.cfg.name} exited with {self.proc.returncode}; "
+                    f"see {self.log_path}:\n{self.log_tail()}"
+                )
             try:
                 if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
                     return

@@ -29,8 +29,7 @@ class HoneLoRAResolver(LoRAResolver):
             log.warning("hone resolver refused %r: %s", lora_name, e)
             return None
         # vLLM's model registry replaces lora_int_id with its own counter; it must only be > 0 here.
-        return LoRARequest(lora_name=lora_name, lora_int_id=1, lora_path=str(path),
-                           base_model_name=base_model_name)
+        return LoRARequest(lora_name=lora_name, lora_int_id=1, lora_path=str(path), base_model_name=base_model_name)
 
     @classmethod
     def from_env(cls) -> HoneLoRAResolver:
@@ -45,7 +44,11 @@ class HoneLoRAResolver(LoRAResolver):
                 except httpx.HTTPError as e:
                     log.warning("could not unload evicted adapter %s: %s", name, e)
 
-        cache = AdapterCache(open_blobstore(os.environ["HONE_STORAGE_URL"]), Path(os.environ["HONE_ADAPTER_CACHE_DIR"]),
-                             os.environ["HONE_BASE_MODEL"], int(os.environ.get("HONE_ADAPTER_CACHE_BYTES", str(20 << 30))),
-                             on_evict=forget if port else None)
+        cache = AdapterCache(
+            open_blobstore(os.environ["HONE_STORAGE_URL"]),
+            Path(os.environ["HONE_ADAPTER_CACHE_DIR"]),
+            os.environ["HONE_BASE_MODEL"],
+            int(os.environ.get("HONE_ADAPTER_CACHE_BYTES", str(20 << 30))),
+            on_evict=forget if port else None,
+        )
         return cls(cache)

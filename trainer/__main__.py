@@ -37,8 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         import torch.distributed as dist
 
         dist.init_process_group("nccl" if _cuda() else "gloo")
-        logging.info("distributed training: world_size=%d rank=%d backend=%s",
-                     dist.get_world_size(), dist.get_rank(), dist.get_backend())
+        logging.info(
+            "distributed training: world_size=%d rank=%d backend=%s",
+            dist.get_world_size(),
+            dist.get_rank(),
+            dist.get_backend(),
+        )
     # Copies of the customer's data and weights live here only while the attempt runs.
     workdir = Path(tempfile.mkdtemp(prefix=f"hone-{spec.job_id}-", dir=args.workdir))
     attempt = Attempt(spec, workdir)
@@ -55,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_SUPERSEDED
     except BadInput as e:
         if attempt.is_main:
-            attempt.reporter.post("/fail", {"code": "invalid_training_data",
-                                            "message": f"The training data cannot be used: {e}"[:4000]})
+            attempt.reporter.post(
+                "/fail", {"code": "invalid_training_data", "message": f"The training data cannot be used: {e}"[:4000]}
+            )
         logging.exception("unusable input")
         return EXIT_BAD_INPUT
     finally:

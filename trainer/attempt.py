@@ -103,8 +103,13 @@ class Attempt:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
     # lifecycle
-    def begin(self, total_steps: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-              scheduler: torch.optim.lr_scheduler.LambdaLR) -> int:
+    def begin(
+        self,
+        total_steps: int,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LambdaLR,
+    ) -> int:
         """Restore from ``resume_uri`` if there is one; report the start; return the step to
         continue from."""
         self.total_steps = total_steps
@@ -118,32 +123,58 @@ class Attempt:
             ckpt.load_rng(local)
             self._start_step = self.progress.step
             if self.is_main:
-                self.reporter.event(f"resume-a{self.spec.attempt}", f"Resuming from the checkpoint at step "
-                                    f"{self.progress.step} (attempt {self.spec.attempt})", flush=True)
+                self.reporter.event(
+                    f"resume-a{self.spec.attempt}",
+                    f"Resuming from the checkpoint at step {self.progress.step} (attempt {self.spec.attempt})",
+                    flush=True,
+                )
         elif self.is_main:
             self.reporter.event("started", "Fine-tuning job started", flush=True)
         return self.progress.step
 
-    def after_step(self, step: int, loss: float, accuracy: float, tokens: int,
-                   valid: tuple[float, float] | None = None, extra: dict[str, Any] | None = None) -> None:
+    def after_step(
+        self,
+        step: int,
+        loss: float,
+        accuracy: float,
+        tokens: int,
+        valid: tuple[float, float] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         """Record step ``step`` (1-based); raise ``Stop`` on every rank if the control plane
         asks (or SIGTERM arrived)."""
         self.progress.step = step
         self.progress.trained_tokens += tokens
-        self.progress.rows.append([step, round(loss, 5), round(accuracy, 5),
-                                   "" if valid is None else round(valid[0], 5),
-                                   "" if valid is None else round(valid[1], 5)])
+        self.progress.rows.append(
+            [
+                step,
+                round(loss, 5),
+                round(accuracy, 5),
+                "" if valid is None else round(valid[0], 5),
+                "" if valid is None else round(valid[1], 5),
+            ]
+        )
         stop: str | None = None
         if self.is_main:
-            data = {"step": step, "train_loss": loss, "train_mean_token_accuracy": accuracy,
-                    "total_steps": self.total_steps, **(extra or {})}
+            data = {
+                "step": step,
+                "train_loss": loss,
+                "train_mean_token_accuracy": accuracy,
+                "total_steps": self.total_steps,
+                **(extra or {}),
+            }
             text = f"Step {step}/{self.total_steps}: training loss={loss:.2f}"
             if valid is not None:
-                data.update(valid_loss=valid[0], valid_mean_token_accuracy=valid[1],
-                            full_valid_loss=valid[0], full_valid_mean_token_accuracy=valid[1])
+                data.update(
+                    valid_loss=valid[0],
+                    valid_mean_token_accuracy=valid[1],
+                    full_valid_loss=valid[0],
+                    full_valid_mean_token_accuracy=valid[1],
+                )
                 text += f", validation loss={valid[0]:.2f}"
-            action = self.reporter.event(f"metrics-step-{step}", text, type="metrics", data=data,
-                                         flush=step == self.total_steps)
+            action = self.reporter.event(
+                f"metrics-step-{step}", text, type="metrics", data=data, flush=step == self.total_steps
+            )
             self._maybe_progress()
             stop = self._signal or (action if action in ("pause", "cancel") else None)
         stop = _agree(stop)
@@ -166,8 +197,13 @@ class Attempt:
             return step % steps_per_epoch == 0
         return int(interval) > 0 and step % int(interval) == 0
 
-    def checkpoint(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                   scheduler: torch.optim.lr_scheduler.LambdaLR, metrics: dict[str, float]) -> None:
+    def checkpoint(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LambdaLR,
+        metrics: dict[str, float],
+    ) -> None:
         if not self.is_main:
             return
         step = self.progress.step
@@ -178,13 +214,16 @@ class Attempt:
         ckpt.save_optimizer(optimizer, local)
         ckpt.save_rng(local)
         (local / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
-        (local / "progress.json").write_text(json.dumps(
-            {"step": step, "trained_tokens": self.progress.trained_tokens, "rows": self.progress.rows}))
+        (local / "progress.json").write_text(
+            json.dumps({"step": step, "trained_tokens": self.progress.trained_tokens, "rows": self.progress.rows})
+        )
         uri = upload_dir(self.store, local, self.layout.checkpoint(step), self._manifest(step))
         shutil.rmtree(local, ignore_errors=True)
         self.reporter.flush()
-        self.reporter.post("/checkpoints", {"id": f"ckpt-step-{step}", "step_number": step,
-                                            "metrics": {"step": step, **metrics}, "uri": uri})
+        self.reporter.post(
+            "/checkpoints",
+            {"id": f"ckpt-step-{step}", "step_number": step, "metrics": {"step": step, **metrics}, "uri": uri},
+        )
 
     def finish(self, model: torch.nn.Module) -> None:
         if not self.is_main:
@@ -199,14 +238,26 @@ class Attempt:
         writer.writerows(self.progress.rows)
         write_bytes(self.store, self.layout.result_csv, buf.getvalue().encode())
         self.reporter.flush()
-        self.reporter.post("/complete", {"adapter_uri": uri, "trained_tokens": self.progress.trained_tokens,
-                                         "result_file_uri": self.store.uri(self.layout.result_csv)})
+        self.reporter.post(
+            "/complete",
+            {
+                "adapter_uri": uri,
+                "trained_tokens": self.progress.trained_tokens,
+                "result_file_uri": self.store.uri(self.layout.result_csv),
+            },
+        )
 
     def _manifest(self, step: int) -> Manifest:
         hp, lora = self.hp, self.hp.training_type != "full"
-        return Manifest(model_name=self.spec.fine_tuned_model, base_model=self.spec.base_model,
-                        job_id=self.spec.job_id, step=step, training_type=hp.training_type,
-                        rank=hp.lora_rank if lora else None, target_modules=hp.target_modules if lora else None)
+        return Manifest(
+            model_name=self.spec.fine_tuned_model,
+            base_model=self.spec.base_model,
+            job_id=self.spec.job_id,
+            step=step,
+            training_type=hp.training_type,
+            rank=hp.lora_rank if lora else None,
+            target_modules=hp.target_modules if lora else None,
+        )
 
 
 def steps_for(n_examples: int, batch_size: int, n_epochs: int) -> tuple[int, int]:

@@ -16,8 +16,12 @@ from safetensors.torch import load_file, save_file
 
 def save_optimizer(optimizer: torch.optim.Optimizer, local: Path) -> None:
     sd = optimizer.state_dict()
-    tensors = {f"{idx}.{name}": t.detach().cpu().contiguous()
-               for idx, st in sd["state"].items() for name, t in st.items() if torch.is_tensor(t)}
+    tensors = {
+        f"{idx}.{name}": t.detach().cpu().contiguous()
+        for idx, st in sd["state"].items()
+        for name, t in st.items()
+        if torch.is_tensor(t)
+    }
     scalars = {str(idx): {n: v for n, v in st.items() if not torch.is_tensor(v)} for idx, st in sd["state"].items()}
     if tensors:
         save_file(tensors, str(local / "optimizer.safetensors"))

@@ -67,8 +67,11 @@ def _text(content: Any) -> str:
 
 def normalize(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Messages as templates expect them: ``content`` a plain string, no ``weight`` key."""
-    return [{k: (_text(v) if k == "content" else v) for k, v in m.items() if k != "weight"}
-            | {"content": _text(m.get("content"))} for m in messages]
+    return [
+        {k: (_text(v) if k == "content" else v) for k, v in m.items() if k != "weight"}
+        | {"content": _text(m.get("content"))}
+        for m in messages
+    ]
 
 
 class ChatRenderer:
@@ -77,11 +80,13 @@ class ChatRenderer:
         self.max_length = max_length
 
     def _render(self, messages: list[dict[str, Any]], tools: Any, generation_prompt: bool) -> str:
-        return self.tok.apply_chat_template(messages, tools=tools or None, tokenize=False,
-                                            add_generation_prompt=generation_prompt)
+        return self.tok.apply_chat_template(
+            messages, tools=tools or None, tokenize=False, add_generation_prompt=generation_prompt
+        )
 
-    def encode(self, messages: Sequence[dict[str, Any]], tools: Any = None,
-               trainable: Sequence[bool] | None = None) -> Example:
+    def encode(
+        self, messages: Sequence[dict[str, Any]], tools: Any = None, trainable: Sequence[bool] | None = None
+    ) -> Example:
         """Tokens of the whole conversation; loss on the messages marked trainable (default:
         every assistant message whose ``weight`` is not 0)."""
         if trainable is None:
@@ -95,8 +100,10 @@ class ChatRenderer:
             start = len(self._render(msgs[:i], tools, True))
             end = len(self._render(msgs[: i + 1], tools, False))
             if not full.startswith(self._render(msgs[: i + 1], tools, False)):
-                raise TemplateError("the chat template does not render conversation prefixes as "
-                                    "prefixes of the whole conversation; cannot locate assistant turns")
+                raise TemplateError(
+                    "the chat template does not render conversation prefixes as "
+                    "prefixes of the whole conversation; cannot locate assistant turns"
+                )
             spans.append((start, end))
         enc = self.tok(full, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
@@ -137,8 +144,12 @@ def pack(examples: Sequence[Example]) -> dict[str, torch.Tensor]:
         labels += [IGNORE] + ex.labels[1:]
         positions += range(len(ex.input_ids))
         seq += [k] * len(ex.input_ids)
-    return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
-            "position_ids": torch.tensor([positions]), "sequence_ids": torch.tensor([seq])}
+    return {
+        "input_ids": torch.tensor([ids]),
+        "labels": torch.tensor([labels]),
+        "position_ids": torch.tensor([positions]),
+        "sequence_ids": torch.tensor([seq]),
+    }
 
 
 def pad(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:

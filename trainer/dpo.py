@@ -51,11 +51,12 @@ def run(attempt: Attempt) -> None:
 
     for step in range(start, total):
         epoch, pos = divmod(step, per_epoch)
-        idx = data.epoch_order(len(pairs), spec.seed, epoch)[pos * batch_size:(pos + 1) * batch_size]
+        idx = data.epoch_order(len(pairs), spec.seed, epoch)[pos * batch_size : (pos + 1) * batch_size]
         chosen, n1 = logps(model, [pairs[i][0] for i in idx], attempt)
         rejected, n2 = logps(model, [pairs[i][1] for i in idx], attempt)
-        losses, margins = dpo_loss(chosen, rejected, ref_chosen[idx].to(chosen.device),
-                                   ref_rejected[idx].to(chosen.device), beta)
+        losses, margins = dpo_loss(
+            chosen, rejected, ref_chosen[idx].to(chosen.device), ref_rejected[idx].to(chosen.device), beta
+        )
         loss = losses.mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -65,8 +66,13 @@ def run(attempt: Attempt) -> None:
         n = step + 1
         reward_accuracy = float((margins > 0).float().mean())
         try:
-            attempt.after_step(n, float(loss), reward_accuracy, n1 + n2,
-                               extra={"reward_margin": float(margins.mean()), "reward_accuracy": reward_accuracy})
+            attempt.after_step(
+                n,
+                float(loss),
+                reward_accuracy,
+                n1 + n2,
+                extra={"reward_margin": float(margins.mean()), "reward_accuracy": reward_accuracy},
+            )
         except Stop as stop:
             if stop.reason == "pause":
                 attempt.checkpoint(model, optimizer, scheduler, {"train_loss": float(loss)})

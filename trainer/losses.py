@@ -25,11 +25,15 @@ def micro_batches(examples: Sequence[Example], max_tokens: int) -> Iterator[list
         yield chunk
 
 
-def token_logps(model: torch.nn.Module, row: dict[str, torch.Tensor], device: torch.device
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def token_logps(
+    model: torch.nn.Module, row: dict[str, torch.Tensor], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(log-prob of each target token, target mask, argmax==target, sequence id) for one row."""
-    logits = model(input_ids=row["input_ids"].to(device), position_ids=row["position_ids"].to(device),
-                   use_cache=False).logits[:, :-1].float()
+    logits = (
+        model(input_ids=row["input_ids"].to(device), position_ids=row["position_ids"].to(device), use_cache=False)
+        .logits[:, :-1]
+        .float()
+    )
     targets = row["labels"][:, 1:].to(device)
     mask = targets != IGNORE
     safe = targets.clamp(min=0)
@@ -38,8 +42,9 @@ def token_logps(model: torch.nn.Module, row: dict[str, torch.Tensor], device: to
     return logps * mask, mask, correct, row["sequence_ids"][:, 1:].to(device)
 
 
-def sft_loss(model: torch.nn.Module, examples: Sequence[Example], device: torch.device, max_tokens: int,
-             backward: bool) -> tuple[float, float, int]:
+def sft_loss(
+    model: torch.nn.Module, examples: Sequence[Example], device: torch.device, max_tokens: int, backward: bool
+) -> tuple[float, float, int]:
     """Mean token cross-entropy over the batch's trainable tokens (gradients accumulated when
     ``backward``); returns (loss, token accuracy, tokens processed)."""
     total = sum(ex.n_trainable - (1 if ex.labels and ex.labels[0] != IGNORE else 0) for ex in examples)
@@ -58,8 +63,9 @@ def sft_loss(model: torch.nn.Module, examples: Sequence[Example], device: torch.
     return loss_sum, correct_sum / total, tokens
 
 
-def sequence_logps(model: torch.nn.Module, examples: Sequence[Example], device: torch.device,
-                   max_tokens: int) -> Iterator[tuple[torch.Tensor, int]]:
+def sequence_logps(
+    model: torch.nn.Module, examples: Sequence[Example], device: torch.device, max_tokens: int
+) -> Iterator[tuple[torch.Tensor, int]]:
     """Per-example sums of target log-probs, one micro-batch at a time (with grad if enabled)."""
     for chunk in micro_batches(examples, max_tokens):
         row = pack(chunk)
@@ -68,8 +74,13 @@ def sequence_logps(model: torch.nn.Module, examples: Sequence[Example], device: 
         yield sums, row["input_ids"].numel()
 
 
-def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-             ref_rejected: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def dpo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sigmoid DPO loss (Rafailov et al. 2023) per pair, and the implicit reward margin."""
     margin = beta * ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected))
     return -F.logsigmoid(margin), margin

@@ -65,14 +65,18 @@ def load_base(source: str, hp: Hyperparameters, device: torch.device) -> torch.n
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16)
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
         kwargs["device_map"] = {"": device}
     return AutoModelForCausalLM.from_pretrained(source, **kwargs)
 
 
-def make_trainable(model: torch.nn.Module, hp: Hyperparameters, device: torch.device,
-                   init_adapter: Path | None) -> torch.nn.Module:
+def make_trainable(
+    model: torch.nn.Module, hp: Hyperparameters, device: torch.device, init_adapter: Path | None
+) -> torch.nn.Module:
     """LoRA (a fresh adapter, or ``init_adapter`` trained further) or the whole model."""
     model.config.use_cache = False  # type: ignore[union-attr]
     if hp.training_type == "full":
@@ -85,13 +89,23 @@ def make_trainable(model: torch.nn.Module, hp: Hyperparameters, device: torch.de
     if init_adapter is not None:
         peft_model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
     else:
-        peft_model = get_peft_model(model, LoraConfig(
-            r=hp.lora_rank, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
-            target_modules=hp.target_modules, bias="none", task_type="CAUSAL_LM"))
+        peft_model = get_peft_model(
+            model,
+            LoraConfig(
+                r=hp.lora_rank,
+                lora_alpha=hp.lora_alpha,
+                lora_dropout=hp.lora_dropout,
+                target_modules=hp.target_modules,
+                bias="none",
+                task_type="CAUSAL_LM",
+            ),
+        )
     return peft_model.to(device)
 
 
-def load_trainable(source: str, hp: Hyperparameters, device: torch.device, init_adapter: Path | None) -> torch.nn.Module:
+def load_trainable(
+    source: str, hp: Hyperparameters, device: torch.device, init_adapter: Path | None
+) -> torch.nn.Module:
     if hp.training_type == "full" and init_adapter is not None and (init_adapter / "config.json").exists():
         source = str(init_adapter)  # continued full fine-tuning starts from the tuned weights
     return make_trainable(load_base(source, hp, device), hp, device, init_adapter)

@@ -54,10 +54,26 @@ class Reporter:
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
 
-    def event(self, id: str, message: str, *, level: str = "info", type: str = "message",
-              data: dict[str, Any] | None = None, flush: bool = False) -> str:
-        self._pending.append(EventReport(id=id, created_at=int(time.time()), level=level,  # type: ignore[arg-type]
-                                         message=message, type=type, data=data))  # type: ignore[arg-type]
+    def event(
+        self,
+        id: str,
+        message: str,
+        *,
+        level: str = "info",
+        type: str = "message",
+        data: dict[str, Any] | None = None,
+        flush: bool = False,
+    ) -> str:
+        self._pending.append(
+            EventReport(
+                id=id,
+                created_at=int(time.time()),
+                level=level,  # type: ignore[arg-type]
+                message=message,
+                type=type,
+                data=data,
+            )
+        )  # type: ignore[arg-type]
         if flush or time.monotonic() - self._last_flush >= self.flush_every_s:
             return self.flush()
         return self.action

@@ -30,8 +30,11 @@ def run(attempt: Attempt) -> None:
     tok = load_tokenizer(spec.base_model_source)
     renderer = data.ChatRenderer(tok, int(tok.model_max_length or 4096))
     train = [renderer.sft(row) for row in data.read_jsonl(attempt.fetch(spec.training_file_uri, "train.jsonl"))]
-    valid = ([renderer.sft(row) for row in data.read_jsonl(attempt.fetch(spec.validation_file_uri, "valid.jsonl"))]
-             if spec.validation_file_uri else [])
+    valid = (
+        [renderer.sft(row) for row in data.read_jsonl(attempt.fetch(spec.validation_file_uri, "valid.jsonl"))]
+        if spec.validation_file_uri
+        else []
+    )
     init = attempt.fetch_dir(spec.init_adapter_uri, "init") if spec.init_adapter_uri else None
 
     torch.manual_seed(spec.seed)
@@ -51,7 +54,7 @@ def run(attempt: Attempt) -> None:
     for step in range(start, total):
         epoch, pos = divmod(step, per_epoch)
         order = data.epoch_order(len(train), spec.seed, epoch)
-        batch = [train[i] for i in order[pos * batch_size:(pos + 1) * batch_size]]
+        batch = [train[i] for i in order[pos * batch_size : (pos + 1) * batch_size]]
         shard = batch[rank::world] if world > 1 else batch
         loss, acc, tokens = sft_loss(model, shard, attempt.device, budget, backward=True)
         if world > 1:

@@ -26,8 +26,17 @@ BACKENDS: dict[str, str] = {
     "s3": "contract.blobstore.s3:S3BlobStore",
 }
 
-__all__ = ["BACKENDS", "CHUNK", "BlobNotFound", "BlobStore", "BlobWriter", "check_key", "open_blobstore",
-           "read_bytes", "write_bytes"]
+__all__ = [
+    "BACKENDS",
+    "CHUNK",
+    "BlobNotFound",
+    "BlobStore",
+    "BlobWriter",
+    "check_key",
+    "open_blobstore",
+    "read_bytes",
+    "write_bytes",
+]
 
 
 def open_blobstore(url: str) -> BlobStore:

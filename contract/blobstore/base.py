@@ -31,8 +31,7 @@ class BlobWriter(Protocol):
     def commit(self) -> None: ...
     def abort(self) -> None: ...
     def __enter__(self) -> BlobWriter: ...
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None: ...
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None: ...
 
 
 class BlobStore(Protocol):
@@ -60,7 +59,7 @@ class UriScheme:
         prefix = self.url + "/"
         if not uri.startswith(prefix):
             raise ValueError(f"URI {uri!r} is outside this store ({self.url})")
-        return check_key(uri[len(prefix):].rstrip("/"))
+        return check_key(uri[len(prefix) :].rstrip("/"))
 
 
 def write_bytes(store: BlobStore, key: str, data: bytes) -> None:

@@ -45,8 +45,7 @@ class _LocalWriter:
     def __enter__(self) -> _LocalWriter:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         if et is not None or not self._done:
             self.abort()
 

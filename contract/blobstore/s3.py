@@ -38,30 +38,43 @@ class _S3Writer:
     def write(self, data: bytes) -> None:
         self._buf += data
         while len(self._buf) >= self._part_size:
-            part, self._buf = bytes(self._buf[: self._part_size]), self._buf[self._part_size:]
+            part, self._buf = bytes(self._buf[: self._part_size]), self._buf[self._part_size :]
             self._send_part(part)
 
     def _send_part(self, part: bytes) -> None:
         if self._upload_id is None:
             self._upload_id = self._c.create_multipart_upload(
-                Bucket=self._bucket, Key=self._key, ChecksumAlgorithm="SHA256")["UploadId"]
+                Bucket=self._bucket, Key=self._key, ChecksumAlgorithm="SHA256"
+            )["UploadId"]
         number = len(self._parts) + 1
         checksum = _b64sha256(part)
-        resp = self._c.upload_part(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
-                                   PartNumber=number, Body=part, ChecksumAlgorithm="SHA256",
-                                   ChecksumSHA256=checksum)
+        resp = self._c.upload_part(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=part,
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=checksum,
+        )
         self._parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": checksum})
 
     def commit(self) -> None:
         if self._upload_id is None:
             data = bytes(self._buf)
-            self._c.put_object(Bucket=self._bucket, Key=self._key, Body=data, ChecksumAlgorithm="SHA256",
-                               ChecksumSHA256=_b64sha256(data))
+            self._c.put_object(
+                Bucket=self._bucket,
+                Key=self._key,
+                Body=data,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=_b64sha256(data),
+            )
         else:
             if self._buf:
                 self._send_part(bytes(self._buf))
-            self._c.complete_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
-                                              MultipartUpload={"Parts": self._parts})
+            self._c.complete_multipart_upload(
+                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
+            )
         self._buf = bytearray()
         self._done = True
 
