@@ -82,7 +82,8 @@ class Job(Base):
     finished_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
     # Scheduling state (internal): attempts launched, the attempt that may still be alive,
     # the hash of its report token, a validation lease, and requests the trainer must see.
-    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)  # attempts launched (a resume launches one too)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # against HONE_MAX_ATTEMPTS
     active_attempt: Mapped[int | None] = mapped_column(Integer, default=None)
     attempt_claimed_at: Mapped[float | None] = mapped_column(Float, default=None)
     report_token_hash: Mapped[str | None] = mapped_column(String(64), default=None)

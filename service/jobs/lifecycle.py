@@ -112,13 +112,14 @@ def attempt_ended(session: Session, job: Job, state: AttemptState, max_attempts:
     if state.exit_code == EXIT_BAD_INPUT:
         fail(session, job, "invalid_training_data", "The trainer could not use the training data." + _tail(state))
         return
-    if (attempt or job.attempt) < max_attempts:
+    job.failed_attempts += 1  # only failures count: a pause ends an attempt too, and is none
+    if job.failed_attempts < max_attempts:
         states.move(job, JobStatus.QUEUED)
         events.add(
             session,
             job.id,
-            f"Training attempt {attempt} {how}; restarting from the newest "
-            f"checkpoint (attempt {(attempt or 0) + 1} of {max_attempts})",
+            f"Training attempt {attempt} {how}; restarting from the newest checkpoint "
+            f"({job.failed_attempts} of {max_attempts} allowed failures)",
             level="warn",
         )
         return
@@ -126,7 +127,7 @@ def attempt_ended(session: Session, job: Job, state: AttemptState, max_attempts:
         session,
         job,
         "training_failed",
-        f"Training failed after {max_attempts} attempts: the last attempt {how}." + _tail(state),
+        f"Training failed after {max_attempts} failed attempts: the last attempt {how}." + _tail(state),
     )
 
 

@@ -15,9 +15,10 @@ from contract.blobstore import open_blobstore
 from tests.contract.helpers import chat_line, upload, wait_status
 from tests.contract.openapi import SpecChecker
 from tests.fakes.launcher import FakeTrainerLauncher, Script
+from tests.harness.jobs import TERMINAL_STATUSES
 from tests.harness.server import RunningServer, start_server
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TERMINAL = TERMINAL_STATUSES
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,10 @@ def test_failed_attempt_is_relaunched_and_resumes(
     assert specs[0].resume_uri is None and specs[1].resume_uri and specs[1].resume_uri.endswith("/checkpoints/step-2")
     assert specs[0].report_token != specs[1].report_token
     messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100)]
-    assert "Training attempt 1 exited with code 137; restarting from the newest checkpoint (attempt 2 of 2)" in messages
+    assert (
+        "Training attempt 1 exited with code 137; restarting from the newest checkpoint (1 of 2 allowed failures)"
+        in (messages)
+    )
     assert "Resuming from step 2" in messages
     # The dead attempt's token no longer reports.
     r = httpx.post(
@@ -140,7 +144,7 @@ def test_attempts_exhausted_fail_with_log_tail(
     job = wait_status(client, job.id, TERMINAL)
     assert job.status == "failed" and job.error is not None
     assert job.error.code == "training_failed"
-    assert "after 2 attempts" in job.error.message and "fake trainer exited with 3" in job.error.message
+    assert "after 2 failed attempts" in job.error.message and "fake trainer exited with 3" in job.error.message
     assert client.fine_tuning.jobs.list_events(job.id, limit=1).data[0].level == "error"
 
 
@@ -167,6 +171,27 @@ def test_pause_resume_cancel_running_job(client: openai.OpenAI, train_id: str, s
         time.sleep(0.05)
     time.sleep(0.5)
     assert client.fine_tuning.jobs.retrieve(job.id).status == "cancelled"
+
+
+def test_pauses_do_not_use_up_attempts(client: openai.OpenAI, train_id: str, script: FakeTrainerLauncher) -> None:
+    """Two pause/resume cycles and then one crash, with HONE_MAX_ATTEMPTS=2: the crash is the
+    first failure, so the job is retried and succeeds (before, each pause used up an attempt)."""
+    held = Script(steps=3, checkpoint_every=100, hold=True)
+    script.scripts = {
+        1: held,
+        2: held,
+        3: Script(steps=6, checkpoint_every=1, fail_with_exit_code=137),
+        4: Script(steps=6, checkpoint_every=2),
+    }
+    job = client.fine_tuning.jobs.create(model="hone-tiny", training_file=train_id)
+    for _ in range(2):
+        wait_status(client, job.id, {"running"})
+        client.fine_tuning.jobs.pause(job.id)
+        wait_status(client, job.id, {"paused"})
+        client.fine_tuning.jobs.resume(job.id)
+    job = wait_status(client, job.id, TERMINAL)
+    assert job.status == "succeeded", job.error
+    assert [s.attempt for s in script.started if s.job_id == job.id] == [1, 2, 3, 4]
 
 
 def test_reports_need_the_attempt_token(server: RunningServer, client: openai.OpenAI, train_id: str) -> None:

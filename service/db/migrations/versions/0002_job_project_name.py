@@ -1,4 +1,5 @@
-"""the project's name on each job (the segment of its model names)
+"""the project's name on each job (the segment of its model names); failed attempts counted
+apart from attempts (a pause/resume starts an attempt but is no failure)
 
 Revision ID: 0002
 Revises: 0001
@@ -16,6 +17,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('project_name', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('failed_attempts', sa.Integer(), nullable=False, server_default='0'))
     op.execute("UPDATE jobs SET project_name = (SELECT projects.name FROM projects WHERE projects.id = jobs.project_id)")
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.alter_column('project_name', existing_type=sa.String(length=64), nullable=False)
@@ -23,4 +25,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_column('failed_attempts')
         batch_op.drop_column('project_name')
