@@ -22,8 +22,12 @@ def _train(tmp_path: Path, catalog, hp: dict) -> tuple[object, Path]:  # type: i
     try:
         client = openai.OpenAI(base_url=srv.base_url + "/v1", api_key=srv.new_key("gpu"), max_retries=0)
         file_id = tuning.upload_rows(client, tuning.memorisation_rows())
-        job = client.fine_tuning.jobs.create(model="hone-tiny", training_file=file_id, seed=1, method={
-            "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 15, "batch_size": 2, **hp}}})
+        job = client.fine_tuning.jobs.create(
+            model="hone-tiny",
+            training_file=file_id,
+            seed=1,
+            method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 15, "batch_size": 2, **hp}}},
+        )
         job = tuning.wait(client, job.id)
         log = (tmp_path / "runs" / job.id / "attempt-1" / "trainer.log").read_text()
         assert job.status == "succeeded", (job.error, log[-3000:])

@@ -24,8 +24,9 @@ def upload(client: openai.OpenAI, rows: list[dict[str, Any]] | bytes, name: str 
     return client.files.create(file=(name, data), purpose="fine-tune").id
 
 
-def wait_status(client: openai.OpenAI, job_id: str, until: set[str] | frozenset[str] = TERMINAL_STATUSES,
-                timeout: float = 60) -> Any:
+def wait_status(
+    client: openai.OpenAI, job_id: str, until: set[str] | frozenset[str] = TERMINAL_STATUSES, timeout: float = 60
+) -> Any:
     """Poll the job until its status is one of ``until``; fail the test after ``timeout`` s."""
     deadline = time.time() + timeout
     while True:

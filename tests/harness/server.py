@@ -66,8 +66,9 @@ def fresh_database_url(data_dir: Path) -> str | None:
     return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
-def start_server(data_dir: Path, catalog: Catalog, *, launcher: Any = None, port: int | None = None,
-                 **overrides: Any) -> RunningServer:
+def start_server(
+    data_dir: Path, catalog: Catalog, *, launcher: Any = None, port: int | None = None, **overrides: Any
+) -> RunningServer:
     """Start hone on ``port`` (a free one by default) and return once it accepts requests.
     Without a ``launcher`` jobs stay queued (``launcher`` backend ``none``)."""
     import uvicorn

@@ -12,25 +12,39 @@ import pytest
 
 from tests.integration import tuning
 
-pytestmark = [pytest.mark.k8s,
-              pytest.mark.skipif(not os.environ.get("KUBECONFIG"), reason="needs a cluster (KUBECONFIG)"),
-              pytest.mark.skipif(not os.environ.get("HONE_K8S_API_URL") or not os.environ.get("HONE_K8S_API_KEY"),
-                                 reason="needs HONE_K8S_API_URL and HONE_K8S_API_KEY of the deployed API")]
+pytestmark = [
+    pytest.mark.k8s,
+    pytest.mark.skipif(not os.environ.get("KUBECONFIG"), reason="needs a cluster (KUBECONFIG)"),
+    pytest.mark.skipif(
+        not os.environ.get("HONE_K8S_API_URL") or not os.environ.get("HONE_K8S_API_KEY"),
+        reason="needs HONE_K8S_API_URL and HONE_K8S_API_KEY of the deployed API",
+    ),
+]
 
 
 def test_train_and_serve_in_the_cluster() -> None:
     client = openai.OpenAI(base_url=os.environ["HONE_K8S_API_URL"], api_key=os.environ["HONE_K8S_API_KEY"])
     file_id = tuning.upload_rows(client, tuning.memorisation_rows())
-    job = client.fine_tuning.jobs.create(model="hone-tiny", training_file=file_id, seed=1, method={
-        "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 15, "batch_size": 2,
-                                                                 "learning_rate_multiplier": 2.5}}})
+    job = client.fine_tuning.jobs.create(
+        model="hone-tiny",
+        training_file=file_id,
+        seed=1,
+        method={
+            "type": "supervised",
+            "supervised": {"hyperparameters": {"n_epochs": 15, "batch_size": 2, "learning_rate_multiplier": 2.5}},
+        },
+    )
     job = tuning.wait(client, job.id, timeout=1800)
     assert job.status == "succeeded", job.error
     deadline = time.time() + 300
     while True:  # the first request makes vLLM fetch the adapter
         try:
-            reply = client.chat.completions.create(model=job.fine_tuned_model, temperature=0, max_tokens=16,
-                                                   messages=[{"role": "user", "content": tuning.PAIRS[0][0]}])
+            reply = client.chat.completions.create(
+                model=job.fine_tuned_model,
+                temperature=0,
+                max_tokens=16,
+                messages=[{"role": "user", "content": tuning.PAIRS[0][0]}],
+            )
             break
         except openai.APIStatusError:
             assert time.time() < deadline
