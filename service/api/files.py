@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -87,9 +88,13 @@ def delete_file(file_id: str, ctx: Ctx, project: CurrentProject) -> FileDeleted:
 def file_content(file_id: str, ctx: Ctx, project: CurrentProject) -> StreamingResponse:
     with ctx.db.session() as s:
         row = files.get(s, project, file_id)
-    ascii_name = row.filename.encode("ascii", "replace").decode().replace('"', "_")
+    # Names stored before control characters were refused at upload must not break the header.
+    ascii_name = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in row.filename)
     return StreamingResponse(
         files.read(ctx.store, row),
         media_type="application/octet-stream",
-        headers={"content-length": str(row.bytes), "content-disposition": f'attachment; filename="{ascii_name}"'},
+        headers={
+            "content-length": str(row.bytes),
+            "content-disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(row.filename)}",
+        },
     )

@@ -25,6 +25,8 @@ class JsonlChecker:
     def close(self) -> None:
         if self.error is None:
             self._check(self._lines.close())
+        if self.error is None and self.n_lines == 0:
+            self.error = "The file is empty: it has no JSON lines."
 
     def _check(self, lines: list[tuple[int, bytes]]) -> None:
         for lineno, raw in lines:

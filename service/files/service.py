@@ -63,9 +63,6 @@ def check_upload(upload: ReceivedUpload) -> tuple[str, int | None, int]:
             + ".",
             param="purpose",
         )
-    unknown = sorted(set(upload.fields) - {"purpose", "expires_after[anchor]", "expires_after[seconds]"})
-    if unknown:
-        raise InvalidRequest(f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
     if purpose == "fine-tune" and upload.jsonl_error:
         raise InvalidRequest(
             f"Invalid file format for purpose 'fine-tune': {upload.jsonl_error} "

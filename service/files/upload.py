@@ -22,6 +22,9 @@ from service.files.jsonl_check import JsonlChecker
 
 _BATCH = 1024 * 1024
 _MAX_FIELD = 64 * 1024
+# The form fields POST /v1/files takes besides ``file``; any other is refused when it starts.
+FORM_FIELDS = ("purpose", "expires_after[anchor]", "expires_after[seconds]")
+MAX_FILENAME_CHARS = 255
 _MULTIPART_SLACK = 64 * 1024  # headers and boundaries around the file part
 
 
@@ -34,6 +37,19 @@ class ReceivedUpload:
     sha256: str = ""
     jsonl_error: str | None = None
     got_file: bool = False
+
+
+def _filename(raw: bytes) -> str:
+    """The upload's file name without directories; control characters and overlong names are
+    refused (they could not be sent back in a Content-Disposition header, nor stored everywhere)."""
+    name = raw.decode("utf-8", "replace").replace("\\", "/").split("/")[-1] or "upload"
+    bad = sorted({c for c in name if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0})
+    if bad:
+        codes = ", ".join(f"\\x{ord(c):02x}" for c in bad)
+        raise InvalidRequest(f"The filename contains control characters ({codes}).", param="file")
+    if len(name) > MAX_FILENAME_CHARS:
+        raise InvalidRequest(f"The filename is longer than {MAX_FILENAME_CHARS} characters.", param="file")
+    return name
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -82,10 +98,14 @@ class _Receiver:
                 raise InvalidRequest("Only one 'file' part is allowed.", param="file")
             self.result.got_file = True
             self._in_file = True
-            raw_name = options.get(b"filename", b"upload")
-            self.result.filename = raw_name.decode("utf-8", "replace").replace("\\", "/").split("/")[-1] or "upload"
+            self.result.filename = _filename(options.get(b"filename", b"upload"))
             self._writer = self._store.writer(self.result.key)
             self._checker = JsonlChecker(self._max_line_bytes)
+        elif self._name not in FORM_FIELDS:  # refused before its value is read: nothing unbounded is kept
+            shown = self._name[:64]
+            raise InvalidRequest(f"Unrecognized request argument supplied: {shown}", param=shown)
+        elif self._name in self.result.fields:  # a repeated field could change the purpose after the file's check
+            raise InvalidRequest(f"The form field '{self._name}' is given more than once.", param=self._name)
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]

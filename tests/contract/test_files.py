@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 
+import httpx
 import openai
 import pytest
 
@@ -96,12 +97,9 @@ def test_bad_requests(client: openai.OpenAI, server) -> None:  # type: ignore[no
         client.files.list(limit=0)
     assert e.value.param == "limit"
     # A multipart body without the file part, sent by hand.
-    import httpx
-
     r = httpx.post(
         server.base_url + "/v1/files",
-        data={"purpose": "fine-tune"},
-        files={"other": ("a", b"x")},
+        files={"purpose": (None, b"fine-tune")},
         headers={"Authorization": f"Bearer {client.api_key}"},
     )
     assert r.status_code == 400 and r.json()["error"]["param"] == "file"
@@ -124,3 +122,62 @@ async def test_async_client_files(async_client: openai.AsyncOpenAI) -> None:
     assert (await async_client.files.delete(f.id)).deleted is True
     with pytest.raises(openai.NotFoundError):
         await async_client.files.retrieve(f.id)
+
+
+def _post_form(server, key: str, parts: list[tuple[str, tuple[str | None, bytes]]]) -> httpx.Response:  # type: ignore[no-untyped-def]
+    return httpx.post(server.base_url + "/v1/files", files=parts, headers={"Authorization": f"Bearer {key}"})
+
+
+@pytest.mark.parametrize("char", [b"\x00", b"\x01", b"\x7f", b"\x1b"])
+def test_filenames_with_control_characters_are_refused(client: openai.OpenAI, server, char: bytes) -> None:  # type: ignore[no-untyped-def]
+    """Sent raw, as a hand-made client can (the SDK's encoder would percent-escape them): stored,
+    such a name made every later download drop the connection."""
+    before = {f.id for f in client.files.list()}
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="bad' + char + b'name.jsonl"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n{}\n\r\n--b--\r\n"
+    )
+    r = httpx.post(
+        server.base_url + "/v1/files",
+        content=body,
+        headers={"Authorization": f"Bearer {client.api_key}", "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["param"] == "file" and f"\\x{char[0]:02x}" in err["message"]
+    assert {f.id for f in client.files.list()} == before
+
+
+def test_long_filenames_are_refused_and_unicode_names_download(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as e:
+        client.files.create(file=("n" * 600 + ".jsonl", b'{"a": 1}\n'), purpose="fine-tune")
+    assert e.value.param == "file" and "255" in e.value.message
+    f = client.files.create(file=("données «1».jsonl", b'{"a": 1}\n'), purpose="fine-tune")
+    assert f.filename == "données «1».jsonl"
+    assert client.files.content(f.id).read() == b'{"a": 1}\n'
+
+
+def test_repeated_and_unknown_form_fields_are_refused(client: openai.OpenAI, server) -> None:  # type: ignore[no-untyped-def]
+    """A second ``purpose`` after the file could skip the fine-tune JSONL check; an unknown
+    field is refused as it starts, so thousands of them keep nothing in memory."""
+    before = {f.id for f in client.files.list()}
+    r = _post_form(
+        server,
+        client.api_key,
+        [("purpose", (None, b"batch")), ("file", ("x.jsonl", b"not json\n")), ("purpose", (None, b"fine-tune"))],
+    )
+    assert r.status_code == 400 and r.json()["error"]["param"] == "purpose", r.text
+    assert "more than once" in r.json()["error"]["message"]
+    many = [(f"f{i}", (None, b"v" * 60_000)) for i in range(200)]
+    r = _post_form(server, client.api_key, [("purpose", (None, b"fine-tune")), *many, ("file", ("x.jsonl", b"{}\n"))])
+    assert r.status_code == 400 and r.json()["error"]["param"] == "f0"
+    assert "Unrecognized request argument" in r.json()["error"]["message"]
+    assert {f.id for f in client.files.list()} == before
+
+
+def test_an_empty_fine_tune_file_is_refused(client: openai.OpenAI) -> None:
+    for content in (b"", b"\n\n  \n"):
+        with pytest.raises(openai.BadRequestError) as e:
+            client.files.create(file=("empty.jsonl", content), purpose="fine-tune")
+        assert e.value.code == "invalid_file_format" and "empty" in e.value.message
