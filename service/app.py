@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from contract.blobstore import open_blobstore
 from service.api import errors, files, fine_tuning, health, inference, internal, metrics, models
+from service.api.guard import RequestGuard
 from service.catalog.catalog import Catalog, default_catalog
 from service.config import Settings
 from service.context import AppContext
@@ -103,5 +104,6 @@ def create_app(
         metrics.router,
     ):
         app.include_router(router)
-    app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics)
+    app.add_middleware(RequestGuard, db=lambda: ctx.db, settings=settings)
+    app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics)  # outermost: sees every response
     return app

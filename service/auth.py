@@ -50,13 +50,20 @@ def create_api_key(session: Session, project: Project) -> str:
     return secret
 
 
-def authenticate(session: Session, authorization: str | None) -> Project:
+def bearer(authorization: str | None) -> str | None:
+    """The credential of an ``Authorization: Bearer ...`` header, or None."""
     if not authorization or not authorization.lower().startswith("bearer "):
+        return None
+    return authorization[7:].strip() or None
+
+
+def authenticate(session: Session, authorization: str | None) -> Project:
+    secret = bearer(authorization)
+    if secret is None:
         raise AuthenticationFailed(
             "You didn't provide an API key. You need to provide your API key in an "
             "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
         )
-    secret = authorization[7:].strip()
     row = session.execute(
         select(Project)
         .join(ApiKey, ApiKey.project_id == Project.id)

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
 
     # Gateway
     max_request_bytes: int = Field(default=16 * MB, description="largest chat/completions request body")
+    max_json_bytes: int = Field(default=1 * MB, description="largest JSON body of the other /v1 routes")
+    max_report_bytes: int = Field(default=8 * MB, description="largest trainer report body (/internal/v1)")
     upstream_timeout_s: float = Field(default=600.0, description="read timeout for inference upstreams")
 
     # Background loops

@@ -57,10 +57,15 @@ def _describe(err: dict[str, Any]) -> tuple[str, str | None]:
     return f"Invalid value for '{param}': {err.get('msg', 'invalid value')}.", param
 
 
+def response_for(exc: HoneError) -> JSONResponse:
+    """The one translation of a typed error into the OpenAI envelope (routes and middleware)."""
+    return envelope(exc.status_code, exc.message, exc.type, exc.param, exc.code, exc.headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(HoneError)
     async def _hone(_: Request, exc: HoneError) -> JSONResponse:
-        return envelope(exc.status_code, exc.message, exc.type, exc.param, exc.code, exc.headers)
+        return response_for(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

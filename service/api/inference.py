@@ -10,26 +10,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from service.api.deps import Ctx, CurrentProject
-from service.errors import InvalidRequest, PayloadTooLarge
+from service.errors import InvalidRequest
 from service.models import service as models
 
 router = APIRouter(prefix="/v1", tags=["inference"])
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Request body is larger than {limit} bytes.", code="request_too_large")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"Request body is larger than {limit} bytes.", code="request_too_large")
-    return bytes(body)
-
-
 async def _forward(path: str, request: Request, ctx: Ctx, project: CurrentProject) -> Response:
-    body = await _body(request, ctx.settings.max_request_bytes)
+    body = await request.body()  # at most HONE_MAX_REQUEST_BYTES: the request guard checked it
     try:
         payload = json.loads(body)
     except ValueError as e:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header
 from sqlalchemy.orm import Session
 
 from contract.spec import CheckpointReport, CompletionReport, EventBatch, FailureReport, ProgressReport, ReportAck
+from service import auth
 from service.api.deps import Ctx
 from service.db.schema import Job
 from service.errors import AuthenticationFailed, NotFound
@@ -19,9 +20,10 @@ router = APIRouter(prefix="/internal/v1/jobs/{job_id}", tags=["internal"])
 
 
 def _token(authorization: Annotated[str | None, Header()] = None) -> str:
-    if not authorization or not authorization.lower().startswith("bearer "):
+    token = auth.bearer(authorization)
+    if token is None:
         raise AuthenticationFailed("Missing job report token.")
-    return authorization[7:].strip()
+    return token
 
 
 Token = Annotated[str, Depends(_token)]

@@ -1,0 +1,107 @@
+"""Who may send a body, and how large: checked before any of it is read.
+
+FastAPI reads and parses a JSON body before it runs a route's dependencies, so an API-key
+check in a dependency comes too late to stop a large body from an unauthenticated client. This
+pure-ASGI middleware runs first: it authenticates the request from its headers (an API key for
+``/v1``, the attempt's report token for ``/internal/v1/jobs/{id}``), then reads the body up to
+the route's limit (413 past it, before the rest is read) and hands it to the app. File uploads
+stream through untouched: their receiver enforces its own limit as it writes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service import auth
+from service.api.errors import response_for
+from service.config import Settings
+from service.db.session import Database
+from service.errors import AuthenticationFailed, HoneError, PayloadTooLarge
+from service.jobs import lifecycle
+
+_REPORT_PATH = re.compile(r"^/internal/v1/jobs/([^/]+)/")
+_STREAMED = {("POST", "/v1/files")}  # the upload receiver streams and limits the body itself
+
+
+def body_limit(settings: Settings, method: str, path: str) -> int | None:
+    """The most bytes a request body may have on this route; None: streamed, limited elsewhere."""
+    if (method, path) in _STREAMED:
+        return None
+    if path in ("/v1/chat/completions", "/v1/completions"):
+        return settings.max_request_bytes
+    if path.startswith("/internal/"):
+        return settings.max_report_bytes
+    return settings.max_json_bytes
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, db: Callable[[], Database], settings: Settings) -> None:
+        self.app, self.db, self.settings = app, db, settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path.startswith("/v1/") or path.startswith("/internal/")):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            await self._authenticate(scope, path, headers.get("authorization"))
+            limit = body_limit(self.settings, scope["method"], path)
+            if limit is not None:
+                receive = await self._buffered(receive, headers.get("content-length"), limit)
+        except HoneError as exc:
+            await response_for(exc)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _authenticate(self, scope: Scope, path: str, authorization: str | None) -> None:
+        if path.startswith("/v1/"):
+
+            def project() -> object:
+                with self.db().session() as s:
+                    return auth.authenticate(s, authorization)
+
+            scope.setdefault("state", {})["project"] = await run_in_threadpool(project)
+            return
+        match = _REPORT_PATH.match(path)
+        token = auth.bearer(authorization)
+        if match is None or token is None:
+            raise AuthenticationFailed("Missing job report token.")
+
+        def allowed() -> bool:
+            with self.db().session() as s:
+                job = lifecycle.job_by_id(s, match.group(1))
+                return job is not None and lifecycle.report_allowed(job, token)
+
+        if not await run_in_threadpool(allowed):
+            raise AuthenticationFailed("Invalid report token for this job attempt.")
+
+    @staticmethod
+    async def _buffered(receive: Receive, declared: str | None, limit: int) -> Receive:
+        too_large = PayloadTooLarge(f"Request body is larger than {limit} bytes.", code="request_too_large")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise too_large
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            body += message.get("body", b"")
+            if len(body) > limit:
+                raise too_large
+            if not message.get("more_body", False):
+                break
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()  # after the body: wait for the disconnect, as the app expects
+
+        return replay
