@@ -45,6 +45,7 @@ NON_SETTINGS: dict[str, str] = {
     "HONE_TEST_POSTGRES": "tests/harness/server.py",  # also scripts/test.sh
     "HONE_K8S_API_URL": "tests/k8s/test_cluster.py",
     "HONE_K8S_API_KEY": "tests/k8s/test_cluster.py",
+    "HONE_K8S_TEST_NAMESPACE": "tests/contract/test_launcher_conformance.py",
     "HONE_DEMO_BASE_URL": "examples/demo.py",
     "HONE_DEMO_API_KEY": "examples/demo.py",
     "HONE_DEMO_PORT": "scripts/demo.sh",
