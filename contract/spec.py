@@ -17,7 +17,10 @@ from contract.methods import METHODS, MethodSpec
 
 # Trainer exit codes the launchers and the reconciler act on.
 EXIT_BAD_INPUT = 65  # the job's data cannot be trained on: fail now, do not retry
+EXIT_FATAL = 66  # a deterministic error (configuration, code): another attempt would fail the same way
 EXIT_SUPERSEDED = 75  # the control plane no longer accepts this attempt's reports
+NO_RETRY_EXIT_CODES = (EXIT_BAD_INPUT, EXIT_FATAL)
+MAX_MESSAGE_CHARS = 4096
 
 
 class JobSpec(BaseModel):
@@ -71,7 +74,7 @@ class EventReport(BaseModel):
     id: str = Field(min_length=1, max_length=128)  # client-generated, idempotency key
     created_at: int | None = None
     level: Level = "info"
-    message: str = Field(max_length=4096)
+    message: str = Field(max_length=MAX_MESSAGE_CHARS)
     type: Literal["message", "metrics"] = "message"
     data: dict[str, Any] | None = None
 
@@ -100,7 +103,7 @@ class CompletionReport(BaseModel):
 
 class FailureReport(BaseModel):
     code: str = Field(default="training_failed", max_length=64)
-    message: str = Field(max_length=4096)
+    message: str = Field(max_length=MAX_MESSAGE_CHARS)
 
 
 class ReportAck(BaseModel):

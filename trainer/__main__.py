@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per report is noise
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    from contract.spec import EXIT_BAD_INPUT, EXIT_SUPERSEDED, JobSpec
+    from contract.spec import EXIT_BAD_INPUT, EXIT_FATAL, EXIT_SUPERSEDED, MAX_MESSAGE_CHARS, JobSpec
     from trainer.attempt import Attempt, Stop
     from trainer.data import BadInput
     from trainer.report import Superseded
@@ -58,15 +58,41 @@ def main(argv: list[str] | None = None) -> int:
         logging.warning("this attempt was superseded; exiting")
         return EXIT_SUPERSEDED
     except BadInput as e:
-        if attempt.is_main:
-            attempt.reporter.post(
-                "/fail", {"code": "invalid_training_data", "message": f"The training data cannot be used: {e}"[:4000]}
-            )
         logging.exception("unusable input")
+        if attempt.is_main:
+            message = f"The training data cannot be used: {e}"[:MAX_MESSAGE_CHARS]
+            attempt.reporter.post("/fail", {"code": "invalid_training_data", "message": message})
         return EXIT_BAD_INPUT
+    except DETERMINISTIC as e:  # retrying would fail the same way; the traceback stays in the log
+        logging.exception("training failed")
+        if attempt.is_main:
+            attempt.reporter.post("/fail", {"code": "training_failed", "message": f"Training failed: {one_line(e)}"})
+        return EXIT_FATAL
     finally:
         attempt.reporter.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# Errors that another attempt would meet again: bad configuration, unsupported settings, bugs.
+# Everything else (OSError, RuntimeError: lost devices, network, a killed process) is retried.
+DETERMINISTIC: tuple[type[BaseException], ...] = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    NotImplementedError,
+    ImportError,
+    AssertionError,
+    ZeroDivisionError,
+)
+
+
+def one_line(e: BaseException, limit: int = 500) -> str:
+    """``Type: first line of the message``, short enough for a job's ``error.message``."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    line = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _cuda() -> bool:

@@ -7,6 +7,7 @@ trainer can never move a job backwards or launch it twice.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 
@@ -14,7 +15,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from contract.methods import METHODS
-from contract.spec import EXIT_BAD_INPUT
+from contract.spec import EXIT_BAD_INPUT, EXIT_FATAL
 from service.auth import hash_secret
 from service.db.schema import Job
 from service.jobs import events, states
@@ -112,6 +113,14 @@ def attempt_ended(session: Session, job: Job, state: AttemptState, max_attempts:
     if state.exit_code == EXIT_BAD_INPUT:
         fail(session, job, "invalid_training_data", "The trainer could not use the training data." + _tail(state))
         return
+    if state.exit_code == EXIT_FATAL:
+        fail(
+            session,
+            job,
+            "training_failed",
+            "Training failed with an error another attempt would repeat." + _tail(state),
+        )
+        return
     job.failed_attempts += 1  # only failures count: a pause ends an attempt too, and is none
     if job.failed_attempts < max_attempts:
         states.move(job, JobStatus.QUEUED)
@@ -131,8 +140,17 @@ def attempt_ended(session: Session, job: Job, state: AttemptState, max_attempts:
     )
 
 
+_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b")
+
+
 def _tail(state: AttemptState) -> str:
-    return f" Last log lines:\n{state.detail}" if state.detail else ""
+    """The attempt's last error in one line (its log has the traceback): the last line of the
+    log tail that names an exception, else its last line."""
+    lines = [line.strip() for line in state.detail.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = next((x for x in reversed(lines) if _ERROR_LINE.match(x)), lines[-1])
+    return f" Last error: {line if len(line) <= 500 else line[:497] + '...'}"
 
 
 def next_action(job: Job) -> str:

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 from typing import TYPE_CHECKING, Any, Self
 
-from contract.spec import EXIT_BAD_INPUT, JobSpec
+from contract.spec import NO_RETRY_EXIT_CODES, JobSpec
 from service.catalog.catalog import TrainingResources
 from service.launcher.base import AttemptState
 from service.launcher.config import KubernetesLauncherConfig
@@ -137,7 +138,7 @@ def build(
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
                 {
                     "action": "FailJob",
-                    "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [EXIT_BAD_INPUT]},
+                    "onExitCodes": {"containerName": "trainer", "operator": "In", "values": list(NO_RETRY_EXIT_CODES)},
                 },
             ]
         },
@@ -176,6 +177,9 @@ def build(
     return job, secret, service
 
 
+_EXIT_CODE = re.compile(r"exit code (\d+)")
+
+
 def state_of(job: dict[str, Any] | None) -> AttemptState:
     """A Job object (as a dict) -> the attempt's state."""
     if job is None:
@@ -187,11 +191,11 @@ def state_of(job: dict[str, Any] | None) -> AttemptState:
         if cond.get("type") == "Complete":
             return AttemptState("succeeded", 0)
         if cond.get("type") == "Failed":
-            reason = cond.get("reason", "")
-            code = (
-                EXIT_BAD_INPUT if reason == "PodFailurePolicy" and str(EXIT_BAD_INPUT) in cond.get("message", "") else 1
-            )
-            return AttemptState("failed", code, f"{reason}: {cond.get('message', '')}".strip())
+            reason, message = cond.get("reason", ""), cond.get("message", "")
+            # A FailJob rule's message names the container's exit code; other failures do not.
+            match = _EXIT_CODE.search(message) if reason == "PodFailurePolicy" else None
+            code = int(match.group(1)) if match else 1
+            return AttemptState("failed", code, f"{reason}: {message}".strip())
     return AttemptState("running")
 
 

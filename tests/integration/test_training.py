@@ -267,7 +267,39 @@ def test_a_crashing_trainer_is_retried_then_fails_with_its_log(tmp_path: Path, t
         client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=s.new_key("acme"), max_retries=0)
         job = tuning.wait(client, _job(client, tuning.upload_rows(client, tuning.memorisation_rows()), model="broken"))
         assert job.status == "failed" and job.error.code == "training_failed"
-        assert "after 2 attempts" in job.error.message and "exited with code 1" in job.error.message
-        assert "Last log lines:" in job.error.message and "Error" in job.error.message.split("Last log lines:")[1]
+        assert "after 2 failed attempts" in job.error.message and "exited with code 1" in job.error.message
+        last = job.error.message.split("Last error: ")[1]
+        assert "Error" in last and "\n" not in job.error.message  # one line; the traceback stays in the log
+        assert "Traceback" in (tmp_path / "runs" / job.id / "attempt-2" / "trainer.log").read_text()
+    finally:
+        s.stop()
+
+
+def test_a_deterministic_error_is_not_retried_and_is_one_line(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A base model whose config names an unknown architecture: loading raises ValueError, which
+    another attempt would raise again. One attempt, the job fails at once, one line of error."""
+    import json
+    import shutil
+
+    from service.catalog.catalog import BaseModelEntry, Catalog
+
+    broken = tmp_path / "unknown-arch"
+    shutil.copytree(tiny_model_dir, broken)
+    config = json.loads((broken / "config.json").read_text())
+    (broken / "config.json").write_text(json.dumps({**config, "model_type": "no-such-architecture"}))
+    catalog = Catalog([BaseModelEntry(name="unknown-arch", source=str(broken))])
+    s = start_server(tmp_path / "data", catalog, launcher=LocalLauncher(tmp_path / "runs"), max_attempts=3)
+    try:
+        client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=s.new_key("acme"), max_retries=0)
+        job = tuning.wait(
+            client, _job(client, tuning.upload_rows(client, tuning.memorisation_rows()), model="unknown-arch")
+        )
+        assert job.status == "failed" and job.error.code == "training_failed", job.error
+        assert (
+            job.error.message.startswith("Training failed: ValueError: ")
+            and "no-such-architecture" in job.error.message
+        )
+        assert "\n" not in job.error.message and len(job.error.message) <= 520
+        assert sorted(p.name for p in (tmp_path / "runs" / job.id).iterdir()) == ["attempt-1"]  # not retried
     finally:
         s.stop()

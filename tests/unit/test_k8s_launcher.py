@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 
 from contract.hyperparameters import SupervisedHyperparameters
-from contract.spec import EXIT_BAD_INPUT, JobSpec
+from contract.spec import EXIT_BAD_INPUT, EXIT_FATAL, JobSpec
 from service.catalog.catalog import KubernetesPlacement, TrainingResources
 from service.launcher.config import KubernetesLauncherConfig
 from service.launcher.kubernetes import JobCache, build, job_name, state_of
@@ -67,7 +67,7 @@ def test_built_objects_validate_and_are_locked_down(base: str) -> None:
     assert spec["activeDeadlineSeconds"] > 0 and spec["ttlSecondsAfterFinished"] > 0
     rules = spec["podFailurePolicy"]["rules"]
     assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
-    assert rules[1]["action"] == "FailJob" and rules[1]["onExitCodes"]["values"] == [EXIT_BAD_INPUT]
+    assert rules[1]["action"] == "FailJob" and rules[1]["onExitCodes"]["values"] == [EXIT_BAD_INPUT, EXIT_FATAL]
     pod = spec["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False and pod["restartPolicy"] == "Never"
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"] == {
