@@ -44,9 +44,16 @@ def main() -> None:
 
     print("== create a fine-tuning job on hone-tiny (LoRA, trained on this machine's CPU)")
     job = client.fine_tuning.jobs.create(
-        model="hone-tiny", training_file=f.id, suffix="capitals", metadata={"demo": "true"}, seed=42,
-        method={"type": "supervised", "supervised": {"hyperparameters": {
-            "n_epochs": 30, "batch_size": 2, "learning_rate_multiplier": 4}}})
+        model="hone-tiny",
+        training_file=f.id,
+        suffix="capitals",
+        metadata={"demo": "true"},
+        seed=42,
+        method={
+            "type": "supervised",
+            "supervised": {"hyperparameters": {"n_epochs": 30, "batch_size": 2, "learning_rate_multiplier": 4}},
+        },
+    )
     print(f"   {job.id}  status={job.status}")
     seen: set[str] = set()
     while True:
@@ -62,8 +69,10 @@ def main() -> None:
     print(f"   status={job.status}  fine_tuned_model={job.fine_tuned_model}  trained_tokens={job.trained_tokens}")
     print(f"   hyperparameters={job.hyperparameters.model_dump()}")
     for ckpt in client.fine_tuning.jobs.checkpoints.list(job.id):
-        print(f"   checkpoint step {ckpt.step_number}: {ckpt.fine_tuned_model_checkpoint}  "
-              f"train_loss={ckpt.metrics.train_loss:.3f}")
+        print(
+            f"   checkpoint step {ckpt.step_number}: {ckpt.fine_tuned_model_checkpoint}  "
+            f"train_loss={ckpt.metrics.train_loss:.3f}"
+        )
     if job.result_files:
         csv = client.files.content(job.result_files[0]).text.splitlines()
         print(f"   result file {job.result_files[0]}: {len(csv) - 1} rows, last: {csv[-1]}")
@@ -80,10 +89,12 @@ def main() -> None:
     print("== a file with a bad example fails validation with a line number")
     rows = rows_of(DATA)
     rows[6]["messages"][2]["weight"] = 2
-    bad = client.files.create(file=("bad.jsonl", io.BytesIO("\n".join(map(json.dumps, rows)).encode())),
-                              purpose="fine-tune")
-    failed = wait(client, client.fine_tuning.jobs.create(model="hone-tiny", training_file=bad.id).id,
-                  {"failed", "queued"})
+    bad = client.files.create(
+        file=("bad.jsonl", io.BytesIO("\n".join(map(json.dumps, rows)).encode())), purpose="fine-tune"
+    )
+    failed = wait(
+        client, client.fine_tuning.jobs.create(model="hone-tiny", training_file=bad.id).id, {"failed", "queued"}
+    )
     print(f"   status={failed.status}  error.code={failed.error.code}  error.param={failed.error.param}")
     print(f"   error.message={failed.error.message}")
 
