@@ -5,7 +5,6 @@ registered as the job's fine-tuned model."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from contract.hyperparameters import SupervisedHyperparameters
 from contract.layout import JobLayout
 from contract.manifest import Manifest, upload_dir
 from contract.names import ModelName
+from tests.harness.records import register_finished_model
 
 LORA_B_STD = 0.05  # large enough that every adapter's greedy answer differs from the base's
 HP = SupervisedHyperparameters()  # the recipe's LoRA shape: r=16, alpha 32, all-linear
@@ -80,41 +80,5 @@ def store_adapters(store: BlobStore, dirs: dict[str, Path]) -> dict[str, StoredA
 
 def register_models(ctx: Any, project: str, stored: dict[str, StoredAdapter]) -> None:
     """The rows a succeeded job leaves behind, so the gateway lets these names through."""
-    from service import auth
-    from service.db.schema import FineTunedModel, Job
-
-    now = int(time.time())
-    with ctx.db.session() as s:
-        p = auth.get_or_create_project(s, project)
-        for name, a in stored.items():
-            s.add(
-                Job(
-                    id=a.job_id,
-                    project_id=p.id,
-                    project_name=p.name,
-                    model=BASE,
-                    base_model=BASE,
-                    training_file="file-bench",
-                    method_type="supervised",
-                    hyperparameters={},
-                    seed=0,
-                    status="succeeded",
-                    planned_model=name,
-                    fine_tuned_model=name,
-                    result_files=[],
-                    created_at=now,
-                    finished_at=now,
-                )
-            )
-            s.flush()
-            s.add(
-                FineTunedModel(
-                    name=name,
-                    project_id=p.id,
-                    job_id=a.job_id,
-                    base_model=BASE,
-                    kind="final",
-                    uri=a.uri,
-                    created_at=now,
-                )
-            )
+    for name, a in stored.items():
+        register_finished_model(ctx.db, project, name, a.uri, job_id=a.job_id, base_model=BASE)

@@ -13,9 +13,9 @@ import pytest
 import uvicorn
 
 from service.catalog.catalog import BaseModelEntry, Catalog
-from service.db.schema import FineTunedModel
 from tests.fakes.upstream import make_upstream
 from tests.harness.ports import free_port
+from tests.harness.records import register_finished_model
 from tests.harness.server import RunningServer, start_server
 
 
@@ -61,41 +61,9 @@ def server(tmp_path_factory, tiny_model_dir, upstreams) -> Iterator[RunningServe
 
 def _tuned(server: RunningServer, project: str, name: str, deleted: bool = False) -> None:
     """Registers a fine-tuned model row directly, standing in for a finished job."""
-    from service import auth
-
-    with server.ctx.db.session() as s:
-        p = auth.get_or_create_project(s, project)
-        from service.db.schema import Job
-
-        job = Job(
-            id=f"ftjob-{name[-8:]}{'x' * 16}",
-            project_id=p.id,
-            project_name=p.name,
-            model="hone-tiny",
-            base_model="hone-tiny",
-            training_file="file-x",
-            method_type="supervised",
-            hyperparameters={},
-            seed=1,
-            status="succeeded",
-            planned_model=name,
-            result_files=[],
-            created_at=0,
-        )
-        s.add(job)
-        s.flush()
-        s.add(
-            FineTunedModel(
-                name=name,
-                project_id=p.id,
-                job_id=job.id,
-                base_model="hone-tiny",
-                kind="final",
-                uri="file:///nowhere",
-                created_at=0,
-                deleted=deleted,
-            )
-        )
+    register_finished_model(
+        server.ctx.db, project, name, "file:///nowhere", job_id=f"ftjob-{name[-8:]}{'x' * 16}", deleted=deleted
+    )
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from contract.hyperparameters import SupervisedHyperparameters
 from contract.spec import EXIT_BAD_INPUT, EXIT_FATAL, JobSpec
 from service.catalog.catalog import KubernetesPlacement, TrainingResources
 from service.launcher.config import KubernetesLauncherConfig
 from service.launcher.kubernetes import JobCache, build, job_name, state_of
+from tests.harness.records import job_spec
 
 K8S_VERSION = "1.31.0"
 H100 = {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
@@ -24,21 +24,11 @@ GPU_TAINT = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedu
 
 
 def _spec(base: str = "llama-8b", attempt: int = 2) -> JobSpec:
-    return JobSpec(
-        job_id="ftjob-AbCdEfGhIjKlMnOpQrStUvWx",
+    return job_spec(
         attempt=attempt,
-        project="proj_x",
         base_model=base,
         base_model_source="/models/llama",
-        method="supervised",
-        hyperparameters=SupervisedHyperparameters(n_epochs=1).resolve(100),
-        training_file_uri="s3://b/files/file-1",
-        storage_url="s3://b",
-        output_uri="s3://b/jobs/ftjob-x",
         fine_tuned_model="ft:llama-8b:acme::AbCdEfGh",
-        report_url="http://hone-api/internal/v1/jobs/x",
-        report_token="secret-token",
-        seed=1,
     )
 
 

@@ -8,11 +8,12 @@ import importlib
 import pydantic
 import pytest
 
-from contract.hyperparameters import Hyperparameters, SupervisedHyperparameters
+from contract.hyperparameters import Hyperparameters
 from contract.methods import METHODS, REFUSED, UnknownMethod
 from contract.spec import JobSpec
 from service.protocol.fine_tuning import FineTuningJobCreateParams, Method
 from service.validation.dataset import RULES, validate_dataset
+from tests.harness.records import job_spec
 
 
 @pytest.mark.parametrize("method", list(METHODS), ids=lambda m: m.name)
@@ -36,22 +37,7 @@ def test_unknown_methods_fail_loudly() -> None:
     with pytest.raises(UnknownMethod, match="unknown fine-tuning method 'orpo'.*'supervised', 'dpo'"):
         METHODS.get("orpo")
     with pytest.raises(pydantic.ValidationError, match="unknown fine-tuning method 'orpo'"):
-        JobSpec(
-            job_id="ftjob-x",
-            attempt=1,
-            project="p",
-            base_model="b",
-            base_model_source="/b",
-            method="orpo",
-            hyperparameters=SupervisedHyperparameters().resolve(10),
-            training_file_uri="file:///t",
-            storage_url="file:///s",
-            output_uri="file:///s/jobs/x",
-            fine_tuned_model="ft:b:p::AbCdEfGh",
-            report_url="http://x",
-            report_token="t",
-            seed=1,
-        )
+        job_spec(method="orpo")
     with pytest.raises(UnknownMethod):
         validate_dataset(
             [b'{"messages": []}\n'],
@@ -65,26 +51,10 @@ def test_unknown_methods_fail_loudly() -> None:
 
 
 def test_a_spec_needs_resolved_hyperparameters_of_its_method() -> None:
-    base = dict(
-        job_id="ftjob-x",
-        attempt=1,
-        project="p",
-        base_model="b",
-        base_model_source="/b",
-        training_file_uri="file:///t",
-        storage_url="file:///s",
-        output_uri="file:///s/jobs/x",
-        fine_tuned_model="ft:b:p::AbCdEfGh",
-        report_url="http://x",
-        report_token="t",
-        seed=1,
-    )
     with pytest.raises(pydantic.ValidationError, match="still 'auto'"):
-        JobSpec(method="supervised", hyperparameters={"n_epochs": 1}, **base)
-    spec = JobSpec(
-        method="dpo",
-        hyperparameters={"n_epochs": 1, "batch_size": 2, "learning_rate_multiplier": 1.0, "beta": 0.2},
-        **base,
+        job_spec(hyperparameters={"n_epochs": 1})
+    spec = job_spec(
+        method="dpo", hyperparameters={"n_epochs": 1, "batch_size": 2, "learning_rate_multiplier": 1.0, "beta": 0.2}
     )
     assert type(spec.hyperparameters).__name__ == "DpoHyperparameters"
     again = JobSpec.model_validate_json(spec.model_dump_json())  # the subclass's fields survive the wire
