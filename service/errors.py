@@ -54,15 +54,31 @@ class ServiceUnavailable(HoneError):
     type = "server_error"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached (or is too busy to answer): retry shortly."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The database is unavailable; retry shortly.", code="database_unavailable", headers={"retry-after": "5"}
+        )
+
+
+def shown(value: str, limit: int = 128) -> str:
+    """A caller's value as an error message repeats it: never longer than ``limit``."""
+    return value if len(value) <= limit else value[: limit - 3] + "..."
+
+
 def file_not_found(file_id: str) -> NotFound:
-    return NotFound(f"No such File object: {file_id}", param="id")
+    return NotFound(f"No such File object: {shown(file_id)}", param="id")
 
 
 def job_not_found(job_id: str) -> NotFound:
     return NotFound(
-        f"Fine-tuning job {job_id} not found.", param="fine_tuning_job_id", code="fine_tuning_job_not_found"
+        f"Fine-tuning job {shown(job_id)} not found.", param="fine_tuning_job_id", code="fine_tuning_job_not_found"
     )
 
 
 def model_not_found(model: str) -> NotFound:
-    return NotFound(f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found")
+    return NotFound(
+        f"The model `{shown(model)}` does not exist or you do not have access to it.", code="model_not_found"
+    )

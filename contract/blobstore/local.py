@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -16,12 +17,14 @@ from urllib.parse import unquote, urlparse
 
 from contract.blobstore.base import CHUNK, BlobNotFound, UriScheme, check_key
 
+_TMP_PREFIX, _TMP_SUFFIX = ".tmp-", ".part"  # a writer's file until it commits
+
 
 class _LocalWriter:
     def __init__(self, final: Path) -> None:
         final.parent.mkdir(parents=True, exist_ok=True)
         self._final = final
-        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-", suffix=".part")
+        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX)
         self._tmp = Path(tmp)
         self._fh = os.fdopen(fd, "wb")
         self._done = False
@@ -91,3 +94,16 @@ class LocalBlobStore(UriScheme):
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix.rstrip("/")), ignore_errors=True)
+
+    def sweep_incomplete(self, older_than_s: float) -> int:
+        """Temporary files of writers that never committed or aborted (the process died); a live
+        writer's file is written to, so its modification time stays recent."""
+        cutoff, removed = time.time() - older_than_s, 0
+        for part in self.root.rglob(f"{_TMP_PREFIX}*{_TMP_SUFFIX}"):
+            try:
+                if part.stat().st_mtime <= cutoff:
+                    part.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass  # committed or aborted meanwhile
+        return removed

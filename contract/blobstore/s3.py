@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
@@ -150,6 +151,20 @@ class S3BlobStore(UriScheme):
 
     def delete(self, key: str) -> None:
         self._c.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def sweep_incomplete(self, older_than_s: float) -> int:
+        """Abort multipart uploads under this store's prefix started more than ``older_than_s``
+        ago and never completed (the writer's process died); their parts cost storage."""
+        cutoff = time.time() - older_than_s
+        paginator = self._c.get_paginator("list_multipart_uploads")
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        aborted = 0
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"].timestamp() <= cutoff:
+                    self._c.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    aborted += 1
+        return aborted
 
     def delete_prefix(self, prefix: str) -> None:
         full = self._key(prefix.rstrip("/")) + "/"

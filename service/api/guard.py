@@ -20,7 +20,7 @@ from service import auth
 from service.api.errors import response_for
 from service.config import Settings
 from service.db.session import Database
-from service.errors import AuthenticationFailed, HoneError, PayloadTooLarge
+from service.errors import AuthenticationFailed, HoneError, InvalidRequest, PayloadTooLarge
 from service.jobs import lifecycle
 
 _REPORT_PATH = re.compile(r"^/internal/v1/jobs/([^/]+)/")
@@ -49,6 +49,8 @@ class RequestGuard:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
+            if "\x00" in path or b"%00" in scope.get("query_string", b""):  # PostgreSQL cannot store a NUL
+                raise InvalidRequest("The URL contains a NUL character, which no id or parameter may hold.")
             await self._authenticate(scope, path, headers.get("authorization"))
             limit = body_limit(self.settings, scope["method"], path)
             if limit is not None:

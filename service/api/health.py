@@ -15,6 +15,7 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(ctx: Ctx) -> dict[str, str]:
+    """Ready when the database answers (503 with retry-after when it does not)."""
     with ctx.db.session() as s:
         s.execute(text("SELECT 1"))
     return {"status": "ready"}

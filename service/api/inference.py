@@ -22,6 +22,8 @@ async def _forward(path: str, request: Request, ctx: Ctx, project: CurrentProjec
         payload = json.loads(body)
     except ValueError as e:
         raise InvalidRequest(f"We could not parse the JSON body of your request: {e}.") from e
+    except RecursionError:
+        raise InvalidRequest("We could not parse the JSON body of your request: it is nested too deeply.") from None
     if not isinstance(payload, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     model = payload.get("model")

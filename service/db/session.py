@@ -8,7 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from service.errors import DatabaseUnavailable
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _AFTER_COMMIT = "hone_after_commit"
@@ -57,6 +60,13 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def _rollback_quietly(s: Session) -> None:
+    try:
+        s.rollback()
+    except OperationalError:  # the connection is gone; nothing to roll back on it
+        log.warning("rollback failed: the database connection is gone")
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
@@ -72,9 +82,13 @@ class Database:
             try:
                 yield s
                 s.commit()
+            except OperationalError as e:  # unreachable, restarting, or (SQLite) locked past its timeout
+                s.info.pop(_AFTER_COMMIT, None)
+                _rollback_quietly(s)
+                raise DatabaseUnavailable() from e
             except BaseException:
                 s.info.pop(_AFTER_COMMIT, None)
-                s.rollback()
+                _rollback_quietly(s)
                 raise
             for effect in s.info.pop(_AFTER_COMMIT, []):
                 try:

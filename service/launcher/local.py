@@ -104,7 +104,7 @@ class LocalLauncher:
                     start_new_session=True,
                     env={**os.environ, **self.env, "HONE_ATTEMPT_DIR": str(d)},
                 )
-            (d / "pid").write_text(str(proc.pid))
+            (d / "pid").write_text(f"{proc.pid} {_start_time(proc.pid)}")
             self._runs[key] = _Run(proc, log)
 
     def poll(self, job_id: str, attempt: int) -> AttemptState:
@@ -149,24 +149,41 @@ class LocalLauncher:
                 _signal_group(proc.pid, signal.SIGKILL)
 
     def _pid(self, job_id: str, attempt: int) -> int | None:
+        """The pid of the attempt's live process, from its pid file: the pid alone is not enough
+        (the kernel reuses pids), so the process's start time must match the one recorded."""
         try:
-            pid = int((self._dir(job_id, attempt) / "pid").read_text())
+            pid_text, _, started = (self._dir(job_id, attempt) / "pid").read_text().partition(" ")
+            pid = int(pid_text)
         except (OSError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-            with open(f"/proc/{pid}/stat") as fh:  # a zombie has exited; it only awaits reaping
-                if fh.read().rsplit(")", 1)[-1].split()[0] == "Z":
-                    return None
-        except OSError:
+        stat = _stat(pid)
+        if stat is None or stat[0] == "Z":  # gone, or a zombie: it has exited and only awaits reaping
             return None
+        if started.strip() and stat[19] != started.strip():
+            return None  # the pid now belongs to another process
         return pid
 
     def _adopted(self, job_id: str, attempt: int) -> AttemptState:
         if self._pid(job_id, attempt) is not None:
             return AttemptState("running")
-        log = self._dir(job_id, attempt) / "trainer.log"
+        d = self._dir(job_id, attempt)
+        shutil.rmtree(d / "work", ignore_errors=True)  # its copies of the data go with it
+        log = d / "trainer.log"
         return AttemptState("missing", detail=_tail(log) if log.exists() else "")
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields 3.. of /proc/<pid>/stat (state first, start time at index 19), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+
+
+def _start_time(pid: int) -> str:
+    stat = _stat(pid)
+    return stat[19] if stat else ""
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -1,8 +1,10 @@
-"""Removes what has outlived its time: expired files (row, then blob) and idempotency records
-older than a day (the window in which a client may retry)."""
+"""Removes what has outlived its time: expired files (row, then blob), idempotency records
+older than a day (the window in which a client may retry), and blob writes a crashed process
+left neither committed nor aborted."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from sqlalchemy import delete, select
@@ -12,14 +14,31 @@ from service.db.schema import File, IdempotencyRecord
 from service.db.session import Database
 
 IDEMPOTENCY_TTL_S = 24 * 3600
+INCOMPLETE_AFTER_S = 6 * 3600  # a blob write idle (local) or started (S3) this long ago was abandoned
+SWEEP_EVERY_S = 600
+log = logging.getLogger(__name__)
 
 
 class Janitor:
-    def __init__(self, db: Database, store: BlobStore) -> None:
+    def __init__(
+        self,
+        db: Database,
+        store: BlobStore,
+        *,
+        incomplete_after_s: float = INCOMPLETE_AFTER_S,
+        sweep_every_s: float = SWEEP_EVERY_S,
+    ) -> None:
         self.db, self.store = db, store
+        self.incomplete_after_s, self.sweep_every_s = incomplete_after_s, sweep_every_s
+        self._last_sweep = float("-inf")
 
     def run_once(self) -> int:
         now = int(time.time())
+        if time.monotonic() - self._last_sweep >= self.sweep_every_s:
+            self._last_sweep = time.monotonic()
+            swept = self.store.sweep_incomplete(self.incomplete_after_s)
+            if swept:
+                log.info("removed %d incomplete blob writes left by a crash", swept)
         with self.db.session() as s:
             expired = list(
                 s.execute(

@@ -45,3 +45,18 @@ def test_expired_files_and_old_idempotency_records_go(tmp_path: Path) -> None:
         assert sorted(f.id for f in s.query(File)) == ["file-forever", "file-new"]
         assert [r.key for r in s.query(IdempotencyRecord)] == ["new"]
     assert not store.exists("files/file-old") and store.exists("files/file-new")
+
+
+def test_the_janitor_sweeps_what_a_crashed_upload_left(tmp_path: Path) -> None:
+    """A server killed mid-upload leaves its temporary blob file behind; the janitor removes it
+    once it has been idle past the threshold (here 0 s), and only then."""
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    db.migrate()
+    store = open_blobstore((tmp_path / "blobs").as_uri())
+    store.writer("files/file-crashed").write(b"half an upload")  # never committed nor aborted
+    parts = lambda: list((tmp_path / "blobs").rglob("*.part"))  # noqa: E731
+    assert len(parts()) == 1
+    Janitor(db, store, incomplete_after_s=3600).run_once()
+    assert len(parts()) == 1
+    Janitor(db, store, incomplete_after_s=0).run_once()
+    assert parts() == []
