@@ -56,7 +56,11 @@ class Settings(BaseSettings):
     loop_interval_s: float = 1.0
     max_running_jobs: int = 1
     max_attempts: int = 3
-    validation_lease_s: float = 600.0
+    validation_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=("a validating replica's claim on a job, renewed every third of it; a dead replica's lapses"),
+    )
     launch_grace_s: float = Field(
         default=120.0, description="how long a claimed attempt may be unknown to the launcher"
     )

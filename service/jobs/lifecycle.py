@@ -42,10 +42,25 @@ def claim_validation(session: Session, job_id: str, owner: str, lease_s: float) 
     return res.rowcount == 1  # type: ignore[attr-defined]
 
 
-def validation_passed(session: Session, job_id: str, n_examples: int, n_tokens: int) -> bool:
+def renew_validation(session: Session, job_id: str, owner: str, lease_s: float) -> bool:
+    """Extend ``owner``'s lease; False when it no longer holds it (it expired and another
+    replica claimed the job, or the job left validation)."""
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.VALIDATING_FILES, Job.lease_owner == owner)
+        .values(lease_until=time.time() + lease_s)
+    )
+    return res.rowcount == 1  # type: ignore[attr-defined]
+
+
+def _holds_validation(job: Job | None, owner: str) -> bool:
+    return job is not None and job.status == JobStatus.VALIDATING_FILES and job.lease_owner == owner
+
+
+def validation_passed(session: Session, job_id: str, owner: str, n_examples: int, n_tokens: int) -> bool:
     job = job_by_id(session, job_id, for_update=True)
-    if job is None or job.status != JobStatus.VALIDATING_FILES:
-        return False  # cancelled (or already handled) while validating
+    if job is None or not _holds_validation(job, owner):
+        return False  # cancelled, or the lease was lost to another replica: its verdict counts
     hp = METHODS.get(job.method_type).hyperparameters.model_validate(job.hyperparameters)
     job.hyperparameters = hp.resolve(n_examples).model_dump()
     job.n_examples, job.n_tokens = n_examples, n_tokens
@@ -64,9 +79,9 @@ def fail(session: Session, job: Job, code: str, message: str, param: str | None 
     events.add(session, job.id, message, level="error")
 
 
-def validation_failed(session: Session, job_id: str, code: str, message: str, param: str) -> bool:
+def validation_failed(session: Session, job_id: str, owner: str, code: str, message: str, param: str) -> bool:
     job = job_by_id(session, job_id, for_update=True)
-    if job is None or job.status != JobStatus.VALIDATING_FILES:
+    if job is None or not _holds_validation(job, owner):
         return False
     fail(session, job, code, message, param)
     return True

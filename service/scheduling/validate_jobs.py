@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import select
 
@@ -14,7 +16,13 @@ from service.config import Settings
 from service.db.schema import File, Job
 from service.db.session import Database
 from service.jobs import lifecycle
-from service.validation import DatasetStats, DataValidationError, HFTokenCounter, validate_dataset
+from service.validation import (
+    DatasetStats,
+    DataValidationError,
+    HFTokenCounter,
+    TokenizerUnavailable,
+    validate_dataset,
+)
 from service.validation.dataset import Param
 
 log = logging.getLogger(__name__)
@@ -43,9 +51,34 @@ class JobValidator:
             with self.db.session() as s:
                 if not lifecycle.claim_validation(s, job_id, self.owner, self.settings.validation_lease_s):
                     continue
-            self.validate(job_id)
+            with self._renewing(job_id):
+                self.validate(job_id)
             done += 1
         return done
+
+    @contextmanager
+    def _renewing(self, job_id: str) -> Iterator[None]:
+        """Renew the lease every third of its length while the job is validated, so a long file
+        is never claimed twice and a dead replica's claim lapses within one short lease."""
+        lease_s = self.settings.validation_lease_s
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(lease_s / 3):
+                try:
+                    with self.db.session() as s:
+                        if not lifecycle.renew_validation(s, job_id, self.owner, lease_s):
+                            return
+                except Exception:  # a failed renewal is retried at the next beat; the lease is still ours
+                    log.exception("renewing the validation lease of %s failed", job_id)
+
+        beat = threading.Thread(target=renew, name=f"lease-{job_id}", daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beat.join()
 
     def validate(self, job_id: str) -> None:
         with self.db.session() as s:
@@ -91,12 +124,20 @@ class JobValidator:
                     raise DataValidationError(
                         f"invalid_{param}", f"The {param.replace('_', ' ')} {file_id} was deleted.", param
                     ) from None
+                except TokenizerUnavailable as e:  # the job fails with the path named; it never loops
+                    log.error("base model %s: tokenizer unavailable at %s: %s", base, e.source, e.reason)
+                    raise DataValidationError(
+                        "model_not_available",
+                        f"The base model {base} cannot be used: its tokenizer does not load from {e.source} "
+                        f"({e.reason}). The server's model catalog or models volume is misconfigured.",
+                        "model",
+                    ) from None
                 if param == "training_file":
                     stats = result
             assert stats is not None
         except DataValidationError as e:
             with self.db.session() as s:
-                lifecycle.validation_failed(s, job_id, e.code, e.message, e.param)
+                lifecycle.validation_failed(s, job_id, self.owner, e.code, e.message, e.param)
             return
         with self.db.session() as s:
-            lifecycle.validation_passed(s, job_id, stats.n_examples, stats.n_tokens)
+            lifecycle.validation_passed(s, job_id, self.owner, stats.n_examples, stats.n_tokens)

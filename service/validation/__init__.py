@@ -9,7 +9,7 @@ from a ``TokenCounter`` such as ``HFTokenCounter`` (tokenizer + chat template on
 
 from .dataset import DatasetStats, validate_dataset
 from .errors import DataValidationError
-from .tokens import Conversation, HFTokenCounter, RenderError, TokenCounter
+from .tokens import Conversation, HFTokenCounter, RenderError, TokenCounter, TokenizerUnavailable
 
 __all__ = [
     "Conversation",
@@ -18,5 +18,6 @@ __all__ = [
     "HFTokenCounter",
     "RenderError",
     "TokenCounter",
+    "TokenizerUnavailable",
     "validate_dataset",
 ]

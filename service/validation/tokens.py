@@ -35,6 +35,15 @@ class RenderError(ValueError):
         self.reason = reason
 
 
+class TokenizerUnavailable(RuntimeError):
+    """The base model's tokenizer cannot be loaded from its catalog source: a deployment problem
+    (the models volume is not mounted, the path is wrong), not the data's."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source, self.reason = source, reason
+
+
 class HFTokenCounter:
     """Counts with the tokenizer + chat template in ``source`` (a local HF model directory)."""
 
@@ -51,9 +60,12 @@ class HFTokenCounter:
                     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
                     from transformers import AutoTokenizer  # heavy import: only when needed
 
-                    tokenizer = AutoTokenizer.from_pretrained(self.source)
+                    try:
+                        tokenizer = AutoTokenizer.from_pretrained(self.source)
+                    except Exception as exc:  # a missing mount, a bad path, a hub id without a hub
+                        raise TokenizerUnavailable(self.source, str(exc).splitlines()[0] if str(exc) else "") from exc
                     if not tokenizer.chat_template:
-                        raise ValueError(f"tokenizer in {self.source} has no chat_template")
+                        raise TokenizerUnavailable(self.source, "the tokenizer has no chat_template")
                     self._tokenizer = tokenizer
         return self._tokenizer
 

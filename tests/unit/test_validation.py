@@ -79,7 +79,7 @@ SFT_CASES: list[tuple[str, Any, list[str]]] = [
     ("invalid_utf8", b'{"messages": "\xff"}', ["cannot be parsed as JSON", "UTF-8"]),
     ("not_object", b"[1, 2]", ["must be a JSON object, got array"]),
     ("missing_messages", {"prompt": "a", "completion": "b"}, ["is missing key 'messages'"]),
-    ("dpo_line_in_sft_job", dpo(), ["is missing key 'messages'", "DPO"]),
+    ("dpo_line_in_sft_job", dpo(), ["is missing key 'messages'", "looks like a preference pair"]),
     ("messages_not_list", {"messages": "hi"}, ["'messages' must be an array"]),
     ("messages_empty", {"messages": []}, ["'messages' must not be empty"]),
     ("message_not_object", sft(user(), "hi"), ["message 2", "'message' must be an object"]),
@@ -195,7 +195,7 @@ SFT_CASES: list[tuple[str, Any, list[str]]] = [
 ]
 
 DPO_CASES: list[tuple[str, Any, list[str]]] = [
-    ("sft_line_in_dpo_job", sft(), ["is missing key 'input'", "supervised"]),
+    ("sft_line_in_dpo_job", sft(), ["is missing key 'input'", "looks like a chat example"]),
     ("input_not_object", {**dpo(), "input": []}, ["'input' must be an object, got array"]),
     ("input_messages_missing", {**dpo(), "input": {}}, ["'input.messages' is missing"]),
     ("input_messages_empty", {**dpo(), "input": {"messages": []}}, ["'input.messages' must not be empty"]),

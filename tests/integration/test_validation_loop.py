@@ -1,0 +1,94 @@
+"""The validation loop under faults: a long validation keeps its lease (a second replica never
+validates the same job), a replica that died mid-validation loses its claim within one short
+lease, and a base model whose tokenizer does not load fails the job naming the path instead of
+retrying forever."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import openai
+
+from service.app import build_context
+from service.catalog.catalog import BaseModelEntry, Catalog
+from service.config import Settings
+from service.jobs import lifecycle
+from service.scheduling.validate_jobs import JobValidator
+from service.validation.tokens import Conversation
+from tests.contract.helpers import chat_line, upload, wait_status
+from tests.harness.server import fresh_database_url, start_server
+
+
+class SlowCounter:
+    """A FAKE token counter (unit-level stand-in for the tokenizer): one token per message,
+    after a delay per batch, so a validation outlasts several leases."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+
+    def count(self, examples: Sequence[Conversation]) -> list[int]:
+        time.sleep(self.delay_s)
+        return [len(e["messages"]) for e in examples]
+
+
+def test_a_long_validation_keeps_its_lease_and_a_dead_ones_lapses(tmp_path: Path, catalog: Catalog) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=fresh_database_url(tmp_path),
+        launcher="none",
+        validation_lease_s=0.6,
+        validation_batch_size=4,
+    )
+    ctx = build_context(settings, None, catalog)
+    server = start_server(tmp_path, catalog, database_url=settings.resolved_database_url, run_loops=False)
+    try:
+        client = openai.OpenAI(base_url=server.v1, api_key=server.new_key("acme"), max_retries=0)
+        job = client.fine_tuning.jobs.create(
+            model="hone-tiny", training_file=upload(client, [chat_line(i) for i in range(12)])
+        )
+        first, second = (
+            JobValidator(ctx.db, ctx.store, ctx.catalog, settings),
+            JobValidator(ctx.db, ctx.store, ctx.catalog, settings),
+        )
+        first._counters["hone-tiny"] = SlowCounter(0.8)  # type: ignore[assignment]  # 3 batches: ~2.4 s, 4 leases
+        second._counters["hone-tiny"] = SlowCounter(0.0)  # type: ignore[assignment]
+        worker = threading.Thread(target=first.run_once)
+        worker.start()
+        claimed_by_second = 0
+        while worker.is_alive():
+            claimed_by_second += second.run_once()
+            time.sleep(0.1)
+        worker.join()
+        assert claimed_by_second == 0  # the renewed lease held for the whole validation
+        assert client.fine_tuning.jobs.retrieve(job.id).status == "queued"
+
+        # A replica that dies mid-validation: its claim lapses after one lease, then another takes the job.
+        again = client.fine_tuning.jobs.create(model="hone-tiny", training_file=job.training_file)
+        with ctx.db.session() as s:
+            assert lifecycle.claim_validation(s, again.id, "validator-dead", settings.validation_lease_s)
+        assert second.run_once() == 0
+        time.sleep(settings.validation_lease_s + 0.1)
+        assert second.run_once() == 1
+        assert client.fine_tuning.jobs.retrieve(again.id).status == "queued"
+    finally:
+        server.stop()
+        ctx.db.dispose()
+
+
+def test_a_base_model_whose_tokenizer_does_not_load_fails_the_job(tmp_path: Path, catalog: Catalog) -> None:
+    ghost = Catalog([*catalog, BaseModelEntry(name="ghost", source="/models/not-mounted/ghost")])
+    server = start_server(tmp_path, ghost)
+    try:
+        client = openai.OpenAI(base_url=server.v1, api_key=server.new_key("acme"), max_retries=0)
+        job = client.fine_tuning.jobs.create(
+            model="ghost", training_file=upload(client, [chat_line(i) for i in range(12)])
+        )
+        job = wait_status(client, job.id, {"failed", "queued"}, timeout=30)
+        assert job.status == "failed" and job.error is not None
+        assert job.error.code == "model_not_available" and job.error.param == "model"
+        assert "/models/not-mounted/ghost" in job.error.message
+    finally:
+        server.stop()
