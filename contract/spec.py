@@ -41,6 +41,7 @@ class JobSpec(BaseModel):
     report_token: str
     seed: int
     resume_uri: str | None = None  # newest complete checkpoint, if any
+    heartbeat_s: float = Field(default=60.0, gt=0)  # report at least this often, even inside a long step
 
     @model_validator(mode="before")
     @classmethod

@@ -61,6 +61,14 @@ class Settings(BaseSettings):
         gt=0,
         description=("a validating replica's claim on a job, renewed every third of it; a dead replica's lapses"),
     )
+    attempt_heartbeat_timeout_s: float = Field(
+        default=900.0,
+        gt=0,
+        description=(
+            "a running attempt that reports nothing for this long (hung, stopped, cut off) is stopped and retried; "
+            "trainers send a heartbeat every fifth of it"
+        ),
+    )
     launch_grace_s: float = Field(
         default=120.0, description="how long a claimed attempt may be unknown to the launcher"
     )

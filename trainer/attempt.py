@@ -62,6 +62,8 @@ class Attempt:
         self._start_step = 0
         self._signal: str | None = None
         signal.signal(signal.SIGTERM, self._on_term)
+        if self.is_main and reporter is None:
+            self.reporter.start_heartbeat(spec.heartbeat_s)
 
     @property
     def is_main(self) -> bool:

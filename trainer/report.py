@@ -10,6 +10,7 @@ ended); the trainer stops.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -32,6 +33,7 @@ class Reporter:
         self._pending: list[EventReport] = []
         self._last_flush = 0.0
         self.action = "continue"
+        self._beat_stop: threading.Event | None = None
 
     def post(self, path: str, body: dict[str, Any]) -> str:
         deadline = time.monotonic() + self.retry_for_s
@@ -87,5 +89,23 @@ class Reporter:
         self._last_flush = time.monotonic()
         return self.post("/events", {"events": [e.model_dump() for e in batch]})
 
+    def start_heartbeat(self, every_s: float) -> None:
+        """Tell the control plane every ``every_s`` seconds that this attempt is alive, from a
+        thread of its own, so a long step is not mistaken for a hung trainer (and a stopped or
+        cut-off one is: its heartbeats stop with it)."""
+        self._beat_stop = threading.Event()
+
+        def beat() -> None:
+            with httpx.Client(base_url=self._http.base_url, headers=self._http.headers, timeout=10) as http:
+                while not self._beat_stop.wait(every_s):
+                    try:
+                        http.post("/progress", json={})
+                    except httpx.HTTPError as e:  # the next beat retries; the main thread's reports do too
+                        log.warning("heartbeat failed: %r", e)
+
+        threading.Thread(target=beat, name="hone-heartbeat", daemon=True).start()
+
     def close(self) -> None:
+        if self._beat_stop is not None:
+            self._beat_stop.set()
         self._http.close()

@@ -3,6 +3,7 @@ Not part of the OpenAI surface; in the cluster only trainer pods may reach it.""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated
 
@@ -36,6 +37,7 @@ def _report(ctx: Ctx, job_id: str, token: str, apply: Callable[[Session, Job], o
             raise NotFound(f"Fine-tuning job {job_id} not found.")
         if not lifecycle.report_allowed(job, token):
             raise AuthenticationFailed("Invalid report token for this job attempt.")
+        job.last_report_at = time.time()  # any report is a heartbeat
         apply(s, job)
         return ReportAck(action=lifecycle.next_action(job))
 

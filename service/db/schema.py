@@ -86,6 +86,7 @@ class Job(Base):
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # against HONE_MAX_ATTEMPTS
     active_attempt: Mapped[int | None] = mapped_column(Integer, default=None)
     attempt_claimed_at: Mapped[float | None] = mapped_column(Float, default=None)
+    last_report_at: Mapped[float | None] = mapped_column(Float, default=None)  # the active attempt's last word
     report_token_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
     lease_until: Mapped[float | None] = mapped_column(Float, default=None)

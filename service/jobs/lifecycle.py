@@ -98,6 +98,7 @@ def claim_launch(session: Session, job_id: str) -> tuple[Job, str] | None:
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.attempt == job.attempt)
         .values(
+            last_report_at=time.time(),
             status=running.value,
             attempt=job.attempt + 1,
             active_attempt=job.attempt + 1,
@@ -124,7 +125,13 @@ def attempt_ended(session: Session, job: Job, state: AttemptState, max_attempts:
     if state.phase == "succeeded":
         fail(session, job, "training_failed", "The trainer exited without reporting a result." + _tail(state))
         return
-    how = "was lost" if state.phase == "missing" else f"exited with code {state.exit_code}"
+    how = (
+        "was lost"
+        if state.phase == "missing"
+        else f"exited with code {state.exit_code}"
+        if state.exit_code is not None
+        else "was stopped"
+    )
     if state.exit_code == EXIT_BAD_INPUT:
         fail(session, job, "invalid_training_data", "The trainer could not use the training data." + _tail(state))
         return
@@ -143,7 +150,7 @@ def attempt_ended(session: Session, job: Job, state: AttemptState, max_attempts:
             session,
             job.id,
             f"Training attempt {attempt} {how}; restarting from the newest checkpoint "
-            f"({job.failed_attempts} of {max_attempts} allowed failures)",
+            f"({job.failed_attempts} of {max_attempts} allowed failures).{_tail(state)}",
             level="warn",
         )
         return

@@ -132,6 +132,7 @@ class Dispatcher:
             fine_tuned_model=job.planned_model,
             report_url=f"{self.settings.internal_base_url}/internal/v1/jobs/{job.id}",
             report_token=token,
+            heartbeat_s=self.settings.attempt_heartbeat_timeout_s / 5,
             seed=job.seed,
             resume_uri=newest,
         )

@@ -10,7 +10,7 @@ from service.config import Settings
 from service.db import locks
 from service.db.session import Database
 from service.jobs import lifecycle, states
-from service.launcher.base import Launcher
+from service.launcher.base import AttemptState, Launcher
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class Reconciler:
     def _reconcile(self) -> int:
         with self.db.session() as s:
             active = [(j.id, j.active_attempt, j.attempt_claimed_at) for j in lifecycle.active_jobs(s)]
+        timeout = self.settings.attempt_heartbeat_timeout_s
         changed = 0
         for job_id, attempt, claimed_at in active:
             assert attempt is not None
@@ -40,9 +41,19 @@ class Reconciler:
                 job = lifecycle.job_by_id(s, job_id, for_update=True)
                 if job is None or job.active_attempt != attempt:
                     continue
-                if state.alive:
-                    if job.status not in states.ACTIVE:
-                        self.launcher.cancel(job_id, attempt)
+                if state.alive and job.status in states.ACTIVE:
+                    silent = time.time() - (job.last_report_at or job.attempt_claimed_at or time.time())
+                    if silent <= timeout:
+                        continue
+                    log.warning("%s attempt %d sent nothing for %.0f s; stopping it", job_id, attempt, silent)
+                    self.launcher.cancel(job_id, attempt)
+                    state = AttemptState(
+                        "failed",
+                        detail=f"TrainerSilent: the trainer sent no report for {silent:.0f} s "
+                        "(hung, stopped or cut off from the control plane); it was stopped",
+                    )
+                elif state.alive:
+                    self.launcher.cancel(job_id, attempt)
                     continue
                 lifecycle.attempt_ended(s, job, state, self.settings.max_attempts)
                 changed += 1

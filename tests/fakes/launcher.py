@@ -28,6 +28,7 @@ class Script:
     fail_with_exit_code: int | None = None  # exit with this code after the first checkpoint
     hold: bool = False  # keep reporting until told to pause or cancel
     step_delay_s: float = 0.0
+    silent_after: int | None = None  # after this step, stay alive but report nothing (a hung trainer)
 
 
 @dataclass
@@ -148,6 +149,9 @@ class FakeTrainerLauncher:
                 )
                 if script.fail_with_exit_code is not None:
                     return script.fail_with_exit_code
+            if script.silent_after is not None and step >= script.silent_after:
+                stop.wait()  # hung: alive, silent, until the launcher stops it
+                return 137
             if action == "pause":
                 return 0
             if action == "cancel":

@@ -303,3 +303,45 @@ def test_a_deterministic_error_is_not_retried_and_is_one_line(tmp_path: Path, ti
         assert sorted(p.name for p in (tmp_path / "runs" / job.id).iterdir()) == ["attempt-1"]  # not retried
     finally:
         s.stop()
+
+
+def test_a_stopped_trainer_is_timed_out_and_retried(tmp_path: Path, catalog) -> None:  # type: ignore[no-untyped-def]
+    """SIGSTOP the real trainer's process group mid-training: its heartbeats stop with it, so
+    after HONE_ATTEMPT_HEARTBEAT_TIMEOUT_S the reconciler stops the attempt (SIGTERM, then SIGKILL,
+    which a stopped process cannot ignore) and a new attempt resumes and finishes the job."""
+    runs = tmp_path / "runs"
+    s = start_server(
+        tmp_path / "data",
+        catalog,
+        launcher=LocalLauncher(runs, LocalLauncherConfig(kill_grace_s=2)),
+        attempt_heartbeat_timeout_s=15,
+    )
+    try:
+        client = openai.OpenAI(base_url=s.v1, api_key=s.new_key("acme"), max_retries=0)
+        job_id = _job(
+            client,
+            tuning.upload_rows(client, tuning.memorisation_rows()),
+            n_epochs=30,
+            batch_size=1,
+            checkpoint_interval=20,
+        )
+        deadline = time.time() + 120
+        while not [m for m in tuning.metrics(client, job_id) if m["step"] >= 25]:
+            assert time.time() < deadline, "training never got going"
+            time.sleep(0.2)
+        pid = int((runs / job_id / "attempt-1" / "pid").read_text().split()[0])
+        os.killpg(pid, signal.SIGSTOP)
+        job = tuning.wait(client, job_id, timeout=300)
+        assert job.status == "succeeded", job.error
+        messages = [e.message for e in client.fine_tuning.jobs.list_events(job_id, limit=1000)]
+        assert any("no report for" in m for m in messages), messages
+        assert any(m.startswith("Resuming from the checkpoint at step") for m in messages)
+        assert (runs / job_id / "attempt-2").is_dir()
+        try:
+            os.kill(pid, 0)
+            with open(f"/proc/{pid}/stat") as fh:
+                assert fh.read().rsplit(")", 1)[-1].split()[0] == "Z"  # killed; only awaiting its reaping
+        except ProcessLookupError:
+            pass  # killed and reaped
+    finally:
+        s.stop()
