@@ -154,7 +154,17 @@ def _make_tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def keep_torch_out() -> None:
+    """The control plane needs tokenizers, never torch; but transformers imports torch whenever
+    it is installed (as it is beside ``hone up``'s trainers): ~375 MB in every API process at
+    rest. Blocking the module before transformers loads makes it see no torch (its tokenizers
+    need none); trainer and vLLM subprocesses are separate processes and unaffected."""
+    if "torch" not in sys.modules:
+        sys.modules["torch"] = None  # type: ignore[assignment]  # import torch -> ImportError; find_spec -> None
+
+
 def main(argv: list[str] | None = None) -> int:
+    keep_torch_out()
     parser = argparse.ArgumentParser(prog="hone", description="Self-hosted OpenAI-compatible fine-tuning")
     sub = parser.add_subparsers(dest="command", required=True)
 

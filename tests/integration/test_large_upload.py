@@ -13,28 +13,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
-from tests.harness.ports import free_port
+from tests.harness.process import ServerProcess, proc_status, reset_peak
 
 pytestmark = pytest.mark.slow
 
 MB = 1_000_000
 LIMIT = 512 * 1024 * 1024  # the default HONE_MAX_UPLOAD_BYTES
 MAX_RSS_GROWTH = 100 * MB
-REPO = Path(__file__).resolve().parents[2]
 
 
 # --- the data: valid chat JSONL of an exact size, streamed to disk -------------------------------
@@ -107,111 +100,6 @@ def test_jsonl_lines_are_exact_and_valid() -> None:
 # --- the server process -------------------------------------------------------------------------
 
 
-def _proc_status(pid: int) -> dict[str, int]:
-    """VmRSS / VmHWM of ``pid`` in bytes."""
-    out: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0]) * 1024
-    return out
-
-
-def _reset_peak(pid: int) -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not permitted."""
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-@dataclass
-class ServerProcess:
-    proc: subprocess.Popen[bytes]
-    base_url: str
-    api_key: str
-    data_dir: Path
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def client(self) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.base_url + "/v1", api_key=self.api_key, max_retries=0, timeout=300)
-
-
-def _hone_env(data_dir: Path, catalog_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HONE_")}
-    env.update(HONE_DATA_DIR=str(data_dir), HONE_CATALOG_PATH=str(catalog_path), PYTHONUNBUFFERED="1")
-    return env
-
-
-@pytest.fixture
-def hone_process(tmp_path: Path, tiny_model_dir: Path) -> Iterator[ServerProcess]:
-    data_dir = tmp_path / "data"
-    catalog_path = tmp_path / "catalog.yaml"
-    catalog_path.write_text(f"models:\n  - name: hone-tiny\n    source: {json.dumps(str(tiny_model_dir))}\n")
-    env = _hone_env(data_dir, catalog_path)
-
-    keys = subprocess.run(
-        [sys.executable, "-m", "service.cli", "keys", "create", "--project", "big"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert keys.returncode == 0, keys.stderr
-    api_key = keys.stdout.strip().splitlines()[-1]
-    assert api_key.startswith("sk-hone-"), keys.stdout
-
-    port = free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as log_fh:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "service.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log_fh,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"hone serve exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.time() > deadline:
-                raise AssertionError(f"hone serve did not answer /healthz in 60 s:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield ServerProcess(proc, base_url, api_key, data_dir, log)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 # --- the test -----------------------------------------------------------------------------------
 
 
@@ -229,13 +117,13 @@ def test_512mib_upload_streams_and_round_trips(hone_process: ServerProcess, tmp_
 
     with srv.client() as client:
         # -- upload: stream the file from disk, watch the server's peak RSS
-        exact_peak = _reset_peak(srv.pid)
-        before = _proc_status(srv.pid)
+        exact_peak = reset_peak(srv.pid)
+        before = proc_status(srv.pid)
         t0 = time.perf_counter()
         with big.open("rb") as fh:
             created = client.files.create(file=fh, purpose="fine-tune")
         up_s = time.perf_counter() - t0
-        after_up = _proc_status(srv.pid)
+        after_up = proc_status(srv.pid)
         # Growth of the peak over the RSS just before the upload: with the peak reset this is
         # exact; without it, it can only overstate (VmHWM >= VmRSS at all times).
         up_growth = after_up["VmHWM"] - before["VmRSS"]
@@ -248,8 +136,8 @@ def test_512mib_upload_streams_and_round_trips(hone_process: ServerProcess, tmp_
 
         # -- download: streamed to disk, hashed on the way
         out = tmp_path / "download.jsonl"
-        _reset_peak(srv.pid)
-        before_down = _proc_status(srv.pid)
+        reset_peak(srv.pid)
+        before_down = proc_status(srv.pid)
         digest, got = hashlib.sha256(), 0
         t0 = time.perf_counter()
         with client.files.with_streaming_response.content(created.id) as resp, out.open("wb") as fh:
@@ -259,7 +147,7 @@ def test_512mib_upload_streams_and_round_trips(hone_process: ServerProcess, tmp_
                 fh.write(chunk)
                 got += len(chunk)
         down_s = time.perf_counter() - t0
-        after_down = _proc_status(srv.pid)
+        after_down = proc_status(srv.pid)
         down_growth = after_down["VmHWM"] - before_down["VmRSS"]
         out.unlink()
 
@@ -272,7 +160,7 @@ def test_512mib_upload_streams_and_round_trips(hone_process: ServerProcess, tmp_
         with over.open("rb") as fh, pytest.raises(openai.APIStatusError) as info:
             client.files.create(file=fh, purpose="fine-tune")
         over_s = time.perf_counter() - t0
-        after_over = _proc_status(srv.pid)
+        after_over = proc_status(srv.pid)
         over.unlink()
         err = info.value
         assert err.status_code == 413, err
