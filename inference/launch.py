@@ -4,15 +4,20 @@ by users, who reach models through the hone gateway."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -78,10 +83,13 @@ def environment(cfg: VllmConfig) -> dict[str, str]:
 
 
 class VllmServer:
-    def __init__(self, cfg: VllmConfig, log_path: Path) -> None:
+    def __init__(self, cfg: VllmConfig, log_path: Path, argv: list[str] | None = None) -> None:
+        """``argv`` replaces vLLM's command line (tests supervise a stand-in process tree)."""
         self.cfg = cfg
         self.log_path = log_path
+        self.argv = argv
         self.proc: subprocess.Popen[bytes] | None = None
+        self.pgid: int | None = None  # the server's process group: the API server, engine and workers
 
     @property
     def url(self) -> str:
@@ -91,14 +99,19 @@ class VllmServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                command(self.cfg),
+                self.argv or command(self.cfg),
                 env=environment(self.cfg),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        self.pgid = self.proc.pid  # a new session: the group is named after its leader
         return self
+
+    def exited(self) -> int | None:
+        """The leader's exit code once it has exited, else None."""
+        return None if self.proc is None else self.proc.poll()
 
     def wait_healthy(self, timeout_s: float = 300) -> None:
         deadline = time.monotonic() + timeout_s
@@ -123,11 +136,109 @@ class VllmServer:
             return ""
 
     def stop(self, grace_s: float = 20) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        """Stop the whole process group, also when its leader is already gone: vLLM's engine and
+        worker processes outlive a killed API server and would hold their memory forever."""
+        if self.pgid is None:
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        _signal_group(self.pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while _group_alive(self.pgid) and time.monotonic() < deadline:
+            if self.proc is not None:
+                self.proc.poll()  # reap the leader so it does not count as alive
+            time.sleep(0.1)
+        _signal_group(self.pgid, signal.SIGKILL)
+        if self.proc is not None:
             self.proc.wait()
+        self.pgid = None
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group is still running (zombies do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+class Supervisor:
+    """Keeps one server running: when it exits unexpectedly its whole process group is stopped
+    and it is started again after a backoff (1 s, doubling to 60 s; reset after a minute of
+    health). ``ready`` says whether it serves now; ``on_restart(name, n)`` is told each restart."""
+
+    def __init__(
+        self,
+        server: VllmServer,
+        *,
+        on_restart: Callable[[str, int], None] | None = None,
+        health_timeout_s: float = 900,
+        max_backoff_s: float = 60,
+    ) -> None:
+        self.server, self.on_restart = server, on_restart
+        self.health_timeout_s, self.max_backoff_s = health_timeout_s, max_backoff_s
+        self.state = "starting"  # starting | healthy | restarting | stopped
+        self.restarts = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"hone-vllm-{server.cfg.name}", daemon=True)
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "healthy"
+
+    def start(self) -> Supervisor:
+        """Start the server, wait until it is healthy, then watch it."""
+        self.server.start()
+        self.server.wait_healthy(self.health_timeout_s)
+        self.state = "healthy"
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.state = "stopped"
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.server.stop()
+
+    def _watch(self) -> None:
+        backoff, healthy_since = 1.0, time.monotonic()
+        while not self._stop.wait(0.5):
+            code = self.server.exited()
+            if code is None:
+                if time.monotonic() - healthy_since > 60:
+                    backoff = 1.0
+                continue
+            self.state = "restarting"
+            log.error(
+                "vLLM for %s exited with %s; restarting it in %.0f s. Last log lines:\n%s",
+                self.server.cfg.name,
+                code,
+                backoff,
+                self.server.log_tail(10),
+            )
+            self.server.stop()  # what is left of its process group
+            if self._stop.wait(backoff):
+                return
+            backoff = min(backoff * 2, self.max_backoff_s)
+            try:
+                self.server.start()
+                self.server.wait_healthy(self.health_timeout_s)
+            except (RuntimeError, TimeoutError) as e:
+                log.error("restarting vLLM for %s failed: %s", self.server.cfg.name, str(e).splitlines()[0])
+                self.server.stop()  # exited or hung: either way the next turn starts it again
+                continue
+            self.restarts += 1
+            self.state, healthy_since = "healthy", time.monotonic()
+            log.warning("vLLM for %s is serving again (restart %d)", self.server.cfg.name, self.restarts)
+            if self.on_restart is not None:
+                self.on_restart(self.server.cfg.name, self.restarts)

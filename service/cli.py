@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,13 +42,17 @@ def _up(args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     catalog = Catalog.from_yaml(settings.catalog_path) if settings.catalog_path else default_catalog(settings.data_dir)
     key = _embedded_key(settings)
-    servers = []
+    app = create_app(settings, catalog=catalog)
+    ctx = app.state.ctx
+    servers: list[Any] = []
     if args.no_vllm or importlib.util.find_spec("vllm") is None or importlib.util.find_spec(VLLM_LAUNCHER) is None:
         print("vLLM is not installed (or --no-vllm): training works, chat completions answer 503", flush=True)
     else:
-        servers = _start_vllm(settings, catalog)
+        servers = _start_vllm(
+            settings, catalog, on_restart=lambda name, n: ctx.metrics.upstream_restarts.labels(name).inc()
+        )
+        ctx.readiness.extend(_readiness(s) for s in servers)
     try:
-        app = create_app(settings, catalog=catalog)
         print(
             f"\nhone is up\n  base URL: http://{args.host}:{args.port}/v1\n  API key:  {key}\n"
             f"  models:   {', '.join(e.name for e in catalog)}\n  data dir: {settings.data_dir}\n"
@@ -83,13 +88,19 @@ def _embedded_key(settings: Settings) -> str:
     return key
 
 
-def _start_vllm(settings: Settings, catalog: Catalog) -> list[Any]:
-    """One vLLM per catalog base model without upstreams. The inference package ships with
-    ``hone up`` (the embedded default) but not in the API image, so it is reached by name."""
+def _readiness(supervisor: Any) -> Callable[[], str | None]:
+    name = supervisor.server.cfg.name
+    return lambda: None if supervisor.ready else f"vLLM for {name} is {supervisor.state}"
+
+
+def _start_vllm(settings: Settings, catalog: Catalog, on_restart: Callable[[str, int], None]) -> list[Any]:
+    """One supervised vLLM per catalog base model without upstreams: restarted with backoff if it
+    dies, its whole process group stopped at exit. The inference package ships with ``hone up``
+    (the embedded default) but not in the API image, so it is reached by name."""
     import socket
 
     launch = importlib.import_module(VLLM_LAUNCHER)
-    VllmConfig, VllmServer = launch.VllmConfig, launch.VllmServer
+    VllmConfig, VllmServer, Supervisor = launch.VllmConfig, launch.VllmServer, launch.Supervisor
 
     servers = []
     for entry in catalog:
@@ -108,18 +119,18 @@ def _start_vllm(settings: Settings, catalog: Catalog) -> list[Any]:
             max_model_len=entry.resolved_context_length(),
             cpu=settings.accelerator == "cpu",
         )
-        server = VllmServer(cfg, settings.data_dir / "logs" / f"vllm-{entry.name}.log").start()
-        servers.append((entry, server))
+        server = VllmServer(cfg, settings.data_dir / "logs" / f"vllm-{entry.name}.log")
         print(f"starting vLLM for {entry.name} on 127.0.0.1:{port} (log: {server.log_path})", flush=True)
-    try:
-        for entry, server in servers:
-            server.wait_healthy(900)
-            entry.upstreams = [server.url]
-    except BaseException:
-        for _, server in servers:
-            server.stop()
-        raise
-    return [server for _, server in servers]
+        supervisor = Supervisor(server, on_restart=on_restart)
+        servers.append(supervisor)
+        try:
+            supervisor.start()
+        except BaseException:
+            for started in servers:
+                started.stop()
+            raise
+        entry.upstreams = [server.url]
+    return servers
 
 
 def _keys_create(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@ and the background loops."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from contract.blobstore import BlobStore
@@ -25,3 +26,6 @@ class AppContext:
     loops: BackgroundLoops = field(default_factory=lambda: BackgroundLoops(1.0))
     metrics: Metrics = field(default_factory=Metrics)
     gateway: Gateway | None = None  # created in the app's lifespan (it owns an async HTTP client)
+    # What else /readyz waits for (e.g. the vLLM servers `hone up` supervises): None when ready,
+    # else the reason it is not.
+    readiness: list[Callable[[], str | None]] = field(default_factory=list)

@@ -52,6 +52,12 @@ class Metrics:
             registry=r,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
         )
+        self.upstream_restarts = Counter(
+            "hone_upstream_restarts_total",
+            "Inference servers restarted by hone up's supervisor after they exited",
+            ["base_model"],
+            registry=r,
+        )
         self.adapter_cold_loads = Counter(
             "hone_gateway_adapter_cold_loads_total",
             "First requests for a fine-tuned model on an upstream since the gateway "

@@ -103,14 +103,35 @@ class Gateway:
         return Response(content, status_code=up.status_code, media_type="application/json")
 
     async def _chunks(self, up: httpx.Response, base: str, started: float) -> AsyncIterator[bytes]:
-        usage = None
+        usage, status = None, 200
         try:
             async for chunk in up.aiter_raw():
                 if b'"usage":{' in chunk:  # the include_usage chunk; count tokens without re-parsing every chunk
                     usage = _last_usage(chunk) or usage
                 yield chunk
+        except httpx.HTTPError as e:  # the upstream died mid-stream: end with an error event, not a cut body
+            status = 502
+            log.warning("gateway: the %s stream from the upstream broke off (%s)", base, type(e).__name__)
+            yield STREAM_BROKEN
         finally:  # also when the client stops reading after [DONE] (the SDK closes the stream at once)
-            self.observe(base, "stream", 200, time.perf_counter() - started, usage)
+            self.observe(base, "stream", status, time.perf_counter() - started, usage)
+
+
+# An SSE event the OpenAI SDKs raise as an APIError (a data payload with an "error" member).
+STREAM_BROKEN = (
+    b"data: "
+    + json.dumps(
+        {
+            "error": {
+                "message": "The inference server stopped while streaming this response; retry the request.",
+                "type": "server_error",
+                "param": None,
+                "code": "upstream_stream_broken",
+            }
+        }
+    ).encode()
+    + b"\n\n"
+)
 
 
 def _last_usage(chunk: bytes) -> dict | None:

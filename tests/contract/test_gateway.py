@@ -45,18 +45,20 @@ def upstreams() -> Iterator[dict[str, object]]:
 def server(tmp_path_factory, tiny_model_dir, upstreams) -> Iterator[RunningServer]:  # type: ignore[no-untyped-def]
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens here
     slow_url, slow = _serve(make_upstream("slow", hang_s=30))
+    dying_url, dying = _serve(make_upstream("dying", chunk_delay_s=0.01, break_after_chunks=2))
     catalog = Catalog(
         [
             BaseModelEntry(name="hone-tiny", source=str(tiny_model_dir), upstreams=list(upstreams["urls"].values())),  # type: ignore[union-attr]
             BaseModelEntry(name="down", source=str(tiny_model_dir), upstreams=[dead]),
             BaseModelEntry(name="slow", source=str(tiny_model_dir), upstreams=[slow_url]),
             BaseModelEntry(name="none", source=str(tiny_model_dir)),
+            BaseModelEntry(name="dying", source=str(tiny_model_dir), upstreams=[dying_url]),
         ]
     )
     srv = start_server(tmp_path_factory.mktemp("gw"), catalog, upstream_timeout_s=1.0, max_request_bytes=100_000)
     yield srv
     srv.stop()
-    slow.should_exit = True
+    slow.should_exit = dying.should_exit = True
 
 
 def _tuned(server: RunningServer, project: str, name: str, deleted: bool = False) -> None:
@@ -130,6 +132,16 @@ def test_streaming_passes_chunks_through_as_they_come(client: openai.OpenAI) -> 
     assert usage is not None and usage.total_tokens == 9
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
     assert sum(g > 0.1 for g in gaps) >= 3  # chunks arrived ~0.2 s apart, not all at once at the end
+
+
+def test_a_stream_cut_by_an_upstream_crash_ends_with_an_error_the_sdk_raises(client: openai.OpenAI) -> None:
+    """Before: the client got a truncated body and the SDK returned as if the answer were whole."""
+    stream = client.chat.completions.create(model="dying", messages=[{"role": "user", "content": "hi"}], stream=True)
+    got = []
+    with pytest.raises(openai.APIError, match="stopped while streaming"):
+        for chunk in stream:
+            got.append(chunk.choices[0].delta.content)
+    assert got == ["dying ", "answers "]
 
 
 def test_stream_metrics_count_every_stream(server: RunningServer, client: openai.OpenAI) -> None:

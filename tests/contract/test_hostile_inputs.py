@@ -74,3 +74,20 @@ def test_a_database_outage_is_503_with_retry_after_then_recovers(server, api_key
         ctx.db = real
     assert httpx.get(server.base_url + "/readyz").status_code == 200
     assert httpx.get(server.base_url + "/v1/files", headers={"Authorization": f"Bearer {api_key}"}).status_code == 200
+
+
+def test_readyz_reports_what_is_not_ready(server) -> None:  # type: ignore[no-untyped-def]
+    """hone up registers its supervised vLLM servers as readiness checks: one that is restarting
+    makes /readyz a 503 that says so, until it serves again."""
+    restarting = {"state": "restarting"}
+    server.ctx.readiness.append(
+        lambda: None if restarting["state"] == "healthy" else "vLLM for hone-tiny is restarting"
+    )
+    try:
+        r = httpx.get(server.base_url + "/readyz")
+        assert r.status_code == 503 and r.headers["retry-after"] == "5"
+        assert r.json()["error"]["message"] == "Not ready: vLLM for hone-tiny is restarting"
+        restarting["state"] = "healthy"
+        assert httpx.get(server.base_url + "/readyz").status_code == 200
+    finally:
+        server.ctx.readiness.clear()

@@ -13,7 +13,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 
-def make_upstream(name: str, *, chunk_delay_s: float = 0.2, hang_s: float = 0.0) -> FastAPI:
+def make_upstream(
+    name: str, *, chunk_delay_s: float = 0.2, hang_s: float = 0.0, break_after_chunks: int | None = None
+) -> FastAPI:
+    """``break_after_chunks``: a stream is cut off after that many chunks, the connection
+    dropped mid-body, as when the inference server dies while streaming."""
     app = FastAPI()
     app.state.calls = []
 
@@ -54,7 +58,9 @@ def make_upstream(name: str, *, chunk_delay_s: float = 0.2, hang_s: float = 0.0)
             }
 
         async def events():  # type: ignore[no-untyped-def]
-            for word in text.split():
+            for i, word in enumerate(text.split()):
+                if break_after_chunks is not None and i == break_after_chunks:
+                    raise ConnectionAbortedError("the fake upstream dies mid-stream")
                 chunk = {
                     **base,
                     "object": "chat.completion.chunk",
