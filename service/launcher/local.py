@@ -124,7 +124,7 @@ class LocalLauncher:
         run = self._runs.get((job_id, attempt))
         if run is not None and run.proc.poll() is not None:
             return  # ended: its process group id may already belong to someone else
-        pid = run.proc.pid if run else self._pid(job_id, attempt)
+        pid = run.proc.pid if run else self.pid(job_id, attempt)
         if pid is None:
             return
         _signal_group(pid, signal.SIGTERM)
@@ -148,7 +148,7 @@ class LocalLauncher:
             except subprocess.TimeoutExpired:
                 _signal_group(proc.pid, signal.SIGKILL)
 
-    def _pid(self, job_id: str, attempt: int) -> int | None:
+    def pid(self, job_id: str, attempt: int) -> int | None:
         """The pid of the attempt's live process, from its pid file: the pid alone is not enough
         (the kernel reuses pids), so the process's start time must match the one recorded."""
         try:
@@ -164,7 +164,7 @@ class LocalLauncher:
         return pid
 
     def _adopted(self, job_id: str, attempt: int) -> AttemptState:
-        if self._pid(job_id, attempt) is not None:
+        if self.pid(job_id, attempt) is not None:
             return AttemptState("running")
         d = self._dir(job_id, attempt)
         shutil.rmtree(d / "work", ignore_errors=True)  # its copies of the data go with it

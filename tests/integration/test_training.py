@@ -66,7 +66,9 @@ def _blobs(srv: RunningServer) -> Path:
 
 
 def _pid(srv: RunningServer, job_id: str, attempt: int) -> int:
-    return int((srv.settings.data_dir / "runs" / job_id / f"attempt-{attempt}" / "pid").read_text())
+    pid = srv.ctx.launcher.pid(job_id, attempt)  # the launcher's verified pid (pid file + start time)
+    assert pid is not None, f"{job_id} attempt {attempt} has no live process"
+    return int(pid)
 
 
 def test_learns_the_answers(srv: RunningServer, client: openai.OpenAI, train_file: str, tiny_model_dir: Path) -> None:
@@ -323,13 +325,13 @@ def test_a_stopped_trainer_is_timed_out_and_retried(tmp_path: Path, catalog) -> 
             tuning.upload_rows(client, tuning.memorisation_rows()),
             n_epochs=30,
             batch_size=1,
-            checkpoint_interval=20,
+            checkpoint_interval=10,
         )
         deadline = time.time() + 120
-        while not [m for m in tuning.metrics(client, job_id) if m["step"] >= 25]:
+        while not [m for m in tuning.metrics(client, job_id) if m["step"] >= 12]:
             assert time.time() < deadline, "training never got going"
             time.sleep(0.2)
-        pid = int((runs / job_id / "attempt-1" / "pid").read_text().split()[0])
+        pid = _pid(s, job_id, 1)
         os.killpg(pid, signal.SIGSTOP)
         job = tuning.wait(client, job_id, timeout=300)
         assert job.status == "succeeded", job.error
