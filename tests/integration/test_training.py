@@ -322,8 +322,8 @@ def test_a_stopped_trainer_is_timed_out_and_retried(tmp_path: Path, catalog) -> 
         client = openai.OpenAI(base_url=s.v1, api_key=s.new_key("acme"), max_retries=0)
         job_id = _job(
             client,
-            tuning.upload_rows(client, tuning.memorisation_rows()),
-            n_epochs=30,
+            tuning.upload_rows(client, tuning.memorisation_rows(copies=10)),  # 1,000 steps: time to stop it
+            n_epochs=50,
             batch_size=1,
             checkpoint_interval=10,
         )
