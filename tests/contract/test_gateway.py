@@ -4,34 +4,23 @@ streaming passed through chunk by chunk, and the request size limit."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 
 import openai
 import pytest
-import uvicorn
 
 from service.catalog.catalog import BaseModelEntry, Catalog
 from tests.fakes.upstream import make_upstream
 from tests.harness.ports import free_port
 from tests.harness.records import register_finished_model
-from tests.harness.server import RunningServer, start_server
-
-
-def _serve(app) -> tuple[str, uvicorn.Server]:  # type: ignore[no-untyped-def]
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.01)
-    return f"http://127.0.0.1:{port}", server
+from tests.harness.server import RunningServer, serve_app, start_server
 
 
 @pytest.fixture(scope="module")
 def upstreams() -> Iterator[dict[str, object]]:
     apps = {name: make_upstream(name) for name in ("u1", "u2", "u3")}
-    served = {name: _serve(app) for name, app in apps.items()}
+    served = {name: serve_app(app) for name, app in apps.items()}
     yield {
         "apps": apps,
         "urls": {n: u for n, (u, _) in served.items()},
@@ -44,8 +33,8 @@ def upstreams() -> Iterator[dict[str, object]]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_model_dir, upstreams) -> Iterator[RunningServer]:  # type: ignore[no-untyped-def]
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens here
-    slow_url, slow = _serve(make_upstream("slow", hang_s=30))
-    dying_url, dying = _serve(make_upstream("dying", chunk_delay_s=0.01, break_after_chunks=2))
+    slow_url, slow = serve_app(make_upstream("slow", hang_s=30))
+    dying_url, dying = serve_app(make_upstream("dying", chunk_delay_s=0.01, break_after_chunks=2))
     catalog = Catalog(
         [
             BaseModelEntry(name="hone-tiny", source=str(tiny_model_dir), upstreams=list(upstreams["urls"].values())),  # type: ignore[union-attr]

@@ -92,3 +92,16 @@ def start_server(
             raise RuntimeError("hone server did not start")
         time.sleep(0.02)
     return RunningServer(app, settings, f"http://127.0.0.1:{port}", thread, server)
+
+
+def serve_app(app: Any) -> tuple[str, Any]:
+    """Any ASGI app (e.g. a fake upstream) on a free loopback port in a thread; returns its URL
+    and the uvicorn server (set ``should_exit`` to stop it)."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.01)
+    return f"http://127.0.0.1:{port}", server
