@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,65 +64,88 @@ def _hone_env(data_dir: Path, catalog_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def hone_process(tmp_path: Path, tiny_model_dir: Path) -> Iterator[ServerProcess]:
-    data_dir = tmp_path / "data"
-    catalog_path = tmp_path / "catalog.yaml"
-    catalog_path.write_text(f"models:\n  - name: hone-tiny\n    source: {json.dumps(str(tiny_model_dir))}\n")
-    env = _hone_env(data_dir, catalog_path)
+class HoneServe:
+    """``hone serve`` as an operator runs it: its own process on a data dir under ``workdir``
+    with the model at ``model_dir`` and an API key for project ``big``. ``start`` launches it
+    and waits for /healthz; ``kill`` sends a signal (SIGKILL by default) and reaps it; a second
+    ``start`` is a restart on the same data dir and port."""
 
-    keys = subprocess.run(
-        [sys.executable, "-m", "service.cli", "keys", "create", "--project", "big"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert keys.returncode == 0, keys.stderr
-    api_key = keys.stdout.strip().splitlines()[-1]
-    assert api_key.startswith("sk-hone-"), keys.stdout
-
-    port = free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as log_fh:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "service.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log_fh,
-            stderr=subprocess.STDOUT,
+    def __init__(
+        self, workdir: Path, model_dir: Path, *, env: dict[str, str] | None = None, upstreams: list[str] | None = None
+    ) -> None:
+        self.data_dir, self.log = workdir / "data", workdir / "server.log"
+        catalog_path = workdir / "catalog.yaml"
+        catalog_path.write_text(
+            f"models:\n  - name: hone-tiny\n    source: {json.dumps(str(model_dir))}\n"
+            f"    upstreams: {json.dumps(upstreams or [])}\n"
         )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
+        self.env = {**_hone_env(self.data_dir, catalog_path), **(env or {})}
+        keys = subprocess.run(
+            [sys.executable, "-m", "service.cli", "keys", "create", "--project", "big"],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert keys.returncode == 0, keys.stderr
+        self.api_key = keys.stdout.strip().splitlines()[-1]
+        assert self.api_key.startswith("sk-hone-"), keys.stdout
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 60) -> ServerProcess:
+        argv = [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
+        with self.log.open("ab") as log_fh:
+            self.proc = proc = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=log_fh, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout_s
         while True:
             if proc.poll() is not None:
-                raise AssertionError(f"hone serve exited with {proc.returncode}:\n{log.read_text()}")
+                raise AssertionError(f"hone serve exited with {proc.returncode}:\n{self.log.read_text()[-5000:]}")
             try:
-                if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
-                    break
+                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
+                    return ServerProcess(proc, self.base_url, self.api_key, self.data_dir, self.log)
             except httpx.TransportError:
                 pass
             if time.time() > deadline:
-                raise AssertionError(f"hone serve did not answer /healthz in 60 s:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield ServerProcess(proc, base_url, api_key, data_dir, log)
+                raise AssertionError(f"hone serve did not answer /healthz in {timeout_s:.0f} s")
+            time.sleep(0.05)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+@contextmanager
+def hone_serve(
+    workdir: Path, model_dir: Path, *, env: dict[str, str] | None = None, upstreams: list[str] | None = None
+) -> Iterator[ServerProcess]:
+    """A started ``HoneServe``, stopped with SIGINT (as Ctrl-C) at the end."""
+    server = HoneServe(workdir, model_dir, env=env, upstreams=upstreams)
+    try:
+        yield server.start()
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        server.kill(signal.SIGINT)
+
+
+@pytest.fixture
+def hone_process(tmp_path: Path, tiny_model_dir: Path) -> Iterator[ServerProcess]:
+    with hone_serve(tmp_path, tiny_model_dir) as server:
+        yield server

@@ -1,0 +1,154 @@
+"""Load on the control plane: job lists, job creates and proxied chats at high concurrency.
+
+    python -m bench.load [--concurrency 200] [--requests 1000] [--jobs 40] [--out PATH]
+
+``hone serve`` runs in its own process (SQLite in a fresh data dir, no launcher: created jobs
+are validated and wait in ``queued``), chat completions go to an upstream in a third process
+that answers at once (so what is measured is hone's own cost), and the load comes from this
+process: ``--concurrency`` requests in flight (httpx, asyncio) until ``--requests`` are done.
+Each mix is also sent one request at a time first: its sequential rate is the baseline the
+concurrent run is compared with. Reported: requests/s, p50/p99 latency, errors, and the
+server's CPU seconds per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.log import log
+from bench.machine import cpu_name
+from bench.serving.metrics import pct
+from bench.serving.upstream import start_instant
+from service.catalog.tiny import build_tiny_model
+from tests.harness.jobs import jsonl, upload
+from tests.harness.ports import free_port
+from tests.harness.process import hone_serve
+
+RESULTS = Path(__file__).resolve().parent / "results" / "load-cpu.json"
+Request = Callable[[httpx.AsyncClient, int], Any]
+
+
+def _rows(n: int) -> list[dict[str, Any]]:
+    return [
+        {"messages": [{"role": "user", "content": f"Q{i}"}, {"role": "assistant", "content": f"A{i}."}]}
+        for i in range(n)
+    ]
+
+
+def mixes(file_id: str) -> dict[str, Request]:
+    chat = {"model": "hone-tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
+    create = {
+        "model": "hone-tiny",
+        "training_file": file_id,
+        "method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1}}},
+    }
+    return {
+        "list": lambda c, i: c.get("/v1/fine_tuning/jobs", params={"limit": 20}),
+        "create": lambda c, i: c.post("/v1/fine_tuning/jobs", json=create),
+        "chat": lambda c, i: c.post("/v1/chat/completions", json=chat),
+        "mixed": lambda c, i: (
+            c.get("/v1/fine_tuning/jobs", params={"limit": 20})
+            if i % 10 < 7
+            else c.post("/v1/chat/completions", json=chat)
+            if i % 10 < 9
+            else c.post("/v1/fine_tuning/jobs", json=create)
+        ),
+    }
+
+
+async def _run(base_url: str, key: str, request: Request, n: int, concurrency: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    next_i = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=base_url, headers={"Authorization": f"Bearer {key}"}, limits=limits, timeout=60
+    ) as client:
+
+        async def worker() -> None:
+            nonlocal next_i
+            while next_i < n:
+                i, next_i = next_i, next_i + 1
+                t0 = time.perf_counter()
+                try:
+                    r = await request(client, i)
+                    status = str(r.status_code)
+                except httpx.HTTPError as e:
+                    status = type(e).__name__
+                latencies.append(time.perf_counter() - t0)
+                if status != "200":
+                    errors[status] = errors.get(status, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {
+        "requests": n,
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 3),
+        "requests_per_s": round(n / elapsed, 1),
+        "p50_ms": round(pct(latencies, 0.5) * 1000, 1),
+        "p99_ms": round(pct(latencies, 0.99) * 1000, 1),
+        "errors": errors,
+    }
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks (USER_HZ = 100)
+
+
+def measure(server: Any, key: str, mix: Request, requests: int, concurrency: int) -> dict[str, Any]:
+    sequential = asyncio.run(_run(server.base_url, key, mix, max(requests // 10, 50), 1))
+    cpu0 = _cpu_s(server.pid)
+    concurrent = asyncio.run(_run(server.base_url, key, mix, requests, concurrency))
+    concurrent["server_cpu_ms_per_request"] = round((_cpu_s(server.pid) - cpu0) * 1000 / requests, 2)
+    concurrent["sequential"] = sequential
+    concurrent["throughput_vs_sequential"] = round(concurrent["requests_per_s"] / sequential["requests_per_s"], 2)
+    return concurrent
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n")[0])
+    p.add_argument("--concurrency", type=int, default=200)
+    p.add_argument("--requests", type=int, default=1000)
+    p.add_argument("--jobs", type=int, default=40, help="jobs in the project before the load")
+    p.add_argument("--mix", action="append", help="list, create, chat, mixed (default: all)")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="hone-load-"))
+    instant_port = free_port()
+    instant = start_instant(instant_port)
+    results: dict[str, Any] = {"machine": cpu_name(), "args": {k: str(v) for k, v in vars(args).items()}}
+    try:
+        model = build_tiny_model(work / "tiny")
+        env = {"HONE_LAUNCHER__BACKEND": "none"}
+        with hone_serve(work, model, env=env, upstreams=[f"http://127.0.0.1:{instant_port}"]) as server:
+            client = server.client()
+            file_id = upload(client, jsonl(_rows(12)))
+            for _ in range(args.jobs):
+                client.fine_tuning.jobs.create(model="hone-tiny", training_file=file_id)
+            for name, mix in mixes(file_id).items():
+                if args.mix and name not in args.mix:
+                    continue
+                log(f"{name}: {args.requests} requests at concurrency {args.concurrency}")
+                results[name] = measure(server, server.api_key, mix, args.requests, args.concurrency)
+                log(f"  {json.dumps(results[name])}")
+    finally:
+        instant.terminate()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()

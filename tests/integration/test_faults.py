@@ -1,0 +1,75 @@
+"""Faults injected into a real deployment of the embedded default (``hone serve`` in its own
+process, local trainer subprocesses): the job still ends correctly and nothing is lost or
+recorded twice. Figures are printed (``pytest -s``) and collected in docs/reliability.md."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+from service.launcher.local import LocalLauncher
+from tests.harness.jobs import upload, wait_status
+from tests.harness.process import HoneServe
+from tests.harness.server import fresh_database_url
+from tests.integration import tuning
+
+KILLS = 20
+
+
+def test_the_api_sigkilled_20_times_during_a_training_job(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The trainer keeps training while its control plane is killed and restarted: its reports
+    wait and retry (idempotent ids), each restarted API adopts the running attempt from its pid
+    file, and the job finishes with every step's metrics recorded exactly once."""
+    db_url = fresh_database_url(tmp_path)
+    hone = HoneServe(tmp_path, tiny_model_dir, env={"HONE_DATABASE_URL": db_url} if db_url else None)
+    server = hone.start()
+    try:
+        client = server.client()
+        job = client.fine_tuning.jobs.create(
+            model="hone-tiny",
+            training_file=upload(client, tuning.memorisation_rows(copies=50)),  # 100 examples
+            method={
+                "type": "supervised",
+                "supervised": {"hyperparameters": {"n_epochs": 20, "batch_size": 1, "checkpoint_interval": 250}},
+            },  # 2,000 steps
+        )
+        wait_status(client, job.id, {"running"}, timeout=120)
+        killed_while_running = 0
+        for _ in range(KILLS):
+            time.sleep(1.0)
+            status = client.fine_tuning.jobs.retrieve(job.id).status
+            hone.kill(signal.SIGKILL)
+            killed_while_running += status == "running"
+            server = hone.start()
+            client = server.client()
+        job = wait_status(client, job.id, timeout=600)
+        assert job.status == "succeeded", job.error
+        print(f"\n[faults] API SIGKILLed {KILLS} times, {killed_while_running} of them while the job was running")
+        assert killed_while_running == KILLS
+        events = list(client.fine_tuning.jobs.list_events(job.id, limit=1000))  # the SDK pages through all
+        steps = Counter(e.data["step"] for e in events if e.type == "metrics")
+        total = max(steps)
+        assert total == 2000 and set(steps) == set(range(1, total + 1)) and set(steps.values()) == {1}
+        assert len({e.id for e in events}) == len(events)
+        messages = [e.message for e in events]
+        assert not [m for m in messages if m.startswith("Training attempt")]  # never lost, never relaunched
+        ckpts = [c.step_number for c in client.fine_tuning.jobs.checkpoints.list(job.id, limit=100)]
+        assert ckpts == sorted(set(ckpts), reverse=True) and len(ckpts) == 3  # newest three, no duplicates
+        assert len(job.result_files) == 1
+        runs = sorted(p.name for p in (server.data_dir / "runs" / job.id).iterdir())
+        assert runs == ["attempt-1"]
+    finally:
+        hone.kill(signal.SIGINT)
+        _stop_trainers(hone.data_dir / "runs")
+
+
+def _stop_trainers(runs: Path) -> None:
+    """Trainers outlive a killed API by design; a failed test must not leave them running."""
+    launcher = LocalLauncher(runs)
+    for attempt_dir in runs.glob("*/attempt-*"):
+        pid = launcher.pid(attempt_dir.parent.name, int(attempt_dir.name.split("-")[1]))
+        if pid is not None:
+            os.killpg(pid, signal.SIGKILL)
