@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select
@@ -74,6 +75,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         timeout = httpx.Timeout(connect=5.0, read=settings.upstream_timeout_s, write=60.0, pool=30.0)
         http = httpx.AsyncClient(
             timeout=timeout, limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100)

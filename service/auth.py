@@ -7,6 +7,7 @@ import hashlib
 import re
 import secrets
 import time
+from collections import OrderedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -73,3 +74,33 @@ def authenticate(session: Session, authorization: str | None) -> Project:
         shown = f"{secret[:6]}***{secret[-4:]}" if len(secret) > 12 else "***"
         raise AuthenticationFailed(f"Incorrect API key provided: {shown}.", code="invalid_api_key")
     return row
+
+
+class KeyCache:
+    """Authenticated keys remembered for ``ttl_s`` seconds, so a busy client does not cost a
+    database lookup per request; a revoked key stops working within ``ttl_s`` (0 disables it).
+    Bounded: the oldest entries go first. Only successes are cached, so a wrong key always
+    reaches the database (and its message)."""
+
+    def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
+        self.ttl_s, self.max_entries = ttl_s, max_entries
+        self._entries: OrderedDict[str, tuple[float, Project]] = OrderedDict()
+
+    def get(self, authorization: str | None) -> Project | None:
+        if self.ttl_s <= 0 or authorization is None:
+            return None
+        hit = self._entries.get(authorization)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, authorization: str | None, project: Project) -> None:
+        if self.ttl_s <= 0 or authorization is None:
+            return
+        self._entries[authorization] = (time.monotonic() + self.ttl_s, project)
+        self._entries.move_to_end(authorization)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from contract.layout import file_key
 from service import idempotency, ids
 from service.api.deps import Ctx, CurrentProject, IdempotencyKey
+from service.api.responses import wire
 from service.files import service as files
 from service.files.upload import receive_upload
 from service.protocol.common import CursorPage
@@ -65,16 +67,16 @@ def list_files(
     limit: Annotated[int | None, Query()] = None,
     order: str = "desc",
     after: str | None = None,
-) -> CursorPage[FileObject]:
+) -> Response:
     with ctx.db.session() as s:
         rows, more = files.list_files(s, project, purpose=purpose, limit=limit, order=order, after=after)
-        return CursorPage.of([files.to_wire(r) for r in rows], more)
+        return wire(CursorPage.of([files.to_wire(r) for r in rows], more))
 
 
 @router.get("/files/{file_id}", response_model=FileObject)
-def retrieve_file(file_id: str, ctx: Ctx, project: CurrentProject) -> FileObject:
+def retrieve_file(file_id: str, ctx: Ctx, project: CurrentProject) -> Response:
     with ctx.db.session() as s:
-        return files.to_wire(files.get(s, project, file_id))
+        return wire(files.to_wire(files.get(s, project, file_id)))
 
 
 @router.delete("/files/{file_id}", response_model=FileDeleted)

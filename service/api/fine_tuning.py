@@ -10,9 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 from service import idempotency
 from service.api.deps import Ctx, CurrentProject, IdempotencyKey
+from service.api.responses import wire
 from service.db.schema import Job, Project
 from service.jobs import events
 from service.jobs import service as jobs
@@ -52,17 +54,17 @@ def list_jobs(
     project: CurrentProject,
     after: str | None = None,
     limit: Annotated[int | None, Query()] = None,
-) -> CursorPage[FineTuningJob]:
+) -> Response:
     metadata = {m.group(1): v for k, v in request.query_params.items() if (m := _METADATA_PARAM.match(k))}
     with ctx.db.session() as s:
         rows, more = jobs.list_jobs(s, project, after=after, limit=limit, metadata=metadata)
-        return CursorPage.of([jobs.to_wire(j) for j in rows], more)
+        return wire(CursorPage.of([jobs.to_wire(j) for j in rows], more))
 
 
 @router.get("/jobs/{job_id}", response_model=FineTuningJob)
-def retrieve_job(job_id: str, ctx: Ctx, project: CurrentProject) -> FineTuningJob:
+def retrieve_job(job_id: str, ctx: Ctx, project: CurrentProject) -> Response:
     with ctx.db.session() as s:
-        return jobs.to_wire(jobs.get(s, project, job_id))
+        return wire(jobs.to_wire(jobs.get(s, project, job_id)))
 
 
 def _transition(
@@ -99,10 +101,10 @@ def list_events(
     project: CurrentProject,
     after: str | None = None,
     limit: Annotated[int | None, Query()] = None,
-) -> CursorPage[FineTuningJobEvent]:
+) -> Response:
     with ctx.db.session() as s:
         rows, more = jobs.list_events(s, project, job_id, after=after, limit=limit)
-        return CursorPage.of([events.to_wire(e) for e in rows], more)
+        return wire(CursorPage.of([events.to_wire(e) for e in rows], more))
 
 
 @router.get("/jobs/{job_id}/checkpoints", response_model=CursorPage[FineTuningJobCheckpoint])
@@ -112,7 +114,7 @@ def list_checkpoints(
     project: CurrentProject,
     after: str | None = None,
     limit: Annotated[int | None, Query()] = None,
-) -> CursorPage[FineTuningJobCheckpoint]:
+) -> Response:
     with ctx.db.session() as s:
         rows, more = jobs.list_checkpoints(s, project, job_id, after=after, limit=limit)
-        return CursorPage.of([jobs.checkpoint_to_wire(c) for c in rows], more)
+        return wire(CursorPage.of([jobs.checkpoint_to_wire(c) for c in rows], more))

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service import auth
 from service.api.errors import response_for
 from service.config import Settings
+from service.db.schema import Project
 from service.db.session import Database
 from service.errors import AuthenticationFailed, HoneError, InvalidRequest, PayloadTooLarge
 from service.jobs import lifecycle
@@ -41,6 +42,7 @@ def body_limit(settings: Settings, method: str, path: str) -> int | None:
 class RequestGuard:
     def __init__(self, app: ASGIApp, db: Callable[[], Database], settings: Settings) -> None:
         self.app, self.db, self.settings = app, db, settings
+        self.keys = auth.KeyCache(settings.auth_cache_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -62,12 +64,16 @@ class RequestGuard:
 
     async def _authenticate(self, scope: Scope, path: str, authorization: str | None) -> None:
         if path.startswith("/v1/"):
+            cached = self.keys.get(authorization)
+            if cached is None:
 
-            def project() -> object:
-                with self.db().session() as s:
-                    return auth.authenticate(s, authorization)
+                def project() -> Project:
+                    with self.db().session() as s:
+                        return auth.authenticate(s, authorization)
 
-            scope.setdefault("state", {})["project"] = await run_in_threadpool(project)
+                cached = await run_in_threadpool(project)
+                self.keys.put(authorization, cached)
+            scope.setdefault("state", {})["project"] = cached
             return
         match = _REPORT_PATH.match(path)
         token = auth.bearer(authorization)

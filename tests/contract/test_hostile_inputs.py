@@ -66,7 +66,10 @@ def test_a_database_outage_is_503_with_retry_after_then_recovers(server, api_key
             ("POST", "/v1/fine_tuning/jobs"),
             ("GET", "/readyz"),
         ):
-            r = httpx.request(method, server.base_url + path, headers=headers, json={} if method == "POST" else None)
+            create = {"model": "hone-tiny", "training_file": "file-abc"}  # a valid body: only the database can answer
+            r = httpx.request(
+                method, server.base_url + path, headers=headers, json=create if method == "POST" else None
+            )
             assert r.status_code == 503, (path, r.status_code, r.text)
             assert r.headers["retry-after"] == "5" and r.json()["error"]["code"] == "database_unavailable"
     finally:
