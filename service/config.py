@@ -48,9 +48,15 @@ class Settings(BaseSettings):
 
     # Gateway
     max_request_bytes: int = Field(default=16 * MB, description="largest chat/completions request body")
-    request_threads: int = Field(default=8, ge=1, le=1000, description=(
-        "threads that run blocking route work (database calls); fewer threads contend less for the GIL: "
-        "bench/load.py measured 282 job lists/s at concurrency 200 with 8, 225 with anyio's default 40"))
+    request_threads: int = Field(
+        default=8,
+        ge=1,
+        le=1000,
+        description=(
+            "threads that run blocking route work (database calls); fewer threads contend less for the GIL: "
+            "bench/load.py measured 282 job lists/s at concurrency 200 with 8, 225 with anyio's default 40"
+        ),
+    )
     auth_cache_s: float = Field(
         default=1.0,
         ge=0,
