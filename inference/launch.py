@@ -142,7 +142,7 @@ class VllmServer:
             return
         _signal_group(self.pgid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        while _group_alive(self.pgid) and time.monotonic() < deadline:
+        while group_alive(self.pgid) and time.monotonic() < deadline:
             if self.proc is not None:
                 self.proc.poll()  # reap the leader so it does not count as alive
             time.sleep(0.1)
@@ -159,7 +159,7 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
     """Whether any process of the group is still running (zombies do not count)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
