@@ -9,6 +9,7 @@ import json
 import multiprocessing as mp
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,130 @@ def test_fifty_jobs_launched_exactly_once(tmp_path: Path) -> None:
         rows = s.query(Job).all()
         assert all(r.status == "running" and r.attempt == 1 and r.active_attempt == 1 for r in rows)
     db.dispose()
+
+
+def api_process(db_url: str, data_dir: str, storage_url: str, record: str, port: int, model_dir: str) -> None:
+    """A whole API process (uvicorn, every loop) with the recording launcher."""
+    import uvicorn
+
+    from service.app import create_app
+    from service.catalog.catalog import BaseModelEntry, Catalog
+    from service.config import Settings
+
+    settings = Settings(
+        data_dir=Path(data_dir),
+        database_url=db_url,
+        storage_url=storage_url,
+        port=port,
+        max_running_jobs=1000,
+        loop_interval_s=0.2,
+    )
+    app = create_app(
+        settings,
+        launcher=RecordingLauncher(Path(record)),
+        catalog=Catalog([BaseModelEntry(name="hone-tiny", source=model_dir)]),
+    )
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def test_200_concurrent_creates_with_replayed_keys_on_two_api_processes(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Two API processes with all their loops on one PostgreSQL database; 200 job creates sent
+    at once, alternating between them, 100 of them carrying an Idempotency-Key that is sent to
+    both processes at the same moment: 200 jobs exist, each replay returned its original's job,
+    and every job is validated and launched exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from service import auth
+    from service.db.session import Database
+    from tests.harness.jobs import jsonl
+    from tests.harness.ports import free_port
+
+    db_url = fresh_database_url(tmp_path)
+    assert db_url is not None
+    db = Database(db_url)
+    db.migrate()
+    with db.session() as s:
+        key = auth.create_api_key(s, auth.get_or_create_project(s, "acme"))
+    record = tmp_path / "launches.jsonl"
+    record.touch()
+    storage_url = (tmp_path / "blobs").resolve().as_uri()
+    ports = [free_port(), free_port()]
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(
+            target=api_process,
+            args=(db_url, str(tmp_path / f"api{i}"), storage_url, str(record), port, str(tiny_model_dir)),
+            daemon=True,
+        )
+        for i, port in enumerate(ports)
+    ]
+    for p in procs:
+        p.start()
+    urls = [f"http://127.0.0.1:{port}/v1" for port in ports]
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        deadline = time.time() + 60
+        for url in urls:
+            while True:
+                try:
+                    if httpx.get(url + "/models", headers=headers, timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.time() < deadline, "an API process did not start"
+                time.sleep(0.2)
+        rows = [
+            {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
+            for i in range(10)
+        ]
+        file_id = httpx.post(
+            urls[0] + "/files",
+            headers=headers,
+            timeout=30,
+            files={"file": ("t.jsonl", jsonl(rows)), "purpose": (None, b"fine-tune")},
+        ).json()["id"]
+        body = {"model": "hone-tiny", "training_file": file_id}
+        sends = [(urls[i % 2], None) for i in range(100)]  # 100 plain creates
+        sends += [(url, f"key-{i}") for i in range(100) for url in urls]  # 100 keyed, each sent to both
+        with httpx.Client(timeout=60) as http, ThreadPoolExecutor(32) as pool:
+            results = list(
+                pool.map(
+                    lambda s: (
+                        s[1],
+                        http.post(
+                            s[0] + "/fine_tuning/jobs",
+                            json=body,
+                            headers={**headers, **({"Idempotency-Key": s[1]} if s[1] else {})},
+                        ),
+                    ),
+                    sends,
+                )
+            )
+        statuses = Counter(r.status_code for _, r in results)
+        replays: dict[str, set[str]] = {}
+        for k, r in results:
+            if k and r.status_code == 200:
+                replays.setdefault(k, set()).add(r.json()["id"])
+        # A keyed request racing its twin either replays it or is told to retry (409, in progress).
+        assert set(statuses) <= {200, 409}, statuses
+        assert all(len(ids) == 1 for ids in replays.values())
+        with db.session() as s:
+            from service.db.schema import Job
+
+            jobs = {j.id: j.status for j in s.query(Job).all()}
+        assert len(jobs) == 100 + len(replays) and len(replays) == 100, (len(jobs), len(replays))
+        deadline = time.time() + 180
+        while True:
+            launched = Counter(json.loads(line)["job"] for line in record.read_text().splitlines())
+            if len(launched) == len(jobs) or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        assert set(launched) == set(jobs) and set(launched.values()) == {1}  # every job once, none twice
+        print(f"\n[races] 300 creates ({dict(statuses)}) on two API processes: {len(jobs)} jobs, each launched once")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.join(30)
+        db.dispose()
