@@ -19,7 +19,12 @@ from contract.methods import METHODS, MethodSpec
 EXIT_BAD_INPUT = 65  # the job's data cannot be trained on: fail now, do not retry
 EXIT_FATAL = 66  # a deterministic error (configuration, code): another attempt would fail the same way
 EXIT_SUPERSEDED = 75  # the control plane no longer accepts this attempt's reports
+EXIT_PREEMPTED = 76  # stopped by SIGTERM (node drain, eviction, Ctrl-C) after a checkpoint: resume, no failure
 NO_RETRY_EXIT_CODES = (EXIT_BAD_INPUT, EXIT_FATAL)
+# Exit codes a Kubernetes Job must end on at once (podFailurePolicy FailJob), so its condition
+# carries the code for the reconciler to read; which of them are retried is the reconciler's call.
+FAIL_JOB_EXIT_CODES = (*NO_RETRY_EXIT_CODES, EXIT_PREEMPTED)
+ATTEMPT_EXIT_FILE = "exit-code"  # written by the trainer into $HONE_ATTEMPT_DIR, for a launcher that adopts it
 MAX_MESSAGE_CHARS = 4096
 
 

@@ -26,7 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per report is noise
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    from contract.spec import EXIT_BAD_INPUT, EXIT_FATAL, EXIT_SUPERSEDED, MAX_MESSAGE_CHARS, JobSpec
+    from contract.spec import (
+        EXIT_BAD_INPUT,
+        EXIT_FATAL,
+        EXIT_PREEMPTED,
+        EXIT_SUPERSEDED,
+        MAX_MESSAGE_CHARS,
+        JobSpec,
+    )
     from trainer.attempt import Attempt, Stop
     from trainer.data import BadInput
     from trainer.report import Superseded
@@ -50,24 +57,24 @@ def main(argv: list[str] | None = None) -> int:
     recipe = getattr(importlib.import_module(module), function)
     try:
         recipe(attempt)
-        return 0
+        return _exit(0)
     except Stop as stop:
         logging.info("stopping: %s", stop.reason)
-        return 0
+        return _exit(EXIT_PREEMPTED if stop.reason == "preempted" else 0)
     except Superseded:
         logging.warning("this attempt was superseded; exiting")
-        return EXIT_SUPERSEDED
+        return _exit(EXIT_SUPERSEDED)
     except BadInput as e:
         logging.exception("unusable input")
         if attempt.is_main:
             message = f"The training data cannot be used: {e}"[:MAX_MESSAGE_CHARS]
             attempt.reporter.post("/fail", {"code": "invalid_training_data", "message": message})
-        return EXIT_BAD_INPUT
+        return _exit(EXIT_BAD_INPUT)
     except DETERMINISTIC as e:  # retrying would fail the same way; the traceback stays in the log
         logging.exception("training failed")
         if attempt.is_main:
             attempt.reporter.post("/fail", {"code": "training_failed", "message": f"Training failed: {one_line(e)}"})
-        return EXIT_FATAL
+        return _exit(EXIT_FATAL)
     finally:
         attempt.reporter.close()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -86,6 +93,20 @@ DETERMINISTIC: tuple[type[BaseException], ...] = (
     AssertionError,
     ZeroDivisionError,
 )
+
+
+def _exit(code: int) -> int:
+    """The exit code, also left in the attempt's directory for a launcher that adopted the
+    attempt after a restart and so cannot wait for it."""
+    attempt_dir = os.environ.get("HONE_ATTEMPT_DIR")
+    if attempt_dir:
+        from contract.spec import ATTEMPT_EXIT_FILE
+
+        try:
+            (Path(attempt_dir) / ATTEMPT_EXIT_FILE).write_text(str(code))
+        except OSError:
+            logging.warning("could not record the exit code in %s", attempt_dir)
+    return code
 
 
 def one_line(e: BaseException, limit: int = 500) -> str:

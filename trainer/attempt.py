@@ -74,7 +74,7 @@ class Attempt:
         return torch.distributed.is_available() and torch.distributed.is_initialized()
 
     def _on_term(self, *_: Any) -> None:
-        self._signal = "cancel"
+        self._signal = "preempted"  # a node drain, an eviction, Ctrl-C: checkpoint, then stop
 
     # inputs
     def fetch(self, uri: str, name: str) -> Path:
@@ -267,7 +267,8 @@ def steps_for(n_examples: int, batch_size: int, n_epochs: int) -> tuple[int, int
     return per_epoch, per_epoch * n_epochs
 
 
-_STOPS = (None, "pause", "cancel")
+_STOPS = (None, "pause", "cancel", "preempted")
+CHECKPOINT_ON_STOP = ("pause", "preempted")  # stops that resume later: a checkpoint first
 
 
 def _agree(stop: str | None) -> str | None:

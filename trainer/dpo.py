@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from trainer import data
-from trainer.attempt import Attempt, Stop, steps_for
+from trainer.attempt import CHECKPOINT_ON_STOP, Attempt, Stop, steps_for
 from trainer.losses import dpo_loss, sequence_logps
 from trainer.model import load_tokenizer, load_trainable, micro_batch_budget
 
@@ -74,7 +74,7 @@ def run(attempt: Attempt) -> None:
                 extra={"reward_margin": float(margins.mean()), "reward_accuracy": reward_accuracy},
             )
         except Stop as stop:
-            if stop.reason == "pause":
+            if stop.reason in CHECKPOINT_ON_STOP:
                 attempt.checkpoint(model, optimizer, scheduler, {"train_loss": float(loss)})
             raise
         if attempt.should_checkpoint(n, per_epoch):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from trainer import data
-from trainer.attempt import Attempt, Stop, steps_for
+from trainer.attempt import CHECKPOINT_ON_STOP, Attempt, Stop, steps_for
 from trainer.losses import sft_loss
 from trainer.model import load_tokenizer, load_trainable, micro_batch_budget
 
@@ -69,7 +69,7 @@ def run(attempt: Attempt) -> None:
         try:
             attempt.after_step(n, loss, acc, tokens, valid_metrics)
         except Stop as stop:
-            if stop.reason == "pause":
+            if stop.reason in CHECKPOINT_ON_STOP:
                 attempt.checkpoint(model, optimizer, scheduler, {"train_loss": loss, "train_mean_token_accuracy": acc})
             raise
         if checkpointing:

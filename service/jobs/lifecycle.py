@@ -15,7 +15,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from contract.methods import METHODS
-from contract.spec import EXIT_BAD_INPUT, EXIT_FATAL
+from contract.spec import EXIT_BAD_INPUT, EXIT_FATAL, EXIT_PREEMPTED
 from service.auth import hash_secret
 from service.db.schema import Job
 from service.jobs import events, states
@@ -141,6 +141,12 @@ def attempt_ended(session: Session, job: Job, state: AttemptState, max_attempts:
             job,
             "training_failed",
             "Training failed with an error another attempt would repeat." + _tail(state),
+        )
+        return
+    if state.exit_code == EXIT_PREEMPTED:  # a drained node, an eviction, hone up's Ctrl-C: no failure
+        states.move(job, JobStatus.QUEUED)
+        events.add(
+            session, job.id, f"Training attempt {attempt} was stopped by its host after a checkpoint; resuming from it"
         )
         return
     job.failed_attempts += 1  # only failures count: a pause ends an attempt too, and is none

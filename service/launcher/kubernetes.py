@@ -22,7 +22,7 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any, Self
 
-from contract.spec import NO_RETRY_EXIT_CODES, JobSpec
+from contract.spec import FAIL_JOB_EXIT_CODES, JobSpec
 from service.catalog.catalog import TrainingResources
 from service.launcher.base import AttemptState
 from service.launcher.config import KubernetesLauncherConfig
@@ -138,7 +138,7 @@ def build(
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
                 {
                     "action": "FailJob",
-                    "onExitCodes": {"containerName": "trainer", "operator": "In", "values": list(NO_RETRY_EXIT_CODES)},
+                    "onExitCodes": {"containerName": "trainer", "operator": "In", "values": list(FAIL_JOB_EXIT_CODES)},
                 },
             ]
         },

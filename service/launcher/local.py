@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-from contract.spec import JobSpec
+from contract.spec import ATTEMPT_EXIT_FILE, JobSpec
 from service.catalog.catalog import TrainingResources
-from service.launcher.base import AttemptState
+from service.launcher.base import AttemptState, Phase
 from service.launcher.config import LocalLauncherConfig
 from service.launcher.torchrun import trainer_command
 
@@ -108,12 +108,14 @@ class LocalLauncher:
             self._runs[key] = _Run(proc, log)
 
     def poll(self, job_id: str, attempt: int) -> AttemptState:
-        run = self._runs.get((job_id, attempt))
+        with self._lock:  # a start in progress finishes first: its attempt is not mistaken for a dead one
+            run = self._runs.get((job_id, attempt))
         if run is None:
             return self._adopted(job_id, attempt)
         code = run.proc.poll()
         if code is None:
             return AttemptState("running")
+        code = _recorded_exit(run.log.parent, code)
         # A killed trainer cannot clean up after itself: its copies of the data go now.
         shutil.rmtree(run.log.parent / "work", ignore_errors=True)
         if code == 0:
@@ -128,7 +130,12 @@ class LocalLauncher:
         if pid is None:
             return
         _signal_group(pid, signal.SIGTERM)
-        timer = threading.Timer(self.config.kill_grace_s, _signal_group, args=(pid, signal.SIGKILL))
+
+        def kill() -> None:  # what SIGTERM did not end, and the data copies a killed trainer leaves
+            _signal_group(pid, signal.SIGKILL)
+            shutil.rmtree(self._dir(job_id, attempt) / "work", ignore_errors=True)
+
+        timer = threading.Timer(self.config.kill_grace_s, kill)
         timer.daemon = True
         timer.start()
 
@@ -167,9 +174,22 @@ class LocalLauncher:
         if self.pid(job_id, attempt) is not None:
             return AttemptState("running")
         d = self._dir(job_id, attempt)
-        shutil.rmtree(d / "work", ignore_errors=True)  # its copies of the data go with it
+        if (d / "pid").exists():  # it was launched and has ended: its copies of the data go with it
+            shutil.rmtree(d / "work", ignore_errors=True)
         log = d / "trainer.log"
+        recorded = _recorded_exit(d, None)
+        if recorded is not None:  # it ended on its own terms while no launcher watched it
+            phase: Phase = "succeeded" if recorded == 0 else "failed"
+            return AttemptState(phase, recorded, _tail(log) if recorded and log.exists() else "")
         return AttemptState("missing", detail=_tail(log) if log.exists() else "")
+
+
+def _recorded_exit(attempt_dir: Path, fallback: int | None) -> int | None:
+    """The exit code the trainer recorded (torchrun reports a worker's failure as its own 1)."""
+    try:
+        return int((attempt_dir / ATTEMPT_EXIT_FILE).read_text())
+    except (OSError, ValueError):
+        return fallback
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -127,3 +127,37 @@ def test_the_trainer_sigkilled_10_times_ends_with_the_uninterrupted_adapter(tmp_
         )
     finally:
         srv.stop()
+
+
+def test_a_sigtermed_trainer_checkpoints_and_resumes_without_a_failure(tmp_path: Path, catalog) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM is how a node drain, a pod eviction or hone up's Ctrl-C stops a trainer: it
+    checkpoints at the step boundary and exits as preempted, and the job resumes from that
+    checkpoint without counting a failure (HONE_MAX_ATTEMPTS=1 here: one failure would fail it).
+    Before, it exited 0, and a Kubernetes Job reported success without a result: a failed job."""
+    launcher = LocalLauncher(tmp_path / "runs")
+    srv = start_server(tmp_path / "data", catalog, launcher=launcher, max_attempts=1)
+    try:
+        client = openai.OpenAI(base_url=srv.v1, api_key=srv.new_key("acme"), max_retries=0)
+        method = {
+            "type": "supervised",
+            "supervised": {"hyperparameters": {"n_epochs": 50, "batch_size": 1, "checkpoint_interval": 1000}},
+        }
+        job = client.fine_tuning.jobs.create(
+            model="hone-tiny", training_file=upload(client, tuning.memorisation_rows()), method=method
+        )
+        deadline = time.time() + 120
+        while not [m for m in tuning.metrics(client, job.id) if m["step"] >= 20]:
+            assert time.time() < deadline, "training never got going"
+            time.sleep(0.1)
+        pid = launcher.pid(job.id, 1)
+        assert pid is not None
+        os.killpg(pid, signal.SIGTERM)
+        job = wait_status(client, job.id, timeout=300)
+        assert job.status == "succeeded", job.error
+        messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=1000)]
+        assert any("stopped by its host after a checkpoint" in m for m in messages), messages[:20]
+        assert any(m.startswith("Resuming from the checkpoint at step") and "(attempt 2)" in m for m in messages)
+        steps = Counter(m["step"] for m in tuning.metrics(client, job.id))
+        assert set(steps) == set(range(1, 501)) and set(steps.values()) == {1}
+    finally:
+        srv.stop()

@@ -12,7 +12,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from contract.spec import EXIT_BAD_INPUT, EXIT_FATAL, JobSpec
+from contract.spec import EXIT_BAD_INPUT, EXIT_FATAL, EXIT_PREEMPTED, JobSpec
 from service.catalog.catalog import KubernetesPlacement, TrainingResources
 from service.launcher.config import KubernetesLauncherConfig
 from service.launcher.kubernetes import JobCache, build, job_name, state_of
@@ -57,7 +57,11 @@ def test_built_objects_validate_and_are_locked_down(base: str) -> None:
     assert spec["activeDeadlineSeconds"] > 0 and spec["ttlSecondsAfterFinished"] > 0
     rules = spec["podFailurePolicy"]["rules"]
     assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
-    assert rules[1]["action"] == "FailJob" and rules[1]["onExitCodes"]["values"] == [EXIT_BAD_INPUT, EXIT_FATAL]
+    assert rules[1]["action"] == "FailJob" and rules[1]["onExitCodes"]["values"] == [
+        EXIT_BAD_INPUT,
+        EXIT_FATAL,
+        EXIT_PREEMPTED,
+    ]
     pod = spec["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False and pod["restartPolicy"] == "Never"
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"] == {
