@@ -233,7 +233,7 @@ class Supervisor:
             try:
                 self.server.start()
                 self.server.wait_healthy(self.health_timeout_s)
-            except (RuntimeError, TimeoutError) as e:
+            except Exception as e:  # any failure to restart is retried; the watch must not die
                 log.error("restarting vLLM for %s failed: %s", self.server.cfg.name, str(e).splitlines()[0])
                 self.server.stop()  # exited or hung: either way the next turn starts it again
                 continue
@@ -241,4 +241,7 @@ class Supervisor:
             self.state, healthy_since = "healthy", time.monotonic()
             log.warning("vLLM for %s is serving again (restart %d)", self.server.cfg.name, self.restarts)
             if self.on_restart is not None:
-                self.on_restart(self.server.cfg.name, self.restarts)
+                try:
+                    self.on_restart(self.server.cfg.name, self.restarts)
+                except Exception:
+                    log.exception("the restart callback failed")

@@ -28,6 +28,10 @@ _REPORT_PATH = re.compile(r"^/internal/v1/jobs/([^/]+)/")
 _STREAMED = {("POST", "/v1/files")}  # the upload receiver streams and limits the body itself
 
 
+class ClientGone(Exception):
+    """The client disconnected before its body was complete."""
+
+
 def body_limit(settings: Settings, method: str, path: str) -> int | None:
     """The most bytes a request body may have on this route; None: streamed, limited elsewhere."""
     if (method, path) in _STREAMED:
@@ -57,6 +61,8 @@ class RequestGuard:
             limit = body_limit(self.settings, scope["method"], path)
             if limit is not None:
                 receive = await self._buffered(receive, headers.get("content-length"), limit)
+        except ClientGone:
+            return  # the client left mid-body: a truncated request is never handed to the app
         except HoneError as exc:
             await response_for(exc)(scope, receive, send)
             return
@@ -97,7 +103,7 @@ class RequestGuard:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                raise ClientGone()
             body += message.get("body", b"")
             if len(body) > limit:
                 raise too_large

@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.errors import DatabaseUnavailable
+from service.errors import DatabaseUnavailable, InvalidRequest
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _AFTER_COMMIT = "hone_after_commit"
@@ -35,12 +35,15 @@ POOL_SIZE, MAX_OVERFLOW = 48, 16
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        db_path = url.split("///", 1)[-1]
-        if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-            with sqlite3.connect(db_path) as conn:  # WAL is a property of the file: set it once
-                conn.execute("PRAGMA journal_mode=WAL")
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
+        in_memory = path in ("", ":memory:") or path.startswith("file::memory:")
+        if in_memory:  # one connection, one database: SQLAlchemy's own pool for it
+            return create_engine(url, connect_args={"check_same_thread": False})
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(path) as conn:  # WAL is a property of the file: set it once
+            conn.execute("PRAGMA journal_mode=WAL")
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -94,6 +97,10 @@ class Database:
             try:
                 yield s
                 s.commit()
+            except DataError as e:  # a value the database cannot store (PostgreSQL: a NUL in a string)
+                s.info.pop(_AFTER_COMMIT, None)
+                _rollback_quietly(s)
+                raise InvalidRequest("A value in the request cannot be stored (e.g. it holds a NUL character).") from e
             except OperationalError as e:  # unreachable, restarting, or (SQLite) locked past its timeout
                 s.info.pop(_AFTER_COMMIT, None)
                 _rollback_quietly(s)

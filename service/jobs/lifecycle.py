@@ -61,13 +61,31 @@ def validation_passed(session: Session, job_id: str, owner: str, n_examples: int
     job = job_by_id(session, job_id, for_update=True)
     if job is None or not _holds_validation(job, owner):
         return False  # cancelled, or the lease was lost to another replica: its verdict counts
-    hp = METHODS.get(job.method_type).hyperparameters.model_validate(job.hyperparameters)
+    try:
+        hp = METHODS.get(job.method_type).hyperparameters.model_validate(job.hyperparameters)
+    except ValueError as e:  # stored by an older server with wider bounds: fail it, never loop on it
+        fail(
+            session,
+            job,
+            "invalid_hyperparameters",
+            f"The job's hyperparameters are not valid: {first_error(e)}",
+            "hyperparameters",
+        )
+        return False
     job.hyperparameters = hp.resolve(n_examples).model_dump()
     job.n_examples, job.n_tokens = n_examples, n_tokens
     states.move(job, JobStatus.QUEUED)
     job.lease_owner = job.lease_until = None
     events.add(session, job.id, "Files validated, moving job to queued state")
     return True
+
+
+def first_error(e: Exception) -> str:
+    """The first thing wrong, in one line (a pydantic error's message, else the first line)."""
+    errors = getattr(e, "errors", None)
+    if callable(errors) and errors():
+        return str(errors()[0].get("msg", e))[:300]
+    return (str(e).splitlines() or [type(e).__name__])[0][:300]
 
 
 def fail(session: Session, job: Job, code: str, message: str, param: str | None = None) -> None:
@@ -98,7 +116,7 @@ def claim_launch(session: Session, job_id: str) -> tuple[Job, str] | None:
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.attempt == job.attempt)
         .values(
-            last_report_at=time.time(),
+            last_report_at=None,  # set by the attempt's first report; a pending pod is not silent
             status=running.value,
             attempt=job.attempt + 1,
             active_attempt=job.attempt + 1,

@@ -38,6 +38,10 @@ class Dispatcher:
                 started += 1
             except Exception as e:  # the launcher's failure is the attempt's failure
                 log.exception("launching %s attempt %d failed", job_id, spec.attempt)
+                try:  # whatever part of it was created (a Job without its Secret) must not hold resources
+                    self.launcher.cancel(job_id, spec.attempt)
+                except Exception:
+                    log.exception("cleaning up the failed launch of %s attempt %d failed", job_id, spec.attempt)
                 with self.db.session() as s:
                     row = lifecycle.job_by_id(s, job_id)
                     if row is not None and row.active_attempt == spec.attempt:
@@ -91,7 +95,12 @@ class Dispatcher:
                         "model",
                     )
                     continue
-                specs.append(self.build_spec(s, job, token))
+                try:
+                    specs.append(self.build_spec(s, job, token))
+                except (ValueError, TypeError) as e:  # e.g. a row its spec cannot be built from: fail it, not the queue
+                    log.exception("cannot build the spec of %s", job.id)
+                    job.active_attempt = None
+                    lifecycle.fail(s, job, "training_failed", f"The job cannot be started: {lifecycle.first_error(e)}")
             return specs
 
     def build_spec(self, s: Session, job: Job, token: str) -> JobSpec:

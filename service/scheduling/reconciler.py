@@ -42,7 +42,8 @@ class Reconciler:
                 if job is None or job.active_attempt != attempt:
                     continue
                 if state.alive and job.status in states.ACTIVE:
-                    silent = time.time() - (job.last_report_at or job.attempt_claimed_at or time.time())
+                    # Only once the attempt has spoken: a pod waiting for a GPU, an image or Kueue is not silent.
+                    silent = time.time() - job.last_report_at if job.last_report_at is not None else 0.0
                     if silent <= timeout:
                         continue
                     log.warning("%s attempt %d sent nothing for %.0f s; stopping it", job_id, attempt, silent)

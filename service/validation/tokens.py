@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol, Required, TypedDict
 
 
@@ -44,6 +45,23 @@ class TokenizerUnavailable(RuntimeError):
         self.source, self.reason = source, reason
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
+def _permanent(source: str) -> str | None:
+    """Why loading from ``source`` can never work, or None when the failure may pass."""
+    path = Path(source)
+    if path.is_absolute() or source.startswith("."):
+        if not path.exists():
+            return "no such directory (is the models volume mounted?)"
+        if path.is_dir() and not any((path / name).exists() for name in TOKENIZER_FILES):
+            return "the directory holds no tokenizer files"
+        return None
+    if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True", "YES", "yes"):
+        return "a hub id, and the hub is offline here"
+    return None
+
+
 class HFTokenCounter:
     """Counts with the tokenizer + chat template in ``source`` (a local HF model directory)."""
 
@@ -62,8 +80,11 @@ class HFTokenCounter:
 
                     try:
                         tokenizer = AutoTokenizer.from_pretrained(self.source)
-                    except Exception as exc:  # a missing mount, a bad path, a hub id without a hub
-                        raise TokenizerUnavailable(self.source, str(exc).splitlines()[0] if str(exc) else "") from exc
+                    except Exception as exc:
+                        reason = _permanent(self.source)
+                        if reason is None:
+                            raise  # transient (a storage hiccup, a hub 5xx): validation is tried again
+                        raise TokenizerUnavailable(self.source, reason) from exc
                     if not tokenizer.chat_template:
                         raise TokenizerUnavailable(self.source, "the tokenizer has no chat_template")
                     self._tokenizer = tokenizer

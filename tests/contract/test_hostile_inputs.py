@@ -94,3 +94,11 @@ def test_readyz_reports_what_is_not_ready(server) -> None:  # type: ignore[no-un
         assert httpx.get(server.base_url + "/readyz").status_code == 200
     finally:
         server.ctx.readiness.clear()
+
+
+def test_a_nul_inside_a_json_body_is_400_not_500(client: openai.OpenAI) -> None:
+    """PostgreSQL cannot store or compare a NUL in a string (a DataError): a 400, not a 500."""
+    with pytest.raises(openai.BadRequestError):
+        client.fine_tuning.jobs.create(model="hone-tiny", training_file="file-\x00abc")
+    with pytest.raises(openai.BadRequestError):
+        client.fine_tuning.jobs.create(model="hone-\x00tiny", training_file="file-abc")

@@ -222,3 +222,39 @@ def test_reports_need_the_attempt_token(server: RunningServer, client: openai.Op
     assert httpx.post(url, json={"events": []}).status_code == 401
     assert httpx.post(url, json={"events": []}, headers={"Authorization": "Bearer nope"}).status_code == 401
     wait_status(client, job.id, TERMINAL)
+
+
+def test_jobs_with_hyperparameters_an_older_server_stored_fail_alone(
+    server: RunningServer, client: openai.OpenAI, train_id: str, script: FakeTrainerLauncher
+) -> None:
+    """A row whose stored hyperparameters today's bounds refuse (a learning_rate_multiplier of 50,
+    which an older server accepted) fails with a message, whether it is still validating or
+    queued; the jobs behind it still run (before: it was retried forever and stalled the queue)."""
+    from sqlalchemy import update
+
+    from service.db.schema import Job
+
+    def store_old(job_id: str) -> None:
+        with server.ctx.db.session() as s:
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(hyperparameters={"n_epochs": 1, "batch_size": 1, "learning_rate_multiplier": 50})
+            )
+
+    validating = client.fine_tuning.jobs.create(model="hone-tiny", training_file=train_id)
+    store_old(validating.id)
+    script.scripts = {1: Script(steps=3, checkpoint_every=100, hold=True)}
+    queued = client.fine_tuning.jobs.create(model="hone-tiny", training_file=train_id)
+    wait_status(client, queued.id, {"running"})
+    client.fine_tuning.jobs.pause(queued.id)
+    wait_status(client, queued.id, {"paused"})
+    script.scripts = {}  # scripts are per attempt number: the next jobs' first attempts must not hold
+    store_old(queued.id)
+    client.fine_tuning.jobs.resume(queued.id)  # queued again: the dispatcher must build its spec
+    behind = client.fine_tuning.jobs.create(model="hone-tiny", training_file=train_id)
+    for job_id in (validating.id, queued.id):
+        job = wait_status(client, job_id, TERMINAL)
+        assert job.status == "failed" and job.error is not None, job
+        assert "learning_rate_multiplier must be" in job.error.message, job.error
+    assert wait_status(client, behind.id, TERMINAL).status == "succeeded"

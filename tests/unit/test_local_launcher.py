@@ -51,3 +51,30 @@ def test_a_live_adopted_attempt_is_running_and_cancellable(tmp_path: Path) -> No
     finally:
         trainer.kill()
         trainer.wait()
+
+
+def test_database_urls_in_every_sqlite_form(tmp_path: Path) -> None:
+    """In-memory databases (no pool sizes) and file URLs with a query string (WAL set on the
+    real file, not on one named after the query)."""
+    from sqlalchemy import text
+
+    from service.db.session import Database
+
+    for url in ("sqlite://", "sqlite:///:memory:", f"sqlite:///{tmp_path / 'q.db'}?timeout=5"):
+        db = Database(url)
+        with db.session() as s:
+            assert s.execute(text("SELECT 1")).scalar() == 1
+        db.dispose()
+    assert (tmp_path / "q.db").exists() and not list(tmp_path.glob("q.db?*"))
+    import sqlite3
+
+    assert sqlite3.connect(tmp_path / "q.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_which_tokenizer_failures_are_permanent(tmp_path: Path) -> None:
+    from service.validation.tokens import _permanent
+
+    assert "mounted" in (_permanent(str(tmp_path / "nowhere")) or "")
+    assert "no tokenizer files" in (_permanent(str(tmp_path)) or "")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    assert _permanent(str(tmp_path)) is None  # files are there: a failure to read them may pass
