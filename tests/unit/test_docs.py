@@ -167,8 +167,15 @@ def test_non_settings_variables_are_read_where_listed(name: str) -> None:
     assert name in (ROOT / NON_SETTINGS[name]).read_text(), f"{name} is no longer in {NON_SETTINGS[name]}"
 
 
-@pytest.mark.parametrize("path", [p for p in DOCS if p.suffix == ".md"], ids=lambda p: str(p.relative_to(ROOT)))
+CONFIGS = sorted((ROOT / "k8s").rglob("*.yaml")) + [ROOT / "Dockerfile"]
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in DOCS if p.suffix == ".md"] + CONFIGS, ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_every_environment_variable_in_the_docs_is_real(path: Path) -> None:
+    """Also in the manifests and the Dockerfile: Settings ignores unknown variables, so a
+    misspelt or renamed one in a deployment would be dropped without a word."""
     known = settings_variables() | set(NON_SETTINGS)
     unknown = sorted(
         {
