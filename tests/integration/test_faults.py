@@ -18,6 +18,7 @@ from service.launcher.local import LocalLauncher
 from tests.harness.jobs import upload, wait_status
 from tests.harness.process import HoneServe
 from tests.harness.server import fresh_database_url, start_server
+from tests.harness.waiting import wait_until
 from tests.integration import tuning
 
 KILLS = 20
@@ -94,18 +95,23 @@ def test_the_trainer_sigkilled_10_times_ends_with_the_uninterrupted_adapter(tmp_
             client.fine_tuning.jobs.create(model="hone-tiny", training_file=rows, seed=7, method=method).id
             for _ in range(2)
         )
-        kills, last_step, deadline = 0, 0, time.time() + 600
-        while kills < 10:
-            assert time.time() < deadline, f"only {kills} kills"
+        last_step = 0
+
+        def kill_after_a_new_checkpoint() -> bool:
+            nonlocal last_step
             steps = [c.step_number for c in client.fine_tuning.jobs.checkpoints.list(killed, limit=100)]
-            attempt = client.fine_tuning.jobs.retrieve(killed)
-            if steps and max(steps) > last_step and attempt.status == "running":
-                current = max(int(d.name.split("-")[1]) for d in (tmp_path / "runs" / killed).glob("attempt-*"))
-                pid = launcher.pid(killed, current)
-                if pid is not None:
-                    os.killpg(pid, signal.SIGKILL)
-                    kills, last_step = kills + 1, max(steps)
-            time.sleep(0.05)
+            if not steps or max(steps) <= last_step or client.fine_tuning.jobs.retrieve(killed).status != "running":
+                return False
+            current = max(int(d.name.split("-")[1]) for d in (tmp_path / "runs" / killed).glob("attempt-*"))
+            pid = launcher.pid(killed, current)
+            if pid is None:
+                return False
+            os.killpg(pid, signal.SIGKILL)
+            last_step = max(steps)
+            return True
+
+        for kill in range(10):
+            wait_until(kill_after_a_new_checkpoint, f"kill {kill + 1}: a new checkpoint to kill after", 600, 0.05)
         jobs = {j: wait_status(client, j, timeout=600) for j in (plain, killed)}
         assert all(j.status == "succeeded" for j in jobs.values()), {k: v.error for k, v in jobs.items()}
         messages = [e.message for e in client.fine_tuning.jobs.list_events(killed, limit=1000)]
@@ -145,10 +151,7 @@ def test_a_sigtermed_trainer_checkpoints_and_resumes_without_a_failure(tmp_path:
         job = client.fine_tuning.jobs.create(
             model="hone-tiny", training_file=upload(client, tuning.memorisation_rows()), method=method
         )
-        deadline = time.time() + 120
-        while not [m for m in tuning.metrics(client, job.id) if m["step"] >= 20]:
-            assert time.time() < deadline, "training never got going"
-            time.sleep(0.1)
+        wait_until(lambda: [m for m in tuning.metrics(client, job.id) if m["step"] >= 20], "step 20")
         pid = launcher.pid(job.id, 1)
         assert pid is not None
         os.killpg(pid, signal.SIGTERM)

@@ -20,6 +20,7 @@ from service.launcher.config import LocalLauncherConfig
 from service.launcher.local import LocalLauncher
 from tests.harness.ports import free_port
 from tests.harness.server import RunningServer, fresh_database_url, start_server
+from tests.harness.waiting import wait_until
 from tests.integration import tuning
 
 pytestmark = pytest.mark.slow
@@ -327,10 +328,7 @@ def test_a_stopped_trainer_is_timed_out_and_retried(tmp_path: Path, catalog) -> 
             batch_size=1,
             checkpoint_interval=10,
         )
-        deadline = time.time() + 120
-        while not [m for m in tuning.metrics(client, job_id) if m["step"] >= 12]:
-            assert time.time() < deadline, "training never got going"
-            time.sleep(0.2)
+        wait_until(lambda: [m for m in tuning.metrics(client, job_id) if m["step"] >= 12], "step 12")
         pid = _pid(s, job_id, 1)
         os.killpg(pid, signal.SIGSTOP)
         job = tuning.wait(client, job_id, timeout=300)

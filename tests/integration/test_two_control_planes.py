@@ -148,6 +148,7 @@ def test_200_concurrent_creates_with_replayed_keys_on_two_api_processes(tmp_path
     from service.db.session import Database
     from tests.harness.jobs import jsonl
     from tests.harness.ports import free_port
+    from tests.harness.waiting import wait_until
 
     db_url = fresh_database_url(tmp_path)
     assert db_url is not None
@@ -173,16 +174,15 @@ def test_200_concurrent_creates_with_replayed_keys_on_two_api_processes(tmp_path
     urls = [f"http://127.0.0.1:{port}/v1" for port in ports]
     headers = {"Authorization": f"Bearer {key}"}
     try:
-        deadline = time.time() + 60
+
+        def answers(url: str) -> bool:
+            try:
+                return httpx.get(url + "/models", headers=headers, timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
         for url in urls:
-            while True:
-                try:
-                    if httpx.get(url + "/models", headers=headers, timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.time() < deadline, "an API process did not start"
-                time.sleep(0.2)
+            wait_until(lambda url=url: answers(url), f"the API process at {url}", 60, 0.2)
         rows = [
             {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
             for i in range(10)
@@ -223,12 +223,12 @@ def test_200_concurrent_creates_with_replayed_keys_on_two_api_processes(tmp_path
 
             jobs = {j.id: j.status for j in s.query(Job).all()}
         assert len(jobs) == 100 + len(replays) and len(replays) == 100, (len(jobs), len(replays))
-        deadline = time.time() + 180
-        while True:
-            launched = Counter(json.loads(line)["job"] for line in record.read_text().splitlines())
-            if len(launched) == len(jobs) or time.time() > deadline:
-                break
-            time.sleep(0.5)
+
+        def launches() -> Counter[str]:
+            return Counter(json.loads(line)["job"] for line in record.read_text().splitlines())
+
+        wait_until(lambda: len(launches()) >= len(jobs), "every job's launch", 180, 0.5)
+        launched = launches()
         assert set(launched) == set(jobs) and set(launched.values()) == {1}  # every job once, none twice
         print(f"\n[races] 300 creates ({dict(statuses)}) on two API processes: {len(jobs)} jobs, each launched once")
     finally:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 from inference.launch import Supervisor, VllmConfig, VllmServer
 from tests.harness.ports import free_port
+from tests.harness.waiting import wait_until
 
 # The stand-in: spawn a child that sleeps (the "engine"), record its pid, then serve /health.
 LEADER = """
@@ -36,13 +36,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait(predicate, timeout_s: float = 30) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.1)
-
-
 def test_a_killed_server_is_restarted_and_leaves_no_orphans(tmp_path: Path) -> None:
     port, children = free_port(), tmp_path / "children"
     cfg = VllmConfig(name="stand-in", source="-", storage_url="file:///x", cache_dir=tmp_path, port=port)
@@ -55,8 +48,8 @@ def test_a_killed_server_is_restarted_and_leaves_no_orphans(tmp_path: Path) -> N
         first_leader = server.proc.pid  # type: ignore[union-attr]
         (first_child,) = [int(x) for x in children.read_text().split()]
         os.kill(first_leader, signal.SIGKILL)  # as the OOM killer would
-        _wait(lambda: not supervisor.ready)
-        _wait(lambda: supervisor.ready)
+        wait_until(lambda: not supervisor.ready, "the supervisor to see the kill", 30)
+        wait_until(lambda: supervisor.ready, "the restarted server to be ready", 30)
         assert restarts == [("stand-in", 1)] and supervisor.restarts == 1
         assert not _alive(first_child)  # the old engine did not outlive its server
         second_leader = server.proc.pid  # type: ignore[union-attr]
