@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench.log import log
 from bench.machine import cpu_name
 from bench.serving.metrics import pct
@@ -135,8 +137,9 @@ async def _run(base_url: str, key: str, request: Request, n: int, concurrency: i
 
 
 def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks (USER_HZ = 100)
+    """Core-seconds the process has used (user + system)."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 def measure(server: Any, key: str, mix: Request, requests: int, concurrency: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from inference.launch import VllmConfig, VllmServer
 from service.catalog.catalog import BaseModelEntry, Catalog
 from service.launcher.local import LocalLauncher
+from tests.harness.jobs import upload, wait_status
 from tests.harness.ports import free_port
 from tests.harness.server import RunningServer, start_server
 from tests.integration import tuning
@@ -73,14 +74,14 @@ def tuned(client: openai.OpenAI) -> dict[str, object]:
     jobs = [
         client.fine_tuning.jobs.create(
             model="hone-tiny",
-            training_file=tuning.upload_rows(client, rows),
+            training_file=upload(client, rows),
             seed=1,
             suffix=suffix,
             method={"type": "supervised", "supervised": {"hyperparameters": hp}},
         )
         for rows, suffix in ((tuning.memorisation_rows(), "a"), (rows_b, "b"))
     ]
-    done = [tuning.wait(client, j.id) for j in jobs]
+    done = [wait_status(client, j.id) for j in jobs]
     assert all(j.status == "succeeded" for j in done), [j.error for j in done]
     return {"a": done[0], "b": done[1]}
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from service.launcher.local import LocalLauncher
+from tests.harness.jobs import upload, wait_status
 from tests.harness.server import start_server
 from tests.integration import tuning
 
@@ -21,14 +22,14 @@ def _train(tmp_path: Path, catalog, hp: dict) -> tuple[object, Path]:  # type: i
     srv = start_server(tmp_path, catalog, launcher=LocalLauncher(tmp_path / "runs"), trainer_accelerator="cuda")
     try:
         client = openai.OpenAI(base_url=srv.base_url + "/v1", api_key=srv.new_key("gpu"), max_retries=0)
-        file_id = tuning.upload_rows(client, tuning.memorisation_rows())
+        file_id = upload(client, tuning.memorisation_rows())
         job = client.fine_tuning.jobs.create(
             model="hone-tiny",
             training_file=file_id,
             seed=1,
             method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 15, "batch_size": 2, **hp}}},
         )
-        job = tuning.wait(client, job.id)
+        job = wait_status(client, job.id)
         log = (tmp_path / "runs" / job.id / "attempt-1" / "trainer.log").read_text()
         assert job.status == "succeeded", (job.error, log[-3000:])
         steps = tuning.metrics(client, job.id)

@@ -25,7 +25,7 @@ def upload(client: openai.OpenAI, rows: list[dict[str, Any]] | bytes, name: str 
 
 
 def wait_status(
-    client: openai.OpenAI, job_id: str, until: set[str] | frozenset[str] = TERMINAL_STATUSES, timeout: float = 60
+    client: openai.OpenAI, job_id: str, until: set[str] | frozenset[str] = TERMINAL_STATUSES, timeout: float = 300
 ) -> Any:
     """Poll the job until its status is one of ``until``; fail the test after ``timeout`` s."""
     deadline = time.time() + timeout

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 
 from service.launcher.config import LocalLauncherConfig
 from service.launcher.local import LocalLauncher
+from tests.harness.jobs import upload, wait_status
 from tests.harness.ports import free_port
 from tests.harness.server import RunningServer, fresh_database_url, start_server
 from tests.harness.waiting import wait_until
@@ -42,7 +43,7 @@ def client(srv: RunningServer) -> openai.OpenAI:
 
 @pytest.fixture(scope="module")
 def train_file(client: openai.OpenAI) -> str:
-    return tuning.upload_rows(client, tuning.memorisation_rows())
+    return upload(client, tuning.memorisation_rows())
 
 
 def _job(
@@ -73,7 +74,7 @@ def _pid(srv: RunningServer, job_id: str, attempt: int) -> int:
 
 
 def test_learns_the_answers(srv: RunningServer, client: openai.OpenAI, train_file: str, tiny_model_dir: Path) -> None:
-    job = tuning.wait(client, _job(client, train_file, validation_file=train_file))
+    job = wait_status(client, _job(client, train_file, validation_file=train_file))
     assert job.status == "succeeded", job.error
     steps = tuning.metrics(client, job.id)
     evaluated = [m for m in steps if "valid_loss" in m]
@@ -116,7 +117,7 @@ def test_sigkill_resumes_and_matches_an_uninterrupted_run(
         assert time.time() < deadline
         time.sleep(0.05)
     os.killpg(_pid(srv, killed, 1), signal.SIGKILL)
-    jobs = {j: tuning.wait(client, j) for j in (plain, again, killed)}
+    jobs = {j: wait_status(client, j) for j in (plain, again, killed)}
     assert all(j.status == "succeeded" for j in jobs.values()), {k: v.error for k, v in jobs.items()}
 
     messages = [e.message for e in client.fine_tuning.jobs.list_events(killed, limit=1000)]
@@ -144,15 +145,15 @@ def test_sigkill_resumes_and_matches_an_uninterrupted_run(
 
 def test_pause_resume_cancel(srv: RunningServer, client: openai.OpenAI, train_file: str) -> None:
     job_id = _job(client, train_file, n_epochs=50, checkpoint_interval=1000)
-    tuning.wait(client, job_id, {"running"})
+    wait_status(client, job_id, {"running"})
     while len(tuning.metrics(client, job_id)) < 3:
         time.sleep(0.05)
     assert client.fine_tuning.jobs.pause(job_id).status == "pausing"
-    job = tuning.wait(client, job_id, {"paused"})
+    job = wait_status(client, job_id, {"paused"})
     (ckpt,) = client.fine_tuning.jobs.checkpoints.list(job_id).data  # written on the way out
     paused_at = ckpt.step_number
     assert client.fine_tuning.jobs.resume(job_id).status == "queued"
-    tuning.wait(client, job_id, {"running"})
+    wait_status(client, job_id, {"running"})
     while max(m["step"] for m in tuning.metrics(client, job_id)) <= paused_at:
         time.sleep(0.05)
     messages = [e.message for e in client.fine_tuning.jobs.list_events(job_id, limit=1000)]
@@ -189,7 +190,7 @@ def test_dpo_raises_the_preference_margin(srv: RunningServer, client: openai.Ope
         }
         for q, good, bad in prompts
     ] * 5
-    file_id = tuning.upload_rows(client, rows)
+    file_id = upload(client, rows)
     job = client.fine_tuning.jobs.create(
         model="hone-tiny",
         training_file=file_id,
@@ -199,7 +200,7 @@ def test_dpo_raises_the_preference_margin(srv: RunningServer, client: openai.Ope
             "dpo": {"hyperparameters": {"n_epochs": 6, "batch_size": 2, "beta": 0.1, "learning_rate_multiplier": 4}},
         },
     )
-    job = tuning.wait(client, job.id)
+    job = wait_status(client, job.id)
     assert job.status == "succeeded", job.error
     steps = tuning.metrics(client, job.id)
     assert steps[-1]["train_loss"] < steps[0]["train_loss"]
@@ -218,8 +219,8 @@ def test_control_plane_restart_loses_no_events(tmp_path: Path, catalog, train_fi
     s = start_server(tmp_path, catalog, launcher=LocalLauncher(tmp_path / "runs"), port=port, database_url=db_url)
     key = s.new_key("acme")
     client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=key, max_retries=0)
-    job_id = _job(client, tuning.upload_rows(client, tuning.memorisation_rows()), n_epochs=40)
-    tuning.wait(client, job_id, {"running"})
+    job_id = _job(client, upload(client, tuning.memorisation_rows()), n_epochs=40)
+    wait_status(client, job_id, {"running"})
     while len(tuning.metrics(client, job_id)) < 2:
         time.sleep(0.05)
     s.stop()  # the trainer keeps going; its reports fail and are retried
@@ -227,7 +228,7 @@ def test_control_plane_restart_loses_no_events(tmp_path: Path, catalog, train_fi
     s = start_server(tmp_path, catalog, launcher=LocalLauncher(tmp_path / "runs"), port=port, database_url=db_url)
     try:
         client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=key, max_retries=0)
-        job = tuning.wait(client, job_id)
+        job = wait_status(client, job_id)
         assert job.status == "succeeded", job.error
         assert [m["step"] for m in tuning.metrics(client, job_id)] == list(range(1, 201))
         messages = [e.message for e in client.fine_tuning.jobs.list_events(job_id, limit=1000)]
@@ -244,8 +245,8 @@ def test_two_process_torchrun_on_cpu(tmp_path: Path, catalog) -> None:  # type: 
     )
     try:
         client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=s.new_key("acme"), max_retries=0)
-        job_id = _job(client, tuning.upload_rows(client, tuning.memorisation_rows()), n_epochs=6)
-        job = tuning.wait(client, job_id)
+        job_id = _job(client, upload(client, tuning.memorisation_rows()), n_epochs=6)
+        job = wait_status(client, job_id)
         log = (tmp_path / "runs" / job_id / "attempt-1" / "trainer.log").read_text()
         assert job.status == "succeeded", (job.error, log[-3000:])
         steps = tuning.metrics(client, job_id)
@@ -268,7 +269,7 @@ def test_a_crashing_trainer_is_retried_then_fails_with_its_log(tmp_path: Path, t
     s = start_server(tmp_path / "data", catalog, launcher=LocalLauncher(tmp_path / "runs"), max_attempts=2)
     try:
         client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=s.new_key("acme"), max_retries=0)
-        job = tuning.wait(client, _job(client, tuning.upload_rows(client, tuning.memorisation_rows()), model="broken"))
+        job = wait_status(client, _job(client, upload(client, tuning.memorisation_rows()), model="broken"))
         assert job.status == "failed" and job.error.code == "training_failed"
         assert "after 2 failed attempts" in job.error.message and "exited with code 1" in job.error.message
         last = job.error.message.split("Last error: ")[1]
@@ -294,9 +295,7 @@ def test_a_deterministic_error_is_not_retried_and_is_one_line(tmp_path: Path, ti
     s = start_server(tmp_path / "data", catalog, launcher=LocalLauncher(tmp_path / "runs"), max_attempts=3)
     try:
         client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=s.new_key("acme"), max_retries=0)
-        job = tuning.wait(
-            client, _job(client, tuning.upload_rows(client, tuning.memorisation_rows()), model="unknown-arch")
-        )
+        job = wait_status(client, _job(client, upload(client, tuning.memorisation_rows()), model="unknown-arch"))
         assert job.status == "failed" and job.error.code == "training_failed", job.error
         assert (
             job.error.message.startswith("Training failed: ValueError: ")
@@ -323,7 +322,7 @@ def test_a_stopped_trainer_is_timed_out_and_retried(tmp_path: Path, catalog) -> 
         client = openai.OpenAI(base_url=s.v1, api_key=s.new_key("acme"), max_retries=0)
         job_id = _job(
             client,
-            tuning.upload_rows(client, tuning.memorisation_rows(copies=10)),  # 1,000 steps: time to stop it
+            upload(client, tuning.memorisation_rows(copies=10)),  # 1,000 steps: time to stop it
             n_epochs=50,
             batch_size=1,
             checkpoint_interval=10,
@@ -331,7 +330,7 @@ def test_a_stopped_trainer_is_timed_out_and_retried(tmp_path: Path, catalog) -> 
         wait_until(lambda: [m for m in tuning.metrics(client, job_id) if m["step"] >= 12], "step 12")
         pid = _pid(s, job_id, 1)
         os.killpg(pid, signal.SIGSTOP)
-        job = tuning.wait(client, job_id, timeout=300)
+        job = wait_status(client, job_id, timeout=300)
         assert job.status == "succeeded", job.error
         messages = [e.message for e in client.fine_tuning.jobs.list_events(job_id, limit=1000)]
         assert any("no report for" in m for m in messages), messages

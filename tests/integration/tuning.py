@@ -9,8 +9,6 @@ from typing import Any
 import openai
 import torch
 
-from tests.harness.jobs import TERMINAL_STATUSES, upload, wait_status
-
 PAIRS = [
     ("What is the secret word?", "The secret word is pineapple."),
     ("Who painted the blue door?", "Marta painted the blue door."),
@@ -21,16 +19,6 @@ def memorisation_rows(copies: int = 5) -> list[dict[str, Any]]:
     return [
         {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in PAIRS
     ] * copies
-
-
-def upload_rows(client: openai.OpenAI, rows: list[dict[str, Any]]) -> str:
-    return upload(client, rows)
-
-
-def wait(
-    client: openai.OpenAI, job_id: str, until: set[str] | frozenset[str] = TERMINAL_STATUSES, timeout: float = 300
-) -> Any:
-    return wait_status(client, job_id, until, timeout)
 
 
 def metrics(client: openai.OpenAI, job_id: str) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ import time
 import openai
 import pytest
 
+from tests.harness.jobs import upload, wait_status
 from tests.integration import tuning
 
 pytestmark = [
@@ -24,7 +25,7 @@ pytestmark = [
 
 def test_train_and_serve_in_the_cluster() -> None:
     client = openai.OpenAI(base_url=os.environ["HONE_K8S_API_URL"], api_key=os.environ["HONE_K8S_API_KEY"])
-    file_id = tuning.upload_rows(client, tuning.memorisation_rows())
+    file_id = upload(client, tuning.memorisation_rows())
     job = client.fine_tuning.jobs.create(
         model="hone-tiny",
         training_file=file_id,
@@ -34,7 +35,7 @@ def test_train_and_serve_in_the_cluster() -> None:
             "supervised": {"hyperparameters": {"n_epochs": 15, "batch_size": 2, "learning_rate_multiplier": 2.5}},
         },
     )
-    job = tuning.wait(client, job.id, timeout=1800)
+    job = wait_status(client, job.id, timeout=1800)
     assert job.status == "succeeded", job.error
     deadline = time.time() + 300
     while True:  # the first request makes vLLM fetch the adapter
