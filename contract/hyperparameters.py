@@ -19,7 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationInfo
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StrictBool,
+    ValidationInfo,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
@@ -220,9 +228,17 @@ class Hyperparameters(BaseModel):
         int | None,
         _number(int, 128, 1 << 20, optional=True),
         _doc(
-            "tokens in one packed forward pass; null picks by attention "
-            "kernel (2,048 on SDPA, 16,384 with FlashAttention-2)",
+            "tokens in one packed forward pass; null lets the trainer's memory plan pick "
+            "(at most 2,048 on SDPA, 16,384 with FlashAttention-2)",
             "128-1,048,576 or null",
+        ),
+    ] = None
+    gradient_checkpointing: Annotated[
+        StrictBool | None,
+        _doc(
+            "recompute each layer's activations in the backward pass instead of keeping them "
+            "(about a third more compute, a fraction of the memory); null lets the memory plan decide",
+            "true, false or null",
         ),
     ] = None
 

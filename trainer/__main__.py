@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from trainer.attempt import Attempt, Stop
     from trainer.data import BadInput
+    from trainer.plan import DoesNotFit
     from trainer.report import Superseded
 
     spec = JobSpec.model_validate_json(args.spec.read_text())  # an unknown method fails here, loudly
@@ -70,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
             message = f"The training data cannot be used: {e}"[:MAX_MESSAGE_CHARS]
             attempt.reporter.post("/fail", {"code": "invalid_training_data", "message": message})
         return _exit(EXIT_BAD_INPUT)
+    except DoesNotFit as e:  # found before the model is loaded: no out-of-memory retries
+        logging.error("%s", e)
+        if attempt.is_main:
+            message = f"The job does not fit this machine's memory: {e}"[:MAX_MESSAGE_CHARS]
+            attempt.reporter.post("/fail", {"code": "insufficient_memory", "message": message})
+        return _exit(EXIT_FATAL)
     except DETERMINISTIC as e:  # retrying would fail the same way; the traceback stays in the log
         logging.exception("training failed")
         if attempt.is_main:

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from contract.manifest import Manifest, download_dir, upload_dir
 from contract.spec import JobSpec
 from trainer import checkpoint as ckpt
 from trainer import model as models
+from trainer import plan as plans
 from trainer.report import Reporter
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,24 @@ class Attempt:
             return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    def plan(self, lengths: Iterable[int]) -> plans.Plan:
+        """The memory plan for this job on this device, reported as an event before the model is
+        loaded; ``plans.DoesNotFit`` if the job cannot fit."""
+        index = self.device.index or 0
+        device = plans.Device(
+            kind=self.device.type,
+            count=int(os.environ.get("WORLD_SIZE", "1")),
+            memory=plans.device_memory(self.device.type, index),
+            dtype_bytes=models.training_dtype(self.device).itemsize,
+            varlen_attention=models.attention_kernel(self.device).startswith("flash"),
+        )
+        shape = plans.Shape.from_source(self.spec.base_model_source)
+        plan = plans.make_plan(shape, self.hp, device, max(lengths, default=0))
+        log.info("%s", plan.message())
+        if self.is_main:
+            self.reporter.event(f"plan-a{self.spec.attempt}", plan.message(), flush=True)
+        return plan
 
     # lifecycle
     def begin(

@@ -14,14 +14,16 @@ import torch
 from trainer import data
 from trainer.attempt import CHECKPOINT_ON_STOP, Attempt, Stop, steps_for
 from trainer.losses import dpo_loss, sequence_logps
-from trainer.model import load_tokenizer, load_trainable, micro_batch_budget
+from trainer.model import load_tokenizer, load_trainable
 
 DPO_LR_SCALE = 0.25  # DPO takes smaller steps than SFT from the same base learning rate
 
 
-def logps(model: torch.nn.Module, examples: list[data.Example], attempt: Attempt) -> tuple[torch.Tensor, int]:
+def logps(
+    model: torch.nn.Module, examples: list[data.Example], attempt: Attempt, budget: int
+) -> tuple[torch.Tensor, int]:
     parts, tokens = [], 0
-    for sums, n in sequence_logps(model, examples, attempt.device, micro_batch_budget(model, attempt.hp)):
+    for sums, n in sequence_logps(model, examples, attempt.device, budget):
         parts.append(sums)
         tokens += n
     return torch.cat(parts), tokens
@@ -34,12 +36,14 @@ def run(attempt: Attempt) -> None:
     pairs = [renderer.dpo(row) for row in data.read_jsonl(attempt.fetch(spec.training_file_uri, "train.jsonl"))]
     init = attempt.fetch_dir(spec.init_adapter_uri, "init") if spec.init_adapter_uri else None
 
+    plan = attempt.plan(len(ex.input_ids) for pair in pairs for ex in pair)
+    budget = plan.tokens_per_micro_batch
     torch.manual_seed(spec.seed)
-    model = load_trainable(spec.base_model_source, hp, attempt.device, init)
+    model = load_trainable(spec.base_model_source, hp, attempt.device, init, plan.gradient_checkpointing)
     model.eval()
     with torch.no_grad():
-        ref_chosen, _ = logps(model, [c for c, _ in pairs], attempt)
-        ref_rejected, _ = logps(model, [r for _, r in pairs], attempt)
+        ref_chosen, _ = logps(model, [c for c, _ in pairs], attempt, budget)
+        ref_rejected, _ = logps(model, [r for _, r in pairs], attempt, budget)
     model.train()
 
     beta, batch_size, n_epochs = float(hp.beta), int(hp.batch_size), int(hp.n_epochs)
@@ -52,8 +56,8 @@ def run(attempt: Attempt) -> None:
     for step in range(start, total):
         epoch, pos = divmod(step, per_epoch)
         idx = data.epoch_order(len(pairs), spec.seed, epoch)[pos * batch_size : (pos + 1) * batch_size]
-        chosen, n1 = logps(model, [pairs[i][0] for i in idx], attempt)
-        rejected, n2 = logps(model, [pairs[i][1] for i in idx], attempt)
+        chosen, n1 = logps(model, [pairs[i][0] for i in idx], attempt, budget)
+        rejected, n2 = logps(model, [pairs[i][1] for i in idx], attempt, budget)
         losses, margins = dpo_loss(
             chosen, rejected, ref_chosen[idx].to(chosen.device), ref_rejected[idx].to(chosen.device), beta
         )

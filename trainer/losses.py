@@ -1,15 +1,34 @@
 """Forward passes over packed rows: token losses, sequence log-probabilities, and token
 accuracy, split into micro-batches by a token budget so a large batch never needs one huge
-row. Results are sums, so splitting changes nothing numerically but the summation order."""
+row. Results are sums, so splitting changes nothing numerically but the summation order.
+
+The LM head never runs over a whole row. The decoder's final hidden states are taken, only the
+positions that are targets (assistant tokens) are kept, and the head and the cross-entropy run
+over those in chunks of ``chunk_tokens(vocab)`` positions, each under activation checkpointing:
+a chunk's ``[positions x vocabulary]`` fp32 logits exist only while that chunk is computed (and
+again while its backward runs), never for the whole micro-batch. With a 151,936-token vocabulary
+a 2,048-token row's logits alone were 1.2 GB per copy, and the old loss kept several copies.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from trainer.data import IGNORE, Example, pack
+
+# Elements of one chunk's fp32 logits (128 MiB); the loss holds about three such buffers at once
+# (logits, log-softmax, and in backward their gradient).
+CHUNK_ELEMENTS = 1 << 25
+
+
+def chunk_tokens(vocab_size: int) -> int:
+    return max(64, CHUNK_ELEMENTS // max(1, vocab_size))
 
 
 def micro_batches(examples: Sequence[Example], max_tokens: int) -> Iterator[list[Example]]:
@@ -25,21 +44,88 @@ def micro_batches(examples: Sequence[Example], max_tokens: int) -> Iterator[list
         yield chunk
 
 
-def token_logps(
+def _causal_lm(model: torch.nn.Module) -> Any:
+    """The transformers model under DDP's and PEFT's wrappers (PEFT's layers stay in place)."""
+    inner: Any = getattr(model, "module", model)
+    return inner.get_base_model() if hasattr(inner, "get_base_model") else inner
+
+
+@dataclass
+class Targets:
+    """The predicted positions of one packed row: where each sits, its target token, and the
+    example it belongs to."""
+
+    positions: torch.Tensor  # indices into the row's hidden states (position t predicts t + 1)
+    tokens: torch.Tensor
+    sequence: torch.Tensor
+
+
+def targets_of(row: dict[str, torch.Tensor], device: torch.device) -> Targets:
+    labels = row["labels"][0, 1:]
+    positions = (labels != IGNORE).nonzero().squeeze(-1)
+    return Targets(positions.to(device), labels[positions].to(device), row["sequence_ids"][0, 1:][positions].to(device))
+
+
+def final_hidden(model: torch.nn.Module, row: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
+    """The decoder's last hidden states ``[tokens, hidden]`` for one packed row.
+
+    The forward goes through the outermost wrapper (DDP must see it), asking the LM head for one
+    position only; a hook on the decoder keeps its output, which is the head's input."""
+    lm = _causal_lm(model)
+    captured: list[torch.Tensor] = []
+
+    def keep(_module: torch.nn.Module, _args: Any, output: Any) -> None:
+        captured.append(output[0] if isinstance(output, tuple) else output.last_hidden_state)
+
+    handle = lm.get_decoder().register_forward_hook(keep)
+    try:
+        model(
+            input_ids=row["input_ids"].to(device),
+            position_ids=row["position_ids"].to(device),
+            use_cache=False,
+            logits_to_keep=1,
+        )
+    finally:
+        handle.remove()
+    return captured[-1][0]
+
+
+def _head_logps(
+    hidden: torch.Tensor, tokens: torch.Tensor, weight: torch.Tensor, softcap: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    logits = F.linear(hidden, weight).float()
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    logps = -F.cross_entropy(logits, tokens, reduction="none")
+    return logps, logits.argmax(-1) == tokens
+
+
+def target_logps(
     model: torch.nn.Module, row: dict[str, torch.Tensor], device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(log-prob of each target token, target mask, argmax==target, sequence id) for one row."""
-    logits = (
-        model(input_ids=row["input_ids"].to(device), position_ids=row["position_ids"].to(device), use_cache=False)
-        .logits[:, :-1]
-        .float()
-    )
-    targets = row["labels"][:, 1:].to(device)
-    mask = targets != IGNORE
-    safe = targets.clamp(min=0)
-    logps = torch.log_softmax(logits, dim=-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-    correct = (logits.argmax(-1) == targets) & mask
-    return logps * mask, mask, correct, row["sequence_ids"][:, 1:].to(device)
+) -> tuple[torch.Tensor, torch.Tensor, Targets]:
+    """(log-prob of each target token, whether the model's argmax was it, the targets) for one
+    packed row, the LM head run chunk by chunk over the target positions only."""
+    lm = _causal_lm(model)
+    targets = targets_of(row, device)
+    hidden = final_hidden(model, row, device).index_select(0, targets.positions)
+    head = lm.get_output_embeddings()
+    if not isinstance(head, torch.nn.Linear) or head.bias is not None:
+        raise ValueError(f"the chunked loss needs a plain linear LM head without bias, not {head!r}")
+    softcap = getattr(lm.config, "final_logit_softcapping", None)
+    step = chunk_tokens(head.weight.shape[0])
+    parts, hits = [], []
+    for start in range(0, hidden.shape[0], step):
+        h, t = hidden[start : start + step], targets.tokens[start : start + step]
+        if torch.is_grad_enabled():
+            logps, correct = checkpoint(_head_logps, h, t, head.weight, softcap, use_reentrant=False)
+        else:
+            logps, correct = _head_logps(h, t, head.weight, softcap)
+        parts.append(logps)
+        hits.append(correct)
+    if not parts:
+        empty = hidden.new_zeros(0, dtype=torch.float32)
+        return empty, empty.bool(), targets
+    return torch.cat(parts), torch.cat(hits), targets
 
 
 def sft_loss(
@@ -53,7 +139,7 @@ def sft_loss(
     for chunk in micro_batches(examples, max_tokens):
         row = pack(chunk)
         with torch.set_grad_enabled(backward):
-            logps, mask, correct, _ = token_logps(model, row, device)
+            logps, correct, _ = target_logps(model, row, device)
             loss = -logps.sum() / total
             if backward:
                 loss.backward()
@@ -69,8 +155,8 @@ def sequence_logps(
     """Per-example sums of target log-probs, one micro-batch at a time (with grad if enabled)."""
     for chunk in micro_batches(examples, max_tokens):
         row = pack(chunk)
-        logps, _, _, seq = token_logps(model, row, device)
-        sums = torch.zeros(len(chunk), device=device, dtype=logps.dtype).index_add(0, seq[0], logps[0])
+        logps, _, targets = target_logps(model, row, device)
+        sums = torch.zeros(len(chunk), device=device, dtype=logps.dtype).index_add(0, targets.sequence, logps)
         yield sums, row["input_ids"].numel()
 
 

@@ -15,25 +15,17 @@ from contract.hyperparameters import Hyperparameters
 BASE_LEARNING_RATE = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5}
 
 
-def micro_batch_budget(model: torch.nn.Module, hp: Hyperparameters) -> int:
-    """Tokens per packed row. With FlashAttention, packed rows use variable-length attention
-    and can be long; with SDPA/eager, transformers builds a dense T x T block mask for a packed
-    row, so attention costs T^2 and rows are kept short (measured in bench/train.py: 2,048
-    tokens ran 21 % faster than 16,384 on CPU, and used 40 % less memory per step)."""
-    if hp.max_tokens_per_micro_batch:
-        return hp.max_tokens_per_micro_batch
-    inner = getattr(model, "module", model)  # DDP wraps the model
-    impl = str(getattr(getattr(inner, "config", None), "_attn_implementation", "sdpa"))
-    return 16384 if impl.startswith("flash") else 2048
-
-
-def _attention(device: torch.device) -> str:
+def attention_kernel(device: torch.device) -> str:
     if device.type == "cuda":
         import importlib.util
 
         if importlib.util.find_spec("flash_attn") is not None:
             return "flash_attention_2"  # varlen attention straight from position_ids, no mask
     return "sdpa"
+
+
+def training_dtype(device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
 def pick_device() -> torch.device:
@@ -57,8 +49,7 @@ def load_base(source: str, hp: Hyperparameters, device: torch.device) -> torch.n
     QLoRA)."""
     from transformers import AutoModelForCausalLM
 
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": _attention(device)}
+    kwargs: dict[str, Any] = {"dtype": training_dtype(device), "attn_implementation": attention_kernel(device)}
     if hp.training_type == "qlora":
         if device.type != "cuda":
             raise ValueError("QLoRA needs a CUDA GPU (bitsandbytes 4-bit)")
@@ -75,17 +66,30 @@ def load_base(source: str, hp: Hyperparameters, device: torch.device) -> torch.n
 
 
 def make_trainable(
-    model: torch.nn.Module, hp: Hyperparameters, device: torch.device, init_adapter: Path | None
+    model: torch.nn.Module,
+    hp: Hyperparameters,
+    device: torch.device,
+    init_adapter: Path | None,
+    checkpointing: bool = False,
 ) -> torch.nn.Module:
-    """LoRA (a fresh adapter, or ``init_adapter`` trained further) or the whole model."""
+    """LoRA (a fresh adapter, or ``init_adapter`` trained further) or the whole model, with
+    activation checkpointing when the memory plan asks for it."""
     model.config.use_cache = False  # type: ignore[union-attr]
+    if checkpointing:  # non-reentrant: no need for inputs that require grad, RNG state preserved
+        model.gradient_checkpointing_enable(  # type: ignore[operator]
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
     if hp.training_type == "full":
         return model.to(device)
 
     from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 
     if hp.training_type == "qlora":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
     if init_adapter is not None:
         peft_model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
     else:
@@ -104,11 +108,11 @@ def make_trainable(
 
 
 def load_trainable(
-    source: str, hp: Hyperparameters, device: torch.device, init_adapter: Path | None
+    source: str, hp: Hyperparameters, device: torch.device, init_adapter: Path | None, checkpointing: bool = False
 ) -> torch.nn.Module:
     if hp.training_type == "full" and init_adapter is not None and (init_adapter / "config.json").exists():
         source = str(init_adapter)  # continued full fine-tuning starts from the tuned weights
-    return make_trainable(load_base(source, hp, device), hp, device, init_adapter)
+    return make_trainable(load_base(source, hp, device), hp, device, init_adapter, checkpointing)
 
 
 def save_weights(model: torch.nn.Module, out: Path) -> None:

@@ -14,12 +14,13 @@ import torch
 from trainer import data
 from trainer.attempt import CHECKPOINT_ON_STOP, Attempt, Stop, steps_for
 from trainer.losses import sft_loss
-from trainer.model import load_tokenizer, load_trainable, micro_batch_budget
+from trainer.model import load_tokenizer, load_trainable
 
 
-def evaluate(model: torch.nn.Module, examples: Sequence[data.Example], attempt: Attempt) -> tuple[float, float]:
+def evaluate(
+    model: torch.nn.Module, examples: Sequence[data.Example], attempt: Attempt, budget: int
+) -> tuple[float, float]:
     model.eval()
-    budget = micro_batch_budget(model, attempt.hp)
     loss, acc, _ = sft_loss(model, examples, attempt.device, budget, backward=False)
     model.train()
     return loss, acc
@@ -37,8 +38,9 @@ def run(attempt: Attempt) -> None:
     )
     init = attempt.fetch_dir(spec.init_adapter_uri, "init") if spec.init_adapter_uri else None
 
+    plan = attempt.plan(len(ex.input_ids) for ex in train + valid)
     torch.manual_seed(spec.seed)
-    model = load_trainable(spec.base_model_source, hp, attempt.device, init)
+    model = load_trainable(spec.base_model_source, hp, attempt.device, init, plan.gradient_checkpointing)
     if attempt.distributed:
         model = torch.nn.parallel.DistributedDataParallel(model)
     model.train()
@@ -48,7 +50,7 @@ def run(attempt: Attempt) -> None:
     optimizer = torch.optim.AdamW(params, lr=attempt.learning_rate(), weight_decay=0.0)
     scheduler = attempt.scheduler(optimizer, total)
     start = attempt.begin(total, model, optimizer, scheduler)
-    budget = micro_batch_budget(model, hp)
+    budget = plan.tokens_per_micro_batch
     world, rank = _world()
 
     for step in range(start, total):
@@ -65,7 +67,7 @@ def run(attempt: Attempt) -> None:
         optimizer.zero_grad(set_to_none=True)
         n = step + 1
         checkpointing = attempt.should_checkpoint(n, per_epoch)
-        valid_metrics = evaluate(model, valid, attempt) if valid and (checkpointing or n == total) else None
+        valid_metrics = evaluate(model, valid, attempt, budget) if valid and (checkpointing or n == total) else None
         try:
             attempt.after_step(n, loss, acc, tokens, valid_metrics)
         except Stop as stop:

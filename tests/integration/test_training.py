@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -344,3 +345,44 @@ def test_a_stopped_trainer_is_timed_out_and_retried(tmp_path: Path, catalog) -> 
             pass  # killed and reaped
     finally:
         s.stop()
+
+
+def test_a_job_that_cannot_fit_fails_at_once_with_the_plan(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A base model whose config is Llama-3.1-70B's shape (its tokenizer the tiny one; no weights:
+    the plan reads only the config): full fine-tuning cannot fit this machine, so the trainer
+    fails before loading anything, with ``insufficient_memory``, and is not retried."""
+    import json
+    import shutil
+
+    from service.catalog.catalog import BaseModelEntry, Catalog
+
+    big = tmp_path / "llama-70b-shape"
+    shutil.copytree(tiny_model_dir, big)
+    (big / "model.safetensors").unlink()
+    config = json.loads((big / "config.json").read_text())
+    shape = {"hidden_size": 8192, "num_hidden_layers": 80, "intermediate_size": 28672, "num_attention_heads": 64}
+    (big / "config.json").write_text(json.dumps({**config, **shape, "num_key_value_heads": 8, "head_dim": 128}))
+    catalog = Catalog([BaseModelEntry(name="llama-70b-shape", source=str(big))])
+    s = start_server(tmp_path / "data", catalog, launcher=LocalLauncher(tmp_path / "runs"), max_attempts=3)
+    try:
+        client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=s.new_key("acme"), max_retries=0)
+        job_id = _job(client, upload(client, tuning.memorisation_rows()), model="llama-70b-shape", training_type="full")
+        job = wait_status(client, job_id)
+        assert job.status == "failed" and job.error.code == "insufficient_memory", job.error
+        assert job.error.message.startswith("The job does not fit this machine's memory: ")
+        assert "full fine-tuning needs about" in job.error.message and "GiB" in job.error.message
+        assert sorted(p.name for p in (tmp_path / "runs" / job.id).iterdir()) == ["attempt-1"]  # not retried
+    finally:
+        s.stop()
+
+
+def test_the_memory_plan_is_an_event(client: openai.OpenAI, train_file: str) -> None:
+    job = wait_status(client, _job(client, train_file, n_epochs=1))
+    assert job.status == "succeeded", job.error
+    plans = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100) if e.message.startswith("plan:")]
+    assert len(plans) == 1, plans
+    assert re.fullmatch(
+        r"plan: \d+M LoRA fp32 on 1 x \d+ GiB cpu, 2,048 tokens/micro-batch, checkpointing off, "
+        r"estimated peak \d+\.\d GiB",
+        plans[0],
+    ), plans[0]
