@@ -25,6 +25,7 @@ from contract.layout import JobLayout
 from contract.manifest import Manifest, download_dir, upload_dir
 from contract.spec import JobSpec
 from trainer import checkpoint as ckpt
+from trainer import distributed
 from trainer import model as models
 from trainer import plan as plans
 from trainer.report import Reporter
@@ -73,7 +74,7 @@ class Attempt:
 
     @property
     def distributed(self) -> bool:
-        return torch.distributed.is_available() and torch.distributed.is_initialized()
+        return distributed.active()
 
     def _on_term(self, *_: Any) -> None:
         self._signal = "preempted"  # a node drain, an eviction, Ctrl-C: checkpoint, then stop
@@ -248,6 +249,8 @@ class Attempt:
         )
 
     def finish(self, model: torch.nn.Module) -> None:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        log.info("final trainable weights checksum %.12e", distributed.checksum(trainable))  # ranks agree
         if not self.is_main:
             return
         local = self.workdir / "final"
@@ -293,7 +296,7 @@ CHECKPOINT_ON_STOP = ("pause", "preempted")  # stops that resume later: a checkp
 
 def _agree(stop: str | None) -> str | None:
     """Rank 0 decides; every rank of a distributed run learns the decision."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    if not distributed.active():
         return stop
     device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
     flag = torch.tensor([_STOPS.index(stop)], device=device)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from trainer import data
+from trainer import data, distributed
 from trainer.attempt import CHECKPOINT_ON_STOP, Attempt, Stop, steps_for
 from trainer.losses import dpo_loss, sequence_logps
 from trainer.model import load_tokenizer, load_trainable
@@ -55,32 +55,37 @@ def run(attempt: Attempt) -> None:
 
     for step in range(start, total):
         epoch, pos = divmod(step, per_epoch)
-        idx = data.epoch_order(len(pairs), spec.seed, epoch)[pos * batch_size : (pos + 1) * batch_size]
+        batch = data.epoch_order(len(pairs), spec.seed, epoch)[pos * batch_size : (pos + 1) * batch_size]
+        idx = distributed.shard(batch)
         chosen, n1 = logps(model, [pairs[i][0] for i in idx], attempt, budget)
         rejected, n2 = logps(model, [pairs[i][1] for i in idx], attempt, budget)
         losses, margins = dpo_loss(
             chosen, rejected, ref_chosen[idx].to(chosen.device), ref_rejected[idx].to(chosen.device), beta
         )
-        loss = losses.mean()
-        loss.backward()
+        losses.mean().backward()
+        distributed.average_gradients(params)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         n = step + 1
-        reward_accuracy = float((margins > 0).float().mean())
+        (loss, margin, reward_accuracy), (tokens,) = distributed.mean_and_sum(
+            [float(losses.mean()), float(margins.mean()), float((margins > 0).float().mean())],
+            [n1 + n2],
+            attempt.device,
+        )
         try:
             attempt.after_step(
                 n,
-                float(loss),
+                loss,
                 reward_accuracy,
-                n1 + n2,
-                extra={"reward_margin": float(margins.mean()), "reward_accuracy": reward_accuracy},
+                int(tokens),
+                extra={"reward_margin": margin, "reward_accuracy": reward_accuracy},
             )
         except Stop as stop:
             if stop.reason in CHECKPOINT_ON_STOP:
-                attempt.checkpoint(model, optimizer, scheduler, {"train_loss": float(loss)})
+                attempt.checkpoint(model, optimizer, scheduler, {"train_loss": loss})
             raise
         if attempt.should_checkpoint(n, per_epoch):
-            attempt.checkpoint(model, optimizer, scheduler, {"train_loss": float(loss)})
+            attempt.checkpoint(model, optimizer, scheduler, {"train_loss": loss})
     attempt.finish(model)

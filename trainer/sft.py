@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from trainer import data
+from trainer import data, distributed
 from trainer.attempt import CHECKPOINT_ON_STOP, Attempt, Stop, steps_for
 from trainer.losses import sft_loss
 from trainer.model import load_tokenizer, load_trainable
@@ -51,16 +51,14 @@ def run(attempt: Attempt) -> None:
     scheduler = attempt.scheduler(optimizer, total)
     start = attempt.begin(total, model, optimizer, scheduler)
     budget = plan.tokens_per_micro_batch
-    world, rank = _world()
 
     for step in range(start, total):
         epoch, pos = divmod(step, per_epoch)
         order = data.epoch_order(len(train), spec.seed, epoch)
         batch = [train[i] for i in order[pos * batch_size : (pos + 1) * batch_size]]
-        shard = batch[rank::world] if world > 1 else batch
-        loss, acc, tokens = sft_loss(model, shard, attempt.device, budget, backward=True)
-        if world > 1:
-            loss, acc, tokens = _all_reduce_stats(loss, acc, tokens, attempt.device)
+        loss, acc, tokens = sft_loss(model, distributed.shard(batch), attempt.device, budget, backward=True)
+        (loss, acc), (tokens_sum,) = distributed.mean_and_sum([loss, acc], [tokens], attempt.device)
+        tokens = int(tokens_sum)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
@@ -80,16 +78,3 @@ def run(attempt: Attempt) -> None:
                 metrics.update(valid_loss=valid_metrics[0], valid_mean_token_accuracy=valid_metrics[1])
             attempt.checkpoint(model, optimizer, scheduler, metrics)
     attempt.finish(model)
-
-
-def _world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size(), torch.distributed.get_rank()
-    return 1, 0
-
-
-def _all_reduce_stats(loss: float, acc: float, tokens: int, device: torch.device) -> tuple[float, float, int]:
-    t = torch.tensor([loss, acc, float(tokens)], device=device, dtype=torch.float64)
-    torch.distributed.all_reduce(t)
-    world = torch.distributed.get_world_size()
-    return float(t[0]) / world, float(t[1]) / world, int(t[2])

@@ -178,19 +178,26 @@ def _alive(pid: int) -> bool:
         return fh.read().split(")")[-1].split()[0] != "Z"
 
 
-def test_dpo_raises_the_preference_margin(srv: RunningServer, client: openai.OpenAI, tiny_model_dir: Path) -> None:
-    prompts = [
-        ("Is the sky green?", "No, the sky is blue.", "Yes, it is green."),
-        ("Is fire cold?", "No, fire is hot.", "Yes, fire is cold."),
-    ]
-    rows = [
+PREFERENCES = [
+    ("Is the sky green?", "No, the sky is blue.", "Yes, it is green."),
+    ("Is fire cold?", "No, fire is hot.", "Yes, fire is cold."),
+]
+
+
+def _preference_rows() -> list[dict]:  # type: ignore[type-arg]
+    return [
         {
             "input": {"messages": [{"role": "user", "content": q}]},
             "preferred_output": [{"role": "assistant", "content": good}],
             "non_preferred_output": [{"role": "assistant", "content": bad}],
         }
-        for q, good, bad in prompts
+        for q, good, bad in PREFERENCES
     ] * 5
+
+
+def test_dpo_raises_the_preference_margin(srv: RunningServer, client: openai.OpenAI, tiny_model_dir: Path) -> None:
+    prompts = PREFERENCES
+    rows = _preference_rows()
     file_id = upload(client, rows)
     job = client.fine_tuning.jobs.create(
         model="hone-tiny",
@@ -240,20 +247,35 @@ def test_control_plane_restart_loses_no_events(tmp_path: Path, catalog, train_fi
         s.stop()
 
 
-def test_two_process_torchrun_on_cpu(tmp_path: Path, catalog) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("method", ["supervised", "dpo"])
+def test_two_process_torchrun_on_cpu(tmp_path: Path, catalog, method: str) -> None:  # type: ignore[no-untyped-def]
+    """Two ranks split each batch; their gradients are averaged, so both end with the same weights
+    (each rank logs a checksum of its trainable weights)."""
     s = start_server(
         tmp_path, catalog, launcher=LocalLauncher(tmp_path / "runs", LocalLauncherConfig(nproc_per_node=2))
     )
     try:
         client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=s.new_key("acme"), max_retries=0)
-        job_id = _job(client, upload(client, tuning.memorisation_rows()), n_epochs=6)
+        if method == "supervised":
+            job_id = _job(client, upload(client, tuning.memorisation_rows()), n_epochs=6)
+        else:
+            hp = {"n_epochs": 3, "batch_size": 2, "beta": 0.1, "learning_rate_multiplier": 4}
+            job_id = client.fine_tuning.jobs.create(
+                model="hone-tiny",
+                training_file=upload(client, _preference_rows()),
+                seed=3,
+                method={"type": "dpo", "dpo": {"hyperparameters": hp}},
+            ).id
         job = wait_status(client, job_id)
         log = (tmp_path / "runs" / job_id / "attempt-1" / "trainer.log").read_text()
         assert job.status == "succeeded", (job.error, log[-3000:])
         steps = tuning.metrics(client, job_id)
-        assert [m["step"] for m in steps] == list(range(1, 31)) and steps[-1]["train_loss"] < steps[0]["train_loss"]
+        assert [m["step"] for m in steps] == list(range(1, len(steps) + 1)) and len(steps) in (30, 15)
+        assert steps[-1]["train_loss"] < steps[0]["train_loss"]
         assert "distributed training: world_size=2 rank=0 backend=gloo" in log
         assert "distributed training: world_size=2 rank=1 backend=gloo" in log
+        checksums = re.findall(r"final trainable weights checksum (\S+)", log)
+        assert len(checksums) == 2 and checksums[0] == checksums[1], checksums
     finally:
         s.stop()
 

@@ -13,7 +13,7 @@ from contract.hyperparameters import SupervisedHyperparameters
 from trainer import losses
 from trainer.data import IGNORE, ChatRenderer, Example, pack
 from trainer.model import load_tokenizer, load_trainable
-from trainer.plan import GiB, Device, DoesNotFit, Shape, estimate, make_plan
+from trainer.plan import Device, DoesNotFit, GiB, Shape, estimate, make_plan
 
 # Published configs (config.json on the Hugging Face hub), the fields the plan reads.
 LLAMA_3_1_8B = {
