@@ -139,7 +139,7 @@ class Attempt:
         if self.spec.resume_uri:
             local = self.fetch_dir(self.spec.resume_uri, "resume")
             models.load_weights(model, local)
-            ckpt.load_optimizer(optimizer, local)
+            distributed.load_optimizer_state(model, optimizer, ckpt.load_optimizer(local))
             scheduler.load_state_dict(json.loads((local / "scheduler.json").read_text()))
             state = json.loads((local / "progress.json").read_text())
             self.progress = Progress(state["step"], state["trained_tokens"], state["rows"])
@@ -227,14 +227,16 @@ class Attempt:
         scheduler: torch.optim.lr_scheduler.LambdaLR,
         metrics: dict[str, float],
     ) -> None:
+        weights = distributed.full_state_dict(model)  # collectives: every rank takes part
+        optimizer_state = distributed.optimizer_state(model, optimizer)
         if not self.is_main:
             return
         step = self.progress.step
         local = self.workdir / f"ckpt-{step}"
         shutil.rmtree(local, ignore_errors=True)
         local.mkdir(parents=True)
-        models.save_weights(_unwrap(model), local)
-        ckpt.save_optimizer(optimizer, local)
+        models.save_weights(_unwrap(model), local, weights)
+        ckpt.save_optimizer(optimizer_state, local)
         ckpt.save_rng(local)
         (local / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
         (local / "progress.json").write_text(
@@ -251,11 +253,12 @@ class Attempt:
     def finish(self, model: torch.nn.Module) -> None:
         trainable = [p for p in model.parameters() if p.requires_grad]
         log.info("final trainable weights checksum %.12e", distributed.checksum(trainable))  # ranks agree
+        weights = distributed.full_state_dict(model)
         if not self.is_main:
             return
         local = self.workdir / "final"
         local.mkdir(parents=True, exist_ok=True)
-        models.save_weights(_unwrap(model), local)
+        models.save_weights(_unwrap(model), local, weights)
         uri = upload_dir(self.store, local, self.layout.final, self._manifest(self.progress.step))
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")

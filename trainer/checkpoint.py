@@ -14,28 +14,34 @@ import torch
 from safetensors.torch import load_file, save_file
 
 
-def save_optimizer(optimizer: torch.optim.Optimizer, local: Path) -> None:
-    sd = optimizer.state_dict()
+def save_optimizer(state_dict: dict[str, Any], local: Path) -> None:
+    """An optimizer's ``state_dict()``: tensors as safetensors under ``<param>.<name>`` (the param
+    an index, or a parameter name under FSDP), everything else as JSON."""
+    state = state_dict["state"]
     tensors = {
         f"{idx}.{name}": t.detach().cpu().contiguous()
-        for idx, st in sd["state"].items()
+        for idx, st in state.items()
         for name, t in st.items()
         if torch.is_tensor(t)
     }
-    scalars = {str(idx): {n: v for n, v in st.items() if not torch.is_tensor(v)} for idx, st in sd["state"].items()}
+    scalars = {str(idx): {n: v for n, v in st.items() if not torch.is_tensor(v)} for idx, st in state.items()}
     if tensors:
         save_file(tensors, str(local / "optimizer.safetensors"))
-    (local / "optimizer.json").write_text(json.dumps({"param_groups": sd["param_groups"], "scalars": scalars}))
+    (local / "optimizer.json").write_text(json.dumps({"param_groups": state_dict["param_groups"], "scalars": scalars}))
 
 
-def load_optimizer(optimizer: torch.optim.Optimizer, local: Path) -> None:
+def load_optimizer(local: Path) -> dict[str, Any]:
     meta = json.loads((local / "optimizer.json").read_text())
     tensors = load_file(str(local / "optimizer.safetensors")) if (local / "optimizer.safetensors").exists() else {}
-    state: dict[int, dict[str, Any]] = {int(i): dict(s) for i, s in meta["scalars"].items()}
+    state: dict[Any, dict[str, Any]] = {_param_key(i): dict(s) for i, s in meta["scalars"].items()}
     for key, t in tensors.items():
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = t
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        idx, name = key.rsplit(".", 1)  # state names (exp_avg, step) have no dots; parameter names do
+        state.setdefault(_param_key(idx), {})[name] = t
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def _param_key(key: str) -> int | str:
+    return int(key) if key.isdigit() else key
 
 
 def save_rng(local: Path) -> None:

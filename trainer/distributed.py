@@ -1,12 +1,23 @@
 """Data parallelism over ``torch.distributed`` (torchrun): each rank trains on its share of a
 batch; gradients and step statistics are averaged across ranks. Outside a distributed run every
-function here is the identity."""
+function here is the identity.
+
+How the model is spread (``wrap``): full fine-tuning is sharded with FSDP2 (``fully_shard`` on
+every decoder layer, the LM head when it is not tied, then the root), so weights, gradients and
+AdamW state are split across the ranks instead of whole on each (8B: ~128 GB per GPU under DDP);
+LoRA keeps a whole copy of the (frozen) base per rank and averages only the adapter's gradients,
+through DDP or, for recipes with several forward passes per backward (DPO), by hand. Saving and
+resuming a sharded model go through ``torch.distributed.checkpoint``'s full state dicts, so a
+checkpoint's files are the same whatever the number of ranks that wrote or read them."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
+from torch.distributed.tensor import DTensor
+
+from contract.hyperparameters import Hyperparameters
 
 T = TypeVar("T")
 
@@ -28,11 +39,79 @@ def shard(items: list[T]) -> list[T]:
     return items[rank::size] if size > 1 else items
 
 
-def average_gradients(params: list[torch.nn.Parameter]) -> None:
-    """Gradients averaged over the ranks (what DDP does, without its forward wrapper: a recipe
-    with several forward passes per backward, as DPO's chosen and rejected answers, needs this)."""
+def wrap(model: torch.nn.Module, hp: Hyperparameters, grads_by_hand: bool = False) -> torch.nn.Module:
+    """The model ready for this run's ranks (see the module docstring)."""
     size, _ = world()
     if size == 1:
+        return model
+    if hp.training_type == "full":
+        return _fully_shard(model)
+    return model if grads_by_hand else torch.nn.parallel.DistributedDataParallel(model)
+
+
+def _fully_shard(model: torch.nn.Module) -> torch.nn.Module:
+    from torch.distributed.fsdp import fully_shard
+
+    layer_types = set(getattr(model, "_no_split_modules", None) or ())  # transformers' decoder-layer classes
+    layers = [m for m in model.modules() if type(m).__name__ in layer_types]
+    if not layers:
+        raise ValueError(f"cannot shard {type(model).__name__}: it names no decoder-layer class (_no_split_modules)")
+    for layer in layers:
+        fully_shard(layer)
+    head = model.get_output_embeddings()  # type: ignore[operator]
+    if head is not None and not getattr(model.config, "tie_word_embeddings", False):
+        fully_shard(head)  # a tied head shares the embedding's weight: it stays in the root group
+    fully_shard(model)
+    return model
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
+    """The whole model's weights on the CPU (a collective: every rank calls it; rank 0 gets
+    them), or None for a model that is not sharded (it saves itself)."""
+    if not is_sharded(model):
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def load_full_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, strict=False))
+
+
+def optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer's whole state (a collective under FSDP, keyed by parameter name there)."""
+    if not is_sharded(model):
+        return optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return dict(get_optimizer_state_dict(model, optimizer, options=options))
+
+
+def load_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    if not is_sharded(model):
+        optimizer.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+
+
+def average_gradients(params: list[torch.nn.Parameter]) -> None:
+    """Gradients averaged over the ranks (what DDP does, without its forward wrapper: a recipe
+    with several forward passes per backward, as DPO's chosen and rejected answers, needs this).
+    Sharded parameters' gradients were already reduced by FSDP."""
+    size, _ = world()
+    if size == 1 or any(isinstance(p, DTensor) for p in params):
         return
     for p in params:
         if p.grad is None:
@@ -55,4 +134,5 @@ def mean_and_sum(means: list[float], sums: list[float], device: torch.device) ->
 def checksum(params: list[torch.nn.Parameter]) -> float:
     """A float that differs between ranks whose weights differ (logged: ranks must agree)."""
     with torch.no_grad():
-        return float(sum(p.double().sum() + (p.double() ** 2).sum() for p in params))
+        whole = [p.full_tensor() if isinstance(p, DTensor) else p for p in params]  # a collective if sharded
+        return float(sum(p.double().sum() + (p.double() ** 2).sum() for p in whole))

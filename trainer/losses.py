@@ -91,9 +91,9 @@ def final_hidden(model: torch.nn.Module, row: dict[str, torch.Tensor], device: t
 
 
 def _head_logps(
-    hidden: torch.Tensor, tokens: torch.Tensor, weight: torch.Tensor, softcap: float | None
+    hidden: torch.Tensor, tokens: torch.Tensor, head: torch.nn.Module, softcap: float | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    logits = F.linear(hidden, weight).float()
+    logits = head(hidden).float()  # the module, not its weight: FSDP gathers a sharded head in its hooks
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
     logps = -F.cross_entropy(logits, tokens, reduction="none")
@@ -112,14 +112,14 @@ def target_logps(
     if not isinstance(head, torch.nn.Linear) or head.bias is not None:
         raise ValueError(f"the chunked loss needs a plain linear LM head without bias, not {head!r}")
     softcap = getattr(lm.config, "final_logit_softcapping", None)
-    step = chunk_tokens(head.weight.shape[0])
+    step = chunk_tokens(int(head.out_features))
     parts, hits = [], []
     for start in range(0, hidden.shape[0], step):
         h, t = hidden[start : start + step], targets.tokens[start : start + step]
         if torch.is_grad_enabled():
-            logps, correct = checkpoint(_head_logps, h, t, head.weight, softcap, use_reentrant=False)
+            logps, correct = checkpoint(_head_logps, h, t, head, softcap, use_reentrant=False)
         else:
-            logps, correct = _head_logps(h, t, head.weight, softcap)
+            logps, correct = _head_logps(h, t, head, softcap)
         parts.append(logps)
         hits.append(correct)
     if not parts:

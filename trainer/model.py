@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from contract.hyperparameters import Hyperparameters
+from trainer import distributed
 
 BASE_LEARNING_RATE = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5}
 
@@ -115,26 +116,36 @@ def load_trainable(
     return make_trainable(load_base(source, hp, device), hp, device, init_adapter, checkpointing)
 
 
-def save_weights(model: torch.nn.Module, out: Path) -> None:
-    """PEFT adapter files, or full weights, as safetensors only."""
-    model.save_pretrained(str(out), safe_serialization=True)  # type: ignore[operator]
+def save_weights(model: torch.nn.Module, out: Path, state: dict[str, torch.Tensor] | None = None) -> None:
+    """PEFT adapter files, or full weights, as safetensors only; ``state``: the gathered weights
+    of a sharded model."""
+    model.save_pretrained(str(out), safe_serialization=True, state_dict=state)  # type: ignore[operator]
     for stray in out.iterdir():  # PEFT also writes a README model card and, on old versions, .bin
         if stray.suffix not in (".safetensors", ".json"):
             stray.unlink()
 
 
 def load_weights(model: torch.nn.Module, ckpt: Path) -> None:
+    """A checkpoint's adapter or full weights into ``model`` (under DDP, into the wrapped model:
+    DDP's own state dict names every tensor ``module.*`` and would match nothing)."""
     from safetensors.torch import load_file
 
+    model = getattr(model, "module", model)
     adapter = ckpt / "adapter_model.safetensors"
     if adapter.exists():
         from peft import set_peft_model_state_dict
 
-        set_peft_model_state_dict(model, load_file(str(adapter)))
+        result = set_peft_model_state_dict(model, load_file(str(adapter)))
+        if result.unexpected_keys:  # an adapter that matches nothing would otherwise load silently
+            raise ValueError(f"checkpoint adapter has tensors the model lacks: {result.unexpected_keys[:5]}")
         return
     state = {}
     for shard in sorted(ckpt.glob("model*.safetensors")):
         state.update(load_file(str(shard)))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    unexpected = sorted(set(state) - set(model.state_dict()))
     if unexpected:
         raise ValueError(f"checkpoint has unexpected tensors: {unexpected[:5]}")
+    if distributed.is_sharded(model):
+        distributed.load_full_state_dict(model, state)
+    else:
+        model.load_state_dict(state, strict=False)

@@ -9,6 +9,8 @@ the measured peak. Terms, in bytes:
 
 - weights: every parameter in the training dtype (QLoRA: 4-bit base, ~0.56 byte a parameter);
 - trainable state: gradient + AdamW's two moments per trainable parameter (LoRA: its A and B);
+  full fine-tuning on several ranks shards weights and state (FSDP2), LoRA keeps a whole base
+  per rank;
 - activations, per token and layer: the tensors a decoder layer keeps for its backward pass
   (~12 x hidden + 4 x intermediate values, plus the inputs LoRA's dropout copies); with
   checkpointing only each layer's input is kept, and one layer's activations exist at a time;
@@ -154,9 +156,13 @@ def estimate(shape: Shape, hp: Hyperparameters, device: Device, tokens: int, che
         trainable = shape.layers * sum(hp.lora_rank * (i + o) for i, o in targeted.values())
         weights = int(params * (0.5625 if hp.training_type == "qlora" else b)) + trainable * b
         dropout_copies = sum(i for i, _ in targeted.values()) if hp.lora_dropout > 0 else 0
-    # gradients and the two AdamW moments, whole on every process: the trainer's data parallelism
-    # (DDP) replicates weights and state, nothing is sharded
+    # gradients and the two AdamW moments
     state = trainable * b * 3
+    if hp.training_type == "full" and device.count > 1:
+        # FSDP2 (trainer/distributed.py) shards weights, gradients and state over the ranks; a
+        # layer is gathered whole while it runs, and the next one is prefetched
+        layer = sum(i * o for i, o in shape.projection_dims().values()) * b
+        weights, state = weights // device.count + 2 * layer, state // device.count
     per_token_layer = (12 * shape.hidden + 4 * shape.intermediate + dropout_copies) * b
     attention = 0 if device.varlen_attention else tokens * tokens * (1 + 4 * shape.heads)  # mask + scores
     if checkpointing:

@@ -247,10 +247,11 @@ def test_control_plane_restart_loses_no_events(tmp_path: Path, catalog, train_fi
         s.stop()
 
 
-@pytest.mark.parametrize("method", ["supervised", "dpo"])
+@pytest.mark.parametrize("method", ["supervised", "dpo", "full"])
 def test_two_process_torchrun_on_cpu(tmp_path: Path, catalog, method: str) -> None:  # type: ignore[no-untyped-def]
     """Two ranks split each batch; their gradients are averaged, so both end with the same weights
-    (each rank logs a checksum of its trainable weights)."""
+    (each rank logs a checksum of its trainable weights). LoRA under DDP (SFT) or averaged by hand
+    (DPO); full fine-tuning sharded with FSDP2, checkpointed mid-run and saved whole."""
     s = start_server(
         tmp_path, catalog, launcher=LocalLauncher(tmp_path / "runs", LocalLauncherConfig(nproc_per_node=2))
     )
@@ -258,6 +259,9 @@ def test_two_process_torchrun_on_cpu(tmp_path: Path, catalog, method: str) -> No
         client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=s.new_key("acme"), max_retries=0)
         if method == "supervised":
             job_id = _job(client, upload(client, tuning.memorisation_rows()), n_epochs=6)
+        elif method == "full":
+            rows = tuning.memorisation_rows()
+            job_id = _job(client, upload(client, rows), n_epochs=2, training_type="full", checkpoint_interval=5)
         else:
             hp = {"n_epochs": 3, "batch_size": 2, "beta": 0.1, "learning_rate_multiplier": 4}
             job_id = client.fine_tuning.jobs.create(
@@ -270,12 +274,46 @@ def test_two_process_torchrun_on_cpu(tmp_path: Path, catalog, method: str) -> No
         log = (tmp_path / "runs" / job_id / "attempt-1" / "trainer.log").read_text()
         assert job.status == "succeeded", (job.error, log[-3000:])
         steps = tuning.metrics(client, job_id)
-        assert [m["step"] for m in steps] == list(range(1, len(steps) + 1)) and len(steps) in (30, 15)
+        assert [m["step"] for m in steps] == list(range(1, len(steps) + 1)) and len(steps) in (30, 15, 10)
         assert steps[-1]["train_loss"] < steps[0]["train_loss"]
         assert "distributed training: world_size=2 rank=0 backend=gloo" in log
         assert "distributed training: world_size=2 rank=1 backend=gloo" in log
         checksums = re.findall(r"final trainable weights checksum (\S+)", log)
         assert len(checksums) == 2 and checksums[0] == checksums[1], checksums
+        if method == "full":
+            assert [c.step_number for c in client.fine_tuning.jobs.checkpoints.list(job_id)] == [5]
+            final = load_file(str(tuning.adapter_dir(tmp_path / "blobs", job_id) / "model.safetensors"))
+            base = load_file(str(Path(catalog.get("hone-tiny").source) / "model.safetensors"))
+            assert final.keys() == base.keys() and any(not torch.equal(final[k], base[k]) for k in base)
+    finally:
+        s.stop()
+
+
+def test_sharded_full_fine_tuning_resumes_and_matches_an_uninterrupted_run(tmp_path: Path, catalog) -> None:  # type: ignore[no-untyped-def]
+    """FSDP2 across two ranks: a checkpoint gathered whole (weights and AdamW state keyed by
+    parameter name), the trainer killed, and the resumed run resharded from it ends with the
+    weights of a run that was never interrupted."""
+    launcher = LocalLauncher(tmp_path / "runs", LocalLauncherConfig(nproc_per_node=2))
+    s = start_server(tmp_path, catalog, launcher=launcher, max_running_jobs=2)
+    try:
+        client = openai.OpenAI(base_url=s.base_url + "/v1", api_key=s.new_key("acme"), max_retries=0)
+        train = upload(client, tuning.memorisation_rows())
+        plain, killed = (
+            _job(client, train, seed=5, n_epochs=3, training_type="full", checkpoint_interval=4) for _ in range(2)
+        )
+        wait_until(lambda: client.fine_tuning.jobs.checkpoints.list(killed).data, "a checkpoint", timeout_s=180)
+        os.killpg(_pid(s, killed, 1), signal.SIGKILL)
+        jobs = {j: wait_status(client, j) for j in (plain, killed)}
+        assert all(j.status == "succeeded" for j in jobs.values()), {k: v.error for k, v in jobs.items()}
+        messages = [e.message for e in client.fine_tuning.jobs.list_events(killed, limit=1000)]
+        assert any(m.startswith("Resuming from the checkpoint at step ") for m in messages), messages[:10]
+        assert [m["step"] for m in tuning.metrics(client, killed)] == list(range(1, 16))
+        a, b = (
+            load_file(str(tuning.adapter_dir(tmp_path / "blobs", j) / "model.safetensors")) for j in (plain, killed)
+        )
+        assert a.keys() == b.keys()
+        for name in a:
+            torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5)
     finally:
         s.stop()
 

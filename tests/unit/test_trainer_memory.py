@@ -150,8 +150,17 @@ def test_a_job_that_cannot_fit_says_so_with_the_numbers() -> None:
         make_plan(Shape.from_config(LLAMA_3_1_70B), full, H100, longest_example=1000)
     message = str(e.value)
     assert "70.6B full fine-tuning needs about" in message and "1 x 80 GiB cuda allows 72.0 GiB" in message
-    # data parallelism replicates the weights and the optimizer state: eight GPUs do not help
-    with pytest.raises(DoesNotFit):
-        make_plan(Shape.from_config(LLAMA_3_1_70B), full, Device("cuda", 8, 80 * GiB, 2, True), 1000)
     # the same job on a machine that has the memory is planned
     assert make_plan(Shape.from_config(QWEN2_5_0_5B), full, Device("cpu", 1, 64 * GiB, 4, False), 1000)
+
+
+def test_full_fine_tuning_on_several_gpus_is_sharded() -> None:
+    """FSDP2 splits weights, gradients and AdamW state over the ranks: a per-device peak that
+    falls with the number of GPUs (LoRA's does not: every rank holds the whole base)."""
+    shape, full = Shape.from_config(LLAMA_3_1_8B), SupervisedHyperparameters(training_type="full")
+    one, eight = (Device("cuda", n, 80 * GiB, 2, True) for n in (1, 8))
+    assert estimate(shape, full, eight, 4096, True) < estimate(shape, full, one, 4096, True) / 3
+    lora = SupervisedHyperparameters()
+    assert estimate(shape, lora, eight, 4096, True) == estimate(shape, lora, one, 4096, True)
+    plan = make_plan(Shape.from_config(LLAMA_3_1_70B), full, Device("cuda", 16, 80 * GiB, 2, True), 1000)
+    assert plan.message().startswith("plan: 70.6B full bf16 on 16 x 80 GiB cuda")
