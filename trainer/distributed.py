@@ -2,9 +2,10 @@
 batch; gradients and step statistics are averaged across ranks. Outside a distributed run every
 function here is the identity.
 
-How the model is spread (``wrap``): full fine-tuning is sharded with FSDP2 (``fully_shard`` on
-every decoder layer, the LM head when it is not tied, then the root), so weights, gradients and
-AdamW state are split across the ranks instead of whole on each (8B: ~128 GB per GPU under DDP);
+How the model is spread (``wrap``, as the memory plan decides): full fine-tuning is sharded with
+FSDP2 (``fully_shard`` on every decoder layer, the LM head when it is not tied, then the root),
+so weights, gradients and AdamW state are split across the ranks instead of whole on each (8B:
+~128 GB per GPU under DDP); so is LoRA on a base too large for a whole copy per rank. Otherwise
 LoRA keeps a whole copy of the (frozen) base per rank and averages only the adapter's gradients,
 through DDP or, for recipes with several forward passes per backward (DPO), by hand. Saving and
 resuming a sharded model go through ``torch.distributed.checkpoint``'s full state dicts, so a
@@ -16,8 +17,6 @@ from typing import Any, TypeVar
 
 import torch
 from torch.distributed.tensor import DTensor
-
-from contract.hyperparameters import Hyperparameters
 
 T = TypeVar("T")
 
@@ -39,13 +38,16 @@ def shard(items: list[T]) -> list[T]:
     return items[rank::size] if size > 1 else items
 
 
-def wrap(model: torch.nn.Module, hp: Hyperparameters, grads_by_hand: bool = False) -> torch.nn.Module:
-    """The model ready for this run's ranks (see the module docstring)."""
+def wrap(model: torch.nn.Module, sharded: bool, grads_by_hand: bool = False) -> torch.nn.Module:
+    """The model ready for this run's ranks (see the module docstring): sharded with FSDP2 when
+    the memory plan says so, else DDP or, for ``grads_by_hand``, as it is."""
     size, _ = world()
     if size == 1:
         return model
-    if hp.training_type == "full":
-        return _fully_shard(model)
+    if sharded:
+        inner: Any = model
+        _fully_shard(inner.get_base_model() if hasattr(inner, "get_base_model") else inner)  # under PEFT's wrapper
+        return model
     return model if grads_by_hand else torch.nn.parallel.DistributedDataParallel(model)
 
 
@@ -66,9 +68,10 @@ def _fully_shard(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def is_sharded(model: torch.nn.Module) -> bool:
+    """Whether FSDP2 shards ``model`` or (under PEFT's wrapper) a module inside it."""
     from torch.distributed.fsdp import FSDPModule
 
-    return isinstance(model, FSDPModule)
+    return any(isinstance(m, FSDPModule) for m in model.modules())
 
 
 def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor] | None:

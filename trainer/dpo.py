@@ -40,7 +40,7 @@ def run(attempt: Attempt) -> None:
     budget = plan.tokens_per_micro_batch
     torch.manual_seed(spec.seed)
     model = load_trainable(spec.base_model_source, hp, attempt.device, init, plan.gradient_checkpointing)
-    model = distributed.wrap(model, hp, grads_by_hand=True)
+    model = distributed.wrap(model, plan.sharded, grads_by_hand=True)
     model.eval()
     with torch.no_grad():
         ref_chosen, _ = logps(model, [c for c, _ in pairs], attempt, budget)

@@ -127,13 +127,15 @@ class Plan:
     tokens_per_micro_batch: int
     gradient_checkpointing: bool
     estimated_peak: int
+    sharded: bool = False  # FSDP2 over the ranks (trainer/distributed.py)
 
     def message(self) -> str:
         """One line for the job's events."""
         size = _size(self.shape.parameters)
         dtype = {2: "bf16", 4: "fp32"}[self.device.dtype_bytes]
         return (
-            f"plan: {size} {self.training_type_label} {dtype} on {self.device.label}, "
+            f"plan: {size} {self.training_type_label} {dtype} on {self.device.label}"
+            f"{', sharded (FSDP2)' if self.sharded else ''}, "
             f"{self.tokens_per_micro_batch:,} tokens/micro-batch, "
             f"checkpointing {'on' if self.gradient_checkpointing else 'off'}, "
             f"estimated peak {self.estimated_peak / GiB:.1f} GiB"
@@ -144,7 +146,9 @@ class Plan:
         return {"lora": "LoRA", "qlora": "QLoRA", "full": "full"}[self.training_type]
 
 
-def estimate(shape: Shape, hp: Hyperparameters, device: Device, tokens: int, checkpointing: bool) -> int:
+def estimate(
+    shape: Shape, hp: Hyperparameters, device: Device, tokens: int, checkpointing: bool, sharded: bool = False
+) -> int:
     """Peak bytes of one training step of ``tokens`` tokens per micro-batch on one device."""
     b = device.dtype_bytes
     params = shape.parameters
@@ -158,7 +162,7 @@ def estimate(shape: Shape, hp: Hyperparameters, device: Device, tokens: int, che
         dropout_copies = sum(i for i, _ in targeted.values()) if hp.lora_dropout > 0 else 0
     # gradients and the two AdamW moments
     state = trainable * b * 3
-    if hp.training_type == "full" and device.count > 1:
+    if sharded:
         # FSDP2 (trainer/distributed.py) shards weights, gradients and state over the ranks; a
         # layer is gathered whole while it runs, and the next one is prefetched
         layer = sum(i * o for i, o in shape.projection_dims().values()) * b
@@ -175,21 +179,22 @@ def estimate(shape: Shape, hp: Hyperparameters, device: Device, tokens: int, che
 
 def make_plan(shape: Shape, hp: Hyperparameters, device: Device, longest_example: int) -> Plan:
     """The largest micro-batch that fits, without checkpointing if that fits at the kernel's
-    full row length, else with it; ``DoesNotFit`` if nothing does."""
+    full row length, else with it; on several ranks, full fine-tuning always sharded and LoRA
+    sharded only when a whole base per rank does not fit; ``DoesNotFit`` if nothing does."""
     budget = int(device.memory * HEADROOM)
     cap = hp.max_tokens_per_micro_batch or MAX_TOKENS["flash" if device.varlen_attention else "sdpa"]
     sizes = [cap] if hp.max_tokens_per_micro_batch else _halvings(cap)
     choices = [False, True] if hp.gradient_checkpointing is None else [hp.gradient_checkpointing]
-    for checkpointing in choices:
-        # without checkpointing only the full row length counts: shorter rows would trade the
-        # same memory for more passes, and checkpointing trades it for a third more compute
-        for tokens in sizes if checkpointing or len(choices) == 1 else sizes[:1]:
-            row = max(tokens, longest_example)
-            peak = estimate(shape, hp, device, row, checkpointing)
-            if peak <= budget:
-                return Plan(shape, device, hp.training_type, tokens, checkpointing, peak)
+    for sharded in _sharding(hp, device):
+        for checkpointing in choices:
+            # without checkpointing only the full row length counts: shorter rows would trade the
+            # same memory for more passes, and checkpointing trades it for a third more compute
+            for tokens in sizes if checkpointing or len(choices) == 1 else sizes[:1]:
+                peak = estimate(shape, hp, device, max(tokens, longest_example), checkpointing, sharded)
+                if peak <= budget:
+                    return Plan(shape, device, hp.training_type, tokens, checkpointing, peak, sharded)
     smallest = max(sizes[-1], longest_example)
-    need = estimate(shape, hp, device, smallest, choices[-1])
+    need = estimate(shape, hp, device, smallest, choices[-1], _sharding(hp, device)[-1])
     raise DoesNotFit(
         f"{_size(shape.parameters)} {hp.training_type} fine-tuning needs about {need / GiB:.1f} GiB per device "
         f"even at {smallest:,} tokens per micro-batch (the longest example is {longest_example:,} tokens)"
@@ -197,6 +202,13 @@ def make_plan(shape: Shape, hp: Hyperparameters, device: Device, longest_example
         f"but {device.label} allows {budget / GiB:.1f} GiB; use a machine with more memory, "
         f"{'QLoRA or LoRA' if hp.training_type == 'full' else 'a smaller base model'}, or shorter examples"
     )
+
+
+def _sharding(hp: Hyperparameters, device: Device) -> list[bool]:
+    """Whether to shard, in the order to try. QLoRA's 4-bit weights are not sharded."""
+    if device.count == 1 or hp.training_type == "qlora":
+        return [False]
+    return [True] if hp.training_type == "full" else [False, True]
 
 
 def _halvings(cap: int) -> list[int]:

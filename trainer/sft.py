@@ -41,7 +41,7 @@ def run(attempt: Attempt) -> None:
     plan = attempt.plan(len(ex.input_ids) for ex in train + valid)
     torch.manual_seed(spec.seed)
     model = load_trainable(spec.base_model_source, hp, attempt.device, init, plan.gradient_checkpointing)
-    model = distributed.wrap(model, hp)
+    model = distributed.wrap(model, plan.sharded)
     model.train()
     batch_size, n_epochs = int(hp.batch_size), int(hp.n_epochs)
     per_epoch, total = steps_for(len(train), batch_size, n_epochs)

@@ -318,6 +318,31 @@ def test_sharded_full_fine_tuning_resumes_and_matches_an_uninterrupted_run(tmp_p
         s.stop()
 
 
+@pytest.mark.parametrize("training_type", ["lora", "full"])
+def test_fsdp2_sharded_steps_equal_one_process(tmp_path: Path, tiny_model_dir: Path, training_type: str) -> None:
+    """The same steps on the same batch, sharded with FSDP2 over two ranks (LoRA: the layout the
+    plan picks for a base too large for one GPU) and in one process: the saved weights agree."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    def run(nproc: int, layout: str) -> dict[str, torch.Tensor]:
+        out = tmp_path / f"{layout}-{nproc}"
+        probe = ["-m", "tests.integration.fsdp_probe", str(tiny_model_dir), str(out), training_type, layout]
+        launch = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"] if nproc > 1 else []
+        done = subprocess.run([sys.executable, *launch, *probe], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"sharded={nproc > 1}" in done.stdout
+        (weights,) = out.glob("*model.safetensors")
+        return load_file(str(weights))
+
+    sharded, whole = run(2, "sharded"), run(1, "whole")
+    assert sharded.keys() == whole.keys() and len(whole) > 0
+    for name in whole:
+        torch.testing.assert_close(sharded[name], whole[name], rtol=1e-4, atol=1e-6)
+
+
 def test_a_crashing_trainer_is_retried_then_fails_with_its_log(tmp_path: Path, tiny_model_dir: Path) -> None:
     import shutil
 

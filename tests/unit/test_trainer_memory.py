@@ -156,11 +156,17 @@ def test_a_job_that_cannot_fit_says_so_with_the_numbers() -> None:
 
 def test_full_fine_tuning_on_several_gpus_is_sharded() -> None:
     """FSDP2 splits weights, gradients and AdamW state over the ranks: a per-device peak that
-    falls with the number of GPUs (LoRA's does not: every rank holds the whole base)."""
+    falls with the number of GPUs. LoRA keeps a whole base per rank unless that cannot fit."""
     shape, full = Shape.from_config(LLAMA_3_1_8B), SupervisedHyperparameters(training_type="full")
     one, eight = (Device("cuda", n, 80 * GiB, 2, True) for n in (1, 8))
-    assert estimate(shape, full, eight, 4096, True) < estimate(shape, full, one, 4096, True) / 3
-    lora = SupervisedHyperparameters()
-    assert estimate(shape, lora, eight, 4096, True) == estimate(shape, lora, one, 4096, True)
+    assert estimate(shape, full, eight, 4096, True, sharded=True) < estimate(shape, full, one, 4096, True) / 3
+    assert make_plan(shape, full, eight, 1000).sharded and not make_plan(shape, full, one, 1000).sharded
     plan = make_plan(Shape.from_config(LLAMA_3_1_70B), full, Device("cuda", 16, 80 * GiB, 2, True), 1000)
-    assert plan.message().startswith("plan: 70.6B full bf16 on 16 x 80 GiB cuda")
+    assert plan.message().startswith("plan: 70.6B full bf16 on 16 x 80 GiB cuda, sharded (FSDP2), ")
+
+    lora = SupervisedHyperparameters()
+    assert not make_plan(shape, lora, eight, 1000).sharded  # an 8B base fits each GPU whole
+    big = make_plan(Shape.from_config(LLAMA_3_1_70B), lora, eight, 1000)  # 141 GB of bf16 weights do not
+    assert big.sharded and big.estimated_peak <= 0.9 * 80 * GiB
+    with pytest.raises(DoesNotFit):
+        make_plan(Shape.from_config(LLAMA_3_1_70B), lora, one, 1000)
