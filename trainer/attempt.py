@@ -58,6 +58,8 @@ class Attempt:
         self.layout = JobLayout(self.store.key_from_uri(spec.output_uri))
         self.reporter = reporter or Reporter(spec.report_url, spec.report_token)
         self.device = models.pick_device()
+        if self.device.type == "cpu":
+            models.limit_heap_growth()
         self.progress = Progress()
         self.total_steps = 0
         self.rank = int(os.environ.get("RANK", "0"))

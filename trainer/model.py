@@ -29,6 +29,31 @@ def training_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
+MMAP_THRESHOLD = 1 << 20  # buffers from 1 MiB up get their own mapping, returned to the OS when freed
+
+
+def limit_heap_growth() -> bool:
+    """On the CPU, stop glibc from keeping freed activation buffers in its heap.
+
+    glibc raises its mmap threshold (up to 32 MiB) each time a mapped buffer is freed, so the
+    1-32 MiB tensors of a backward pass (a 2,000 x 896 fp32 activation is 7 MiB) end up in the
+    heap, which fragments and does not shrink: measured on the 0.5B shape with gradient
+    checkpointing, each decoder layer added 0.14 GiB to the step's peak RSS, of which 0.01 GiB
+    was live (``MALLOC_MMAP_THRESHOLD_`` fixed at 1 MiB, which this sets through ``mallopt``;
+    a fixed threshold also switches the dynamic one off). Returns whether it was applied."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(-3, MMAP_THRESHOLD))  # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
 def pick_device() -> torch.device:
     if torch.cuda.is_available():
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
