@@ -26,6 +26,23 @@ def trim_heap() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def set_mmap_threshold(size: int) -> bool:
+    """Serve every allocation of ``size`` bytes or more with its own mmap, returned to the OS on
+    free (glibc ``mallopt(M_MMAP_THRESHOLD)``, as ``MALLOC_MMAP_THRESHOLD_`` does). By default
+    glibc raises that threshold as large blocks are freed (up to 32 MiB), after which
+    activation-sized tensors come from the heap, whose freed pages the process keeps: RSS then
+    grows well past the live tensors during a backward pass. True if glibc took it."""
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, size))
+    except (OSError, AttributeError):
+        return False
+
+
 class RSSPeak:
     """Peak resident set size of this process while the block runs (sampled every ms), after
     trimming the heap."""

@@ -1,6 +1,8 @@
 """Training data for the bench: chat examples (system prompt, user question, assistant answer)
-whose rendered lengths follow a log-normal (median 150 tokens) clipped to 20..1000, generated
-from the seed and rendered with ``ChatRenderer`` (loss on assistant tokens only)."""
+whose rendered lengths follow a log-normal (median 150 tokens) clipped to 20..1000 (``chat``,
+the default), or are all about the same length (``--lengths 1000``: each example's rendered
+length is drawn as exactly 1,000 and lands within a few tokens of it), generated from the seed
+and rendered with ``ChatRenderer`` (loss on assistant tokens only)."""
 
 from __future__ import annotations
 
@@ -32,11 +34,24 @@ QUESTION_STEMS = [
     "Is this true?",
 ]
 MAX_LENGTH = 4096  # the renderer's cap; no drawn example comes near it
+CHAT = "chat"
 
 
-def make_rows(tok: Any, n: int, seed: int, min_len: int = 20, max_len: int = 1000) -> list[dict[str, Any]]:
+def parse_lengths(value: str) -> str:
+    """``chat`` (clipped log-normal) or a whole number of tokens (80..4000) every example gets."""
+    if value == CHAT:
+        return value
+    if value.isdigit() and 80 <= int(value) <= 4000:
+        return str(int(value))
+    raise ValueError(f"--lengths: {value!r} is neither 'chat' nor a token count in 80..4000")
+
+
+def make_rows(
+    tok: Any, n: int, seed: int, min_len: int = 20, max_len: int = 1000, lengths: str = CHAT
+) -> list[dict[str, Any]]:
     """``n`` chat rows whose rendered length follows a clipped log-normal (median 150 tokens),
-    a pure function of ``seed``. Answers are runs of corpus text cut to the drawn length."""
+    or is ``lengths`` tokens for every row, a pure function of ``seed``. Answers are runs of
+    corpus text cut to the drawn length."""
     rng = random.Random(seed)
     text = CORPUS_PATH.read_text(encoding="utf-8")
     words, lines = text.split(), text.splitlines()
@@ -49,7 +64,10 @@ def make_rows(tok: Any, n: int, seed: int, min_len: int = 20, max_len: int = 100
 
     rows = []
     for _ in range(n):
-        target = min(max_len, max(min_len, round(rng.lognormvariate(math.log(150), 0.9))))
+        if lengths == CHAT:
+            target = min(max_len, max(min_len, round(rng.lognormvariate(math.log(150), 0.9))))
+        else:
+            target = int(lengths)
         small = target < 80
         system = rng.choice(SYSTEM_PROMPTS[:2] if small else SYSTEM_PROMPTS)
         stem = rng.choice(QUESTION_STEMS[:1] if small else QUESTION_STEMS)
@@ -69,10 +87,12 @@ def make_rows(tok: Any, n: int, seed: int, min_len: int = 20, max_len: int = 100
     return rows
 
 
-def make_batches(tok: Any, n_batches: int, batch_size: int, seed: int) -> tuple[list[Example], list[list[Example]]]:
+def make_batches(
+    tok: Any, n_batches: int, batch_size: int, seed: int, lengths: str = CHAT
+) -> tuple[list[Example], list[list[Example]]]:
     """The rendered examples and the batches they are cut into, in order."""
     renderer = ChatRenderer(tok, MAX_LENGTH)
-    examples = [renderer.sft(r) for r in make_rows(tok, n_batches * batch_size, seed)]
+    examples = [renderer.sft(r) for r in make_rows(tok, n_batches * batch_size, seed, lengths=lengths)]
     return examples, [examples[i * batch_size : (i + 1) * batch_size] for i in range(n_batches)]
 
 
