@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The main job: set up, start `hone up` (API, trainers, vLLM) on a fresh data dir, run
-# examples/demo.py through the official openai SDK, then stop everything.
+# The main job: set up, start `hone up` (API, trainers, vLLM) on a fresh data dir with
+# SmolLM2-135M-Instruct as its base model, run examples/demo.py through the official openai SDK
+# (fine-tune it on a few made-up facts, then ask both models), then stop everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export HONE_DATA_DIR="${HONE_DATA_DIR:-$(mktemp -d -t hone-demo-XXXX)}"
+export HONE_MODELS=smollm2-135m-instruct  # the base model examples/demo.py fine-tunes
 PORT="${HONE_DEMO_PORT:-8765}"
 .venv/bin/hone up --port "$PORT" &
 HONE=$!
 trap 'kill -INT $HONE 2>/dev/null; wait $HONE 2>/dev/null' EXIT
-echo "waiting for hone up (the first start builds the tiny model and starts vLLM: about a minute)"
-for _ in $(seq 1 600); do
+echo "waiting for hone up (a fresh data dir downloads SmolLM2 (93 MB) and converts it, then vLLM starts: a minute or two)"
+for _ in $(seq 1 1200); do
   curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
   kill -0 $HONE 2>/dev/null || { echo "hone up exited"; exit 1; }
   sleep 0.5

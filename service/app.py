@@ -38,7 +38,9 @@ def build_context(settings: Settings, launcher: Launcher | None = None, catalog:
     db.migrate()
     if catalog is None:
         catalog = (
-            Catalog.from_yaml(settings.catalog_path) if settings.catalog_path else default_catalog(settings.data_dir)
+            Catalog.from_yaml(settings.catalog_path)
+            if settings.catalog_path
+            else default_catalog(settings.data_dir, settings.models)
         )
     ctx = AppContext(
         settings=settings,

@@ -40,7 +40,11 @@ def _up(args: argparse.Namespace) -> int:
 
     settings = Settings(host=args.host, port=args.port, stop_trainers_on_exit=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog.from_yaml(settings.catalog_path) if settings.catalog_path else default_catalog(settings.data_dir)
+    catalog = (
+        Catalog.from_yaml(settings.catalog_path)
+        if settings.catalog_path
+        else default_catalog(settings.data_dir, settings.models)
+    )
     key = _embedded_key(settings)
     app = create_app(settings, catalog=catalog)
     ctx = app.state.ctx
@@ -158,6 +162,26 @@ def _migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def _make_model(args: argparse.Namespace) -> int:
+    """Build one built-in model into ``--out``, or ``data_dir/models/NAME`` (the directory the
+    default catalog uses, so a later ``hone up`` with it in ``HONE_MODELS`` finds it built)."""
+    from service.catalog import builtin
+
+    builtin.get(args.name)  # an unknown name is refused before anything else
+    if args.out is not None:
+        target = Path(args.out)
+    else:
+        data_dir = Path(args.data_dir) if args.data_dir is not None else Settings().data_dir
+        target = data_dir / "models" / args.name
+    if builtin.is_built(target):
+        print(f"{args.name} is already built in {target} (delete that directory to build it again)", flush=True)
+    else:
+        print(f"building {args.name} into {target}", flush=True)
+        builtin.build(args.name, target)
+    print(target, flush=True)
+    return 0
+
+
 def _make_tiny_model(args: argparse.Namespace) -> int:
     from service.catalog.tiny import build_tiny_model
 
@@ -199,7 +223,20 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=_migrate)
 
-    tiny = sub.add_parser("make-tiny-model", help="build the tiny random-init test model")
+    from service.catalog.builtin import BUILTIN_MODELS
+
+    make = sub.add_parser(
+        "make-model",
+        help="build a built-in base model into the data dir",
+        description="Build one of the built-in models: "
+        + "; ".join(f"{m.name}: {m.summary}" for m in BUILTIN_MODELS.values()),
+    )
+    make.add_argument("name", metavar="NAME", help=f"one of: {', '.join(BUILTIN_MODELS)}")
+    make.add_argument("--data-dir", default=None, help="build into DATA_DIR/models/NAME (default: HONE_DATA_DIR)")
+    make.add_argument("--out", default=None, help="build into this directory instead")
+    make.set_defaults(func=_make_model)
+
+    tiny = sub.add_parser("make-tiny-model", help="build the tiny random-init test model into DIR (any seed)")
     tiny.add_argument("dir")
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(func=_make_tiny_model)

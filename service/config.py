@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.launcher.config import LauncherSettings
 
@@ -21,7 +22,16 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path.home() / ".hone", description="Embedded state: SQLite, blobs, models")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite in data_dir")
     storage_url: str | None = Field(default=None, description="Blob store URL (file://...); default data_dir/blobs")
-    catalog_path: Path | None = Field(default=None, description="YAML base-model catalog; default: the tiny model")
+    catalog_path: Path | None = Field(
+        default=None, description="YAML base-model catalog; default: the built-in models of HONE_MODELS"
+    )
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["hone-tiny"],
+        description=(
+            "built-in models the default catalog offers (without HONE_CATALOG_PATH), each built once into "
+            "data_dir/models: comma-separated names from service/catalog/builtin.py (hone-tiny, smollm2-135m-instruct)"
+        ),
+    )
     public_url: str | None = Field(default=None, description="URL trainers use to reach the internal API")
 
     host: str = "127.0.0.1"
@@ -89,6 +99,17 @@ class Settings(BaseSettings):
         default=120.0, description="how long a claimed attempt may be unknown to the launcher"
     )
     run_loops: bool = True
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """``HONE_MODELS=hone-tiny,smollm2-135m-instruct`` (or a JSON list)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [name.strip() for name in text.split(",") if name.strip()]
+        return value
 
     @cached_property
     def resolved_database_url(self) -> str:

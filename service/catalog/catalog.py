@@ -1,11 +1,12 @@
 """The base-model catalog: short names (no ``/``) mapped to a weights source and serving
-settings. Loaded from YAML (``HONE_CATALOG_PATH``); the embedded default is the tiny model
-built locally under the data dir (``service/catalog/tiny.py``)."""
+settings. Loaded from YAML (``HONE_CATALOG_PATH``); the embedded default offers the built-in
+models named by ``HONE_MODELS`` (``service/catalog/builtin.py``), each built once under the
+data dir."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +78,26 @@ class Catalog:
         return cls([BaseModelEntry.model_validate(m) for m in raw.get("models", [])])
 
 
-def default_catalog(data_dir: Path) -> Catalog:
-    """The tiny model, built once into ``data_dir/models/hone-tiny`` (no downloads)."""
-    from service.catalog.tiny import build_tiny_model
+def default_catalog(data_dir: Path, models: Sequence[str] = (DEFAULT_MODEL,)) -> Catalog:
+    """The built-in ``models`` (``HONE_MODELS``), each built once into ``data_dir/models/NAME``.
+    An unknown name is refused before anything is built."""
+    from service.catalog import builtin
 
-    target = data_dir / "models" / DEFAULT_MODEL
-    if not (target / "config.json").is_file():
-        build_tiny_model(target)
-    created = int((target / "config.json").stat().st_mtime)
-    return Catalog([BaseModelEntry(name=DEFAULT_MODEL, source=str(target), created=created)])
+    unknown = [name for name in models if name not in builtin.BUILTIN_MODELS]
+    if unknown or not models:
+        named = f"unknown built-in models {unknown}" if unknown else "no model"
+        raise builtin.UnknownModel(f"HONE_MODELS names {named}; the built-in models are: {builtin.known()}")
+    specs = [builtin.get(name) for name in dict.fromkeys(models)]
+    entries = []
+    for spec in specs:
+        target = builtin.ensure_built(spec.name, data_dir / "models")
+        entries.append(
+            BaseModelEntry(
+                name=spec.name,
+                source=str(target),
+                max_lora_rank=spec.max_lora_rank,
+                context_length=spec.context_length,
+                created=int((target / "config.json").stat().st_mtime),
+            )
+        )
+    return Catalog(entries)

@@ -70,6 +70,9 @@ class HoneServe:
     and waits for /healthz; ``kill`` sends a signal (SIGKILL by default) and reaps it; a second
     ``start`` is a restart on the same data dir and port."""
 
+    command = "serve"
+    stop_timeout_s = 20.0  # after the signal, before SIGKILL
+
     def __init__(
         self, workdir: Path, model_dir: Path, *, env: dict[str, str] | None = None, upstreams: list[str] | None = None
     ) -> None:
@@ -79,7 +82,10 @@ class HoneServe:
             f"models:\n  - name: hone-tiny\n    source: {json.dumps(str(model_dir))}\n"
             f"    upstreams: {json.dumps(upstreams or [])}\n"
         )
-        self.env = {**_hone_env(self.data_dir, catalog_path), **(env or {})}
+        self._prepare({**_hone_env(self.data_dir, catalog_path), **(env or {})})
+
+    def _prepare(self, env: dict[str, str]) -> None:
+        self.env = env
         keys = subprocess.run(
             [sys.executable, "-m", "service.cli", "keys", "create", "--project", "big"],
             cwd=REPO,
@@ -100,7 +106,7 @@ class HoneServe:
             sys.executable,
             "-m",
             "service.cli",
-            "serve",
+            self.command,
             "--host",
             "127.0.0.1",
             "--port",
@@ -113,24 +119,59 @@ class HoneServe:
         deadline = time.time() + timeout_s
         while True:
             if proc.poll() is not None:
-                raise AssertionError(f"hone serve exited with {proc.returncode}:\n{self.log.read_text()[-5000:]}")
+                raise AssertionError(
+                    f"hone {self.command} exited with {proc.returncode}:\n{self.log.read_text()[-5000:]}"
+                )
             try:
                 if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
                     return ServerProcess(proc, self.base_url, self.api_key, self.data_dir, self.log)
             except httpx.TransportError:
                 pass
             if time.time() > deadline:
-                raise AssertionError(f"hone serve did not answer /healthz in {timeout_s:.0f} s")
+                raise AssertionError(f"hone {self.command} did not answer /healthz in {timeout_s:.0f} s")
             time.sleep(0.05)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=self.stop_timeout_s)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+class HoneUp(HoneServe):
+    """``hone up`` as a user runs it: no catalog file, the built-in models named in
+    ``HONE_MODELS`` (``models``: name -> a directory that model was built into, linked where
+    ``hone up`` looks for it, ``data/models/NAME``, so nothing is built again), the local trainer
+    launcher and one supervised vLLM per model. Its /healthz answers once every vLLM is
+    healthy (``hone up`` waits for them before it serves), so ``start`` needs minutes."""
+
+    command = "up"
+    stop_timeout_s = 90.0  # Ctrl-C stops each vLLM (SIGTERM, up to 20 s) before hone up exits
+
+    def __init__(self, workdir: Path, models: dict[str, Path], *, env: dict[str, str] | None = None) -> None:
+        self.data_dir, self.log = workdir / "data", workdir / "server.log"
+        for name, built in models.items():
+            link = self.data_dir / "models" / name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(built.resolve(), target_is_directory=True)
+        base = {k: v for k, v in os.environ.items() if not k.startswith("HONE_")}
+        base.update(HONE_DATA_DIR=str(self.data_dir), HONE_MODELS=",".join(models), PYTHONUNBUFFERED="1")
+        self._prepare({**base, **(env or {})})
+
+
+@contextmanager
+def hone_up(
+    workdir: Path, models: dict[str, Path], *, env: dict[str, str] | None = None, timeout_s: float = 900
+) -> Iterator[ServerProcess]:
+    """A started ``HoneUp``, stopped with SIGINT (as Ctrl-C, which stops its vLLMs) at the end."""
+    server = HoneUp(workdir, models, env=env)
+    try:
+        yield server.start(timeout_s)
+    finally:
+        server.kill(signal.SIGINT)
 
 
 @contextmanager

@@ -50,3 +50,34 @@ def test_make_tiny_model(tmp_path: Path) -> None:
     out = _hone("make-tiny-model", str(tmp_path / "m"), data_dir=tmp_path)
     assert out.returncode == 0, out.stderr
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in (tmp_path / "m").iterdir()}
+
+
+def test_make_model_builds_into_the_data_dir_once(tmp_path: Path) -> None:
+    out = _hone("make-model", "hone-tiny", "--data-dir", str(tmp_path), data_dir=tmp_path / "elsewhere")
+    assert out.returncode == 0, out.stderr
+    target = tmp_path / "models" / "hone-tiny"
+    assert out.stdout.strip().splitlines()[-1] == str(target)
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in target.iterdir()}
+    again = _hone("make-model", "hone-tiny", data_dir=tmp_path)  # HONE_DATA_DIR: the same directory
+    assert again.returncode == 0 and "already built" in again.stdout
+    unknown = _hone("make-model", "llama-9000", data_dir=tmp_path)
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+    assert "unknown built-in model 'llama-9000'; the built-in models are: hone-tiny, smollm2-135m-instruct" in (
+        unknown.stderr
+    )
+
+
+def test_an_unknown_model_in_hone_models_stops_the_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HONE_")}
+    env.update(HONE_DATA_DIR=str(tmp_path), HONE_MODELS="hone-tiny,llama-9000")
+    out = subprocess.run(
+        [sys.executable, "-m", "service.cli", "serve", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "HONE_MODELS names unknown built-in models ['llama-9000']" in out.stderr
+    assert "the built-in models are: hone-tiny, smollm2-135m-instruct" in out.stderr
+    assert not (tmp_path / "models").exists()
