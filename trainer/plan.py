@@ -190,10 +190,10 @@ def make_plan(shape: Shape, hp: Hyperparameters, device: Device, longest_example
             # without checkpointing only the full row length counts: shorter rows would trade the
             # same memory for more passes, and checkpointing trades it for a third more compute
             for tokens in sizes if checkpointing or len(choices) == 1 else sizes[:1]:
-                peak = estimate(shape, hp, device, max(tokens, longest_example), checkpointing, sharded)
+                peak = estimate(shape, hp, device, _row(tokens, longest_example, hp), checkpointing, sharded)
                 if peak <= budget:
                     return Plan(shape, device, hp.training_type, tokens, checkpointing, peak, sharded)
-    smallest = max(sizes[-1], longest_example)
+    smallest = _row(sizes[-1], longest_example, hp)
     need = estimate(shape, hp, device, smallest, choices[-1], _sharding(hp, device)[-1])
     raise DoesNotFit(
         f"{_size(shape.parameters)} {hp.training_type} fine-tuning needs about {need / GiB:.1f} GiB per device "
@@ -202,6 +202,14 @@ def make_plan(shape: Shape, hp: Hyperparameters, device: Device, longest_example
         f"but {device.label} allows {budget / GiB:.1f} GiB; use a machine with more memory, "
         f"{'QLoRA or LoRA' if hp.training_type == 'full' else 'a smaller base model'}, or shorter examples"
     )
+
+
+def _row(tokens: int, longest_example: int, hp: Hyperparameters) -> int:
+    """The longest packed row a step can build: at most ``tokens`` (an example longer than that
+    goes alone), and never more than a whole batch of the longest example."""
+    row = max(tokens, longest_example)
+    batch = hp.batch_size if isinstance(hp.batch_size, int) else None
+    return min(row, batch * longest_example) if batch else row
 
 
 def _sharding(hp: Hyperparameters, device: Device) -> list[bool]:

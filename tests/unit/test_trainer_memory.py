@@ -170,3 +170,14 @@ def test_full_fine_tuning_on_several_gpus_is_sharded() -> None:
     assert big.sharded and big.estimated_peak <= 0.9 * 80 * GiB
     with pytest.raises(DoesNotFit):
         make_plan(Shape.from_config(LLAMA_3_1_70B), lora, one, 1000)
+
+
+def test_short_examples_are_planned_at_their_real_row_length() -> None:
+    """A batch of 4 examples of at most 80 tokens never builds a 2,048-token row: the estimate
+    is for 320 tokens (the 135M demo job was once estimated at 10 GiB and used 1.2 GB)."""
+    shape = Shape.from_config(QWEN2_5_0_5B)
+    cpu = Device("cpu", 1, 64 * GiB, 4, varlen_attention=False)
+    short = make_plan(shape, SupervisedHyperparameters(batch_size=4), cpu, longest_example=80)
+    assert short.tokens_per_micro_batch == 2048
+    assert short.estimated_peak == estimate(shape, SupervisedHyperparameters(batch_size=4), cpu, 320, False)
+    assert short.estimated_peak < make_plan(shape, SupervisedHyperparameters(), cpu, 80).estimated_peak
