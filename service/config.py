@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from functools import cached_property
 from pathlib import Path
@@ -11,7 +10,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.launcher.config import LauncherSettings
+from service.gateway.config import GatewaySettings
+from service.launcher.config import LauncherSettings, comma_separated
 
 MB = 1024 * 1024
 
@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     )
 
     # Gateway
+    gateway: GatewaySettings = Field(
+        default_factory=GatewaySettings,
+        description="how the gateway finds and calls vLLM replicas: HONE_GATEWAY__DISCOVERY, HONE_GATEWAY__...",
+    )
     max_request_bytes: int = Field(default=16 * MB, description="largest chat/completions request body")
     request_threads: int = Field(
         default=8,
@@ -104,12 +108,7 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         """``HONE_MODELS=hone-tiny,smollm2-135m-instruct`` (or a JSON list)."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [name.strip() for name in text.split(",") if name.strip()]
-        return value
+        return comma_separated(value)
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -14,14 +14,16 @@ from typing import Literal, Protocol
 from contract.spec import JobSpec
 from service.catalog.catalog import TrainingResources
 
-Phase = Literal["running", "succeeded", "failed", "missing"]
+Phase = Literal["pending", "running", "succeeded", "failed", "missing"]
 TERMINAL_PHASES: frozenset[Phase] = frozenset({"succeeded", "failed", "missing"})
 
 
 @dataclass(frozen=True)
 class AttemptState:
-    """The launcher's truth about one attempt. ``missing``: the launcher has no record of it
-    (e.g. the process that ran it is gone); the reconciler treats that as a failed attempt."""
+    """The launcher's truth about one attempt. ``pending``: it exists but waits to be admitted
+    (a suspended Kubernetes Job that Kueue has not admitted): nothing of it runs yet, and the job
+    shows as ``queued``. ``missing``: the launcher has no record of it (e.g. the process that ran
+    it is gone); the reconciler treats that as a failed attempt."""
 
     phase: Phase
     exit_code: int | None = None
@@ -29,7 +31,8 @@ class AttemptState:
 
     @property
     def alive(self) -> bool:
-        return self.phase == "running"
+        """Not ended: it runs, or waits to run (and can still be cancelled)."""
+        return self.phase in ("pending", "running")
 
 
 class Launcher(Protocol):

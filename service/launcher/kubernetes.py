@@ -36,6 +36,8 @@ APP_LABEL = "hone-trainer"
 LABEL_JOB, LABEL_PROJECT, LABEL_ATTEMPT = "hone.dev/job-id", "hone.dev/project", "hone.dev/attempt"
 SPEC_DIR = "/etc/hone/spec"
 SCRATCH = "/scratch"
+TMP = "/tmp"
+CA_BUNDLE_ENV = ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")  # boto3, requests, Python's ssl
 
 
 def job_name(job_id: str, attempt: int) -> str:
@@ -66,12 +68,16 @@ def build(
     limits: dict[str, str] = {"cpu": res.cpu, "memory": res.memory}
     if res.gpus:
         limits[place.gpu_resource] = str(res.gpus)
-    env = [
-        {"name": "HOME", "value": SCRATCH},
-        {"name": "HF_HUB_OFFLINE", "value": "1"},
-        {"name": "TRANSFORMERS_NO_ADVISORY_WARNINGS", "value": "1"},
-    ]
-    env += [{"name": k, "value": v} for k, v in sorted(cfg.extra_env.items())]
+    fixed = {
+        "HOME": SCRATCH,
+        "TMPDIR": TMP,  # torchrun's mkdtemp and every tempfile user: the root filesystem is read-only
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    }
+    if cfg.ca_bundle.enabled:
+        fixed |= dict.fromkeys(CA_BUNDLE_ENV, cfg.ca_bundle.path)
+    # one entry per name (server-side apply refuses duplicates): extra_env may override the defaults
+    env = [{"name": k, "value": v} for k, v in {**fixed, **cfg.extra_env}.items()]
     container: dict[str, Any] = {
         "name": "trainer",
         "image": place.image or cfg.trainer_image,
@@ -81,6 +87,7 @@ def build(
         "volumeMounts": [
             {"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
             {"name": "scratch", "mountPath": SCRATCH},
+            {"name": "tmp", "mountPath": TMP},
             {"name": "dshm", "mountPath": "/dev/shm"},
         ],
         "securityContext": {
@@ -92,8 +99,15 @@ def build(
         },
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    env_from: list[dict[str, Any]] = []
+    if cfg.storage_config_map:
+        env_from.append({"configMapRef": {"name": cfg.storage_config_map}})
     if cfg.storage_secret:
-        container["envFrom"] = [{"secretRef": {"name": cfg.storage_secret}}]
+        env_from.append({"secretRef": {"name": cfg.storage_secret}})
+    if cfg.env_config_map:
+        env_from.append({"configMapRef": {"name": cfg.env_config_map, "optional": True}})
+    if env_from:
+        container["envFrom"] = env_from
     if cfg.models_pvc:
         container["volumeMounts"].append({"name": "models", "mountPath": "/models", "readOnly": True})
     if res.nodes > 1:
@@ -105,18 +119,29 @@ def build(
         "enableServiceLinks": False,
         "securityContext": {
             "runAsNonRoot": True,
-            "runAsUser": 1000,
-            "runAsGroup": 1000,
-            "fsGroup": 1000,
+            "runAsUser": cfg.run_as_user,
+            "runAsGroup": cfg.run_as_user,
+            "fsGroup": cfg.run_as_user,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
         "volumes": [
             {"name": "spec", "secret": {"secretName": name, "defaultMode": 0o400}},
             {"name": "scratch", "emptyDir": {"sizeLimit": res.scratch}},
-            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": cfg.tmp_size}},
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": cfg.shm_size}},
         ],
     }
+    if cfg.ca_bundle.enabled:
+        ca = cfg.ca_bundle
+        items = [{"key": ca.key, "path": ca.key}]
+        source = (
+            {"configMap": {"name": ca.config_map, "items": items}}
+            if ca.config_map
+            else {"secret": {"secretName": ca.secret, "items": items}}
+        )
+        pod_spec["volumes"].append({"name": "ca-bundle", **source})
+        container["volumeMounts"].append({"name": "ca-bundle", "mountPath": ca.mount_dir, "readOnly": True})
     if cfg.models_pvc:
         pod_spec["volumes"].append(
             {"name": "models", "persistentVolumeClaim": {"claimName": cfg.models_pvc, "readOnly": True}}
@@ -145,9 +170,11 @@ def build(
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
     if res.nodes > 1:
+        # All ranks fail together: backoffLimit 0 fails the whole Job on the first failed pod (the
+        # Job controller then terminates the other indexes' pods), so the surviving ranks never
+        # wait for the dead one until the NCCL timeout. (backoffLimitPerIndex would fail only
+        # that index and let the others run on.)
         job_spec.update(completionMode="Indexed", completions=res.nodes, parallelism=res.nodes)
-        job_spec["backoffLimitPerIndex"] = 0
-        job_spec.pop("backoffLimit")
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -196,7 +223,14 @@ def state_of(job: dict[str, Any] | None) -> AttemptState:
             match = _EXIT_CODE.search(message) if reason == "PodFailurePolicy" else None
             code = int(match.group(1)) if match else 1
             return AttemptState("failed", code, f"{reason}: {message}".strip())
+    if (job.get("spec") or {}).get("suspend") or _condition(status, "Suspended"):
+        # Created suspended, or suspended again (Kueue preempted it): no pod runs until admitted.
+        return AttemptState("pending", detail="the Job is suspended: waiting for its queue (Kueue) to admit it")
     return AttemptState("running")
+
+
+def _condition(status: dict[str, Any], kind: str) -> bool:
+    return any(c.get("type") == kind and c.get("status") == "True" for c in status.get("conditions") or [])
 
 
 class JobCache:
@@ -356,7 +390,7 @@ class KubernetesLauncher:
         attempt's result, which the reconciler still reads."""
         from kubernetes.client.exceptions import ApiException
 
-        if self.poll(job_id, attempt).phase != "running":
+        if not self.poll(job_id, attempt).alive:
             return
         try:
             self.batch.delete_namespaced_job(

@@ -18,7 +18,11 @@ It emulates, for namespaced Jobs, Secrets and Services:
   controller does for ``backoffLimit: 0``: exit 0 sets the ``Complete`` condition; an exit code
   matching a ``FailJob`` rule of the Job's ``podFailurePolicy`` sets ``FailureTarget`` and
   ``Failed`` with reason ``PodFailurePolicy``; any other code sets ``Failed`` with reason
-  ``BackoffLimitExceeded``.
+  ``BackoffLimitExceeded``. ``fail_index`` fails one index of an Indexed Job under
+  ``backoffLimit`` or ``backoffLimitPerIndex``/``maxFailedIndexes``;
+* with ``FakeKubernetes(kueue=True)``, Kueue: a Job with a queue label is created suspended (its
+  webhook sets ``spec.suspend``; the Job controller sets the ``Suspended`` condition) and runs
+  once the test calls ``admit_job``.
 
 Not emulated: schema validation (tests/unit/test_k8s_launcher.py validates the built objects),
 watches (construct ``KubernetesLauncher(..., start_watch=False)``, or drive its ``JobCache`` with
@@ -36,6 +40,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 _REASONS = {400: "Bad Request", 404: "Not Found", 409: "Conflict"}
 
 
@@ -105,7 +110,10 @@ def _matches(labels: dict[str, str], selector: str | None) -> bool:
 class FakeKubernetes:
     """The in-memory cluster behind ``batch`` (a fake BatchV1Api) and ``core`` (a fake CoreV1Api)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, kueue: bool = False) -> None:
+        """``kueue``: Kueue's admission webhook is installed: a Job labelled with a queue is
+        created suspended and waits for ``admit_job``."""
+        self.kueue = kueue
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (kind, namespace, name) -> object
         self.created: list[tuple[str, str, str]] = []  # every successful create, in order
         self.api_client = FakeApiClient()
@@ -133,7 +141,12 @@ class FakeKubernetes:
                 creationTimestamp="2024-01-01T00:00:00Z",
             )
             if kind == "Job":
-                obj["status"] = {"active": 1, "startTime": "2024-01-01T00:00:00Z"}
+                if self.kueue and KUEUE_QUEUE_LABEL in (meta.get("labels") or {}):
+                    obj["spec"]["suspend"] = True  # Kueue's admission webhook
+                if obj["spec"].get("suspend"):
+                    obj["status"] = {"conditions": [_condition("Suspended", "JobSuspended", "Job suspended")]}
+                else:
+                    obj["status"] = {"active": obj["spec"].get("parallelism", 1), "startTime": "2024-01-01T00:00:00Z"}
             self.objects[key] = obj
             self.created.append(key)
             return KubeObject(copy.deepcopy(obj))
@@ -206,15 +219,65 @@ class FakeKubernetes:
                     ]
             job["metadata"]["resourceVersion"] = str(next(self._versions))
 
+    def admit_job(self, namespace: str, name: str) -> None:
+        """Kueue admits the Job (clears ``spec.suspend``); the Job controller starts its pods."""
+        with self._lock:
+            job = self.objects[("Job", namespace, name)]
+            job["spec"]["suspend"] = False
+            job["status"] = {
+                "active": job["spec"].get("parallelism", 1),
+                "startTime": "2024-01-01T00:00:30Z",
+                "conditions": [_condition("Suspended", "JobResumed", "Job resumed", status="False")],
+            }
+            job["metadata"]["resourceVersion"] = str(next(self._versions))
+
+    def fail_index(self, namespace: str, name: str, index: int, exit_code: int) -> None:
+        """The pod of ``index`` of an Indexed Job (one pod per index running) failed with
+        ``exit_code``, handled as the Job API documents it: a matching ``FailJob`` rule fails the
+        Job; with ``backoffLimitPerIndex`` the index fails alone (the Job fails once more indexes
+        failed than ``maxFailedIndexes``, or when every index has finished); otherwise the failure
+        counts against ``backoffLimit`` (default 6) and, past it, fails the Job. A failed Job's
+        running pods are terminated (``active`` 0)."""
+        with self._lock:
+            job = self.objects[("Job", namespace, name)]
+            spec, status = job["spec"], job["status"]
+            if any(c["type"] in ("Complete", "Failed") for c in status.get("conditions") or []):
+                return
+            status["failed"] = status.get("failed", 0) + 1
+            rule = _fail_job_rule(job, exit_code)
+            ended: tuple[str, str] | None = None
+            if rule is not None:
+                ended = (
+                    "PodFailurePolicy",
+                    f"Container trainer failed with exit code {exit_code} matching FailJob rule at index {rule}",
+                )
+            elif spec.get("backoffLimitPerIndex") is not None:
+                failed = sorted({*map(int, filter(None, (status.get("failedIndexes") or "").split(","))), index})
+                status["failedIndexes"] = ",".join(map(str, failed))
+                status["active"] -= 1
+                if spec.get("maxFailedIndexes") is not None and len(failed) > spec["maxFailedIndexes"]:
+                    ended = (
+                        "MaxFailedIndexesExceeded",
+                        "Job has exceeded the specified maximal number of failed indexes",
+                    )
+                elif status["active"] == 0:
+                    ended = ("FailedIndexes", "Job has failed indexes")
+            elif status["failed"] > spec.get("backoffLimit", 6):
+                ended = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
+            if ended is not None:
+                status["active"] = 0
+                status["conditions"] = [_condition("FailureTarget", *ended), _condition("Failed", *ended)]
+            job["metadata"]["resourceVersion"] = str(next(self._versions))
+
     def jobs_named(self, namespace: str, name: str) -> int:
         """How many Jobs of this name were ever created (at most one, the name being the key)."""
         return self.created.count(("Job", namespace, name))
 
 
-def _condition(kind: str, reason: str, message: str) -> dict[str, str]:
+def _condition(kind: str, reason: str, message: str, status: str = "True") -> dict[str, str]:
     return {
         "type": kind,
-        "status": "True",
+        "status": status,
         "reason": reason,
         "message": message,
         "lastProbeTime": "2024-01-01T00:01:00Z",

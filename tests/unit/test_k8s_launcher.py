@@ -6,6 +6,8 @@ security settings; Job status maps to attempt states; the watch cache re-lists o
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,11 +16,13 @@ import pytest
 
 from contract.spec import EXIT_BAD_INPUT, EXIT_FATAL, EXIT_PREEMPTED, JobSpec
 from service.catalog.catalog import KubernetesPlacement, TrainingResources
-from service.launcher.config import KubernetesLauncherConfig
-from service.launcher.kubernetes import JobCache, build, job_name, state_of
+from service.config import Settings
+from service.launcher.config import TRAINER_UID, CABundle, KubernetesLauncherConfig
+from service.launcher.kubernetes import JobCache, KubernetesLauncher, build, job_name, state_of
+from tests.fakes.kubernetes import FakeKubernetes
 from tests.harness.records import job_spec
 
-K8S_VERSION = "1.31.0"
+K8S_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())  # the oldest supported and the newest schema
 H100 = {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
 GPU_TAINT = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
@@ -45,8 +49,9 @@ def test_built_objects_validate_and_are_locked_down(base: str) -> None:
     cfg = KubernetesLauncherConfig(kueue_queue="gpu-queue")
     job, secret, service = build(_spec(base), RESOURCES[base], cfg)
     for obj in (job, secret, service):
-        if obj is not None:
-            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        for version in K8S_VERSIONS:
+            if obj is not None:
+                kubernetes_validate.validate(obj, version, strict=True)
     assert (
         job["metadata"]["name"] == job_name("ftjob-AbCdEfGhIjKlMnOpQrStUvWx", 2) and len(job["metadata"]["name"]) <= 63
     )
@@ -71,7 +76,10 @@ def test_built_objects_validate_and_are_locked_down(base: str) -> None:
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]} and sc["runAsNonRoot"] is True
-    assert c["envFrom"] == [{"secretRef": {"name": "hone-trainer-storage"}}]
+    assert c["envFrom"] == [
+        {"configMapRef": {"name": "hone-storage"}},
+        {"secretRef": {"name": "hone-trainer-storage"}},
+    ]
     assert "secret-token" not in json.dumps(job)  # the token lives only in the Secret
     assert json.loads(secret["stringData"]["spec.json"])["report_token"] == "secret-token"
     assert {"name": "spec", "secret": {"secretName": job["metadata"]["name"], "defaultMode": 0o400}} in pod["volumes"]
@@ -174,3 +182,113 @@ def test_watch_cache_follows_events_and_relists_on_410() -> None:
     cache.watch_once(FakeWatch([{"type": "DELETED", "object": FakeBatch._job("b", "10")}]))
     assert batch.lists == 2 and "a" not in cache.jobs  # the re-list dropped what is gone
     assert "b" not in cache.jobs and cache.resource_version == "10"
+
+
+def _mounts(container: dict[str, Any], pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """mountPath -> the volume mounted there (with the mount's readOnly)."""
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    return {
+        m["mountPath"]: {**volumes[m["name"]], "readOnly": m.get("readOnly", False)} for m in container["volumeMounts"]
+    }
+
+
+@pytest.mark.parametrize("base", ["llama-8b", "llama-405b"])
+def test_trainer_pods_have_a_writable_tmp_and_run_as_the_images_user(base: str) -> None:
+    """Finding 3: under readOnlyRootFilesystem, torchrun's mkdtemp needs a writable TMPDIR; the
+    pods run as the uid the Dockerfile creates (10001), not 1000."""
+    job, _, _ = build(_spec(base), RESOURCES[base], KubernetesLauncherConfig())
+    pod = job["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    mounts = _mounts(c, pod)
+    assert env["TMPDIR"] == "/tmp" and "emptyDir" in mounts["/tmp"] and not mounts["/tmp"]["readOnly"]
+    assert "emptyDir" in mounts[env["HOME"]] and not mounts[env["HOME"]]["readOnly"]
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    uids = set(re.findall(r"useradd --uid (\d+)", dockerfile))
+    assert uids == {str(TRAINER_UID)}  # one user in every image: the one trainer pods run as
+    sc = pod["securityContext"]
+    assert sc["runAsUser"] == sc["runAsGroup"] == sc["fsGroup"] == TRAINER_UID
+
+
+def test_air_gapped_settings_reach_the_trainer_pod() -> None:
+    """Finding 6: pull secrets, extra env (from the environment, as an operator sets them), a CA
+    bundle for on-prem S3, deadlines and TTL, each configurable and each in the built Job."""
+    env = {
+        "HONE_LAUNCHER__BACKEND": "kubernetes",
+        "HONE_LAUNCHER__KUBERNETES__TRAINER_IMAGE": "registry.corp/hone/trainer:0.1.0",
+        "HONE_LAUNCHER__KUBERNETES__IMAGE_PULL_SECRETS": "corp-registry, corp-mirror",
+        "HONE_LAUNCHER__KUBERNETES__EXTRA_ENV": '{"HTTPS_PROXY": "http://proxy.corp:3128", "HF_HUB_OFFLINE": "1"}',
+        "HONE_LAUNCHER__KUBERNETES__ENV_CONFIG_MAP": "hone-trainer-env",
+        "HONE_LAUNCHER__KUBERNETES__CA_BUNDLE__CONFIG_MAP": "corp-ca",
+        "HONE_LAUNCHER__KUBERNETES__CA_BUNDLE__KEY": "bundle.pem",
+        "HONE_LAUNCHER__KUBERNETES__ACTIVE_DEADLINE_S": "86400",
+        "HONE_LAUNCHER__KUBERNETES__TTL_AFTER_FINISHED_S": "600",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        cfg = Settings().launcher.kubernetes
+    job, _, _ = build(_spec(), RESOURCES["llama-8b"], cfg)
+    for version in K8S_VERSIONS:
+        kubernetes_validate.validate(job, version, strict=True)
+    spec = job["spec"]
+    pod = spec["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["image"] == "registry.corp/hone/trainer:0.1.0"
+    assert pod["imagePullSecrets"] == [{"name": "corp-registry"}, {"name": "corp-mirror"}]
+    names = [e["name"] for e in c["env"]]
+    assert len(names) == len(set(names))  # server-side apply refuses duplicate env names
+    values = {e["name"]: e["value"] for e in c["env"]}
+    assert values["HTTPS_PROXY"] == "http://proxy.corp:3128"
+    for name in ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        assert values[name] == "/etc/hone/ca/bundle.pem"
+    ca = _mounts(c, pod)["/etc/hone/ca"]
+    assert ca["readOnly"] and ca["configMap"] == {
+        "name": "corp-ca",
+        "items": [{"key": "bundle.pem", "path": "bundle.pem"}],
+    }
+    assert {"configMapRef": {"name": "hone-trainer-env", "optional": True}} in c["envFrom"]
+    assert spec["activeDeadlineSeconds"] == 86400 and spec["ttlSecondsAfterFinished"] == 600
+
+    from_secret = KubernetesLauncherConfig(ca_bundle=CABundle(secret="corp-ca"))
+    job, _, _ = build(_spec(), RESOURCES["llama-8b"], from_secret)
+    pod = job["spec"]["template"]["spec"]
+    assert _mounts(pod["containers"][0], pod)["/etc/hone/ca"]["secret"]["secretName"] == "corp-ca"
+    with pytest.raises(ValueError, match="not both"):
+        CABundle(secret="a", config_map="b")
+
+
+def test_a_failed_rank_fails_the_whole_multi_node_job() -> None:
+    """Finding 4: one rank of a multi-node attempt dies -> the Job fails at once and the other
+    ranks' pods are stopped (the FAKE Job controller below follows the documented Job API
+    semantics: backoffLimit counts failed pods across indexes; backoffLimitPerIndex without
+    maxFailedIndexes fails only the index and lets the others run)."""
+    cluster = FakeKubernetes()
+    cfg = KubernetesLauncherConfig()
+    launcher = KubernetesLauncher(cfg, batch=cluster.batch, core=cluster.core, start_watch=False)
+    spec = _spec("llama-405b")
+    launcher.start(spec, RESOURCES["llama-405b"])
+    name = job_name(spec.job_id, spec.attempt)
+    assert launcher.poll(spec.job_id, spec.attempt).phase == "running"
+    cluster.fail_index("hone", name, index=2, exit_code=1)  # e.g. an OOM-killed rank
+    state = launcher.poll(spec.job_id, spec.attempt)
+    assert state.phase == "failed" and "BackoffLimitExceeded" in state.detail
+    assert cluster.objects[("Job", "hone", name)]["status"]["active"] == 0  # the surviving ranks were stopped
+
+
+def test_a_suspended_job_is_pending_until_admitted() -> None:
+    """Finding 7: a Job Kueue has not admitted (spec.suspend, condition Suspended) is pending, not running."""
+    suspended = {"spec": {"suspend": True}, "status": {}}
+    assert state_of(suspended).phase == "pending" and state_of(suspended).alive
+    preempted = {
+        "spec": {"suspend": False},
+        "status": {"conditions": [{"type": "Suspended", "status": "True", "reason": "JobSuspended"}]},
+    }
+    assert state_of(preempted).phase == "pending"
+    admitted = {
+        "spec": {"suspend": False},
+        "status": {"active": 1, "conditions": [{"type": "Suspended", "status": "False", "reason": "JobResumed"}]},
+    }
+    assert state_of(admitted).phase == "running"
+    ended = {"spec": {"suspend": True}, "status": {"conditions": [{"type": "Failed", "status": "True"}]}}
+    assert state_of(ended).phase == "failed"  # a deadline ends a suspended Job too
