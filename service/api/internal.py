@@ -37,6 +37,7 @@ def _report(ctx: Ctx, job_id: str, token: str, apply: Callable[[Session, Job], o
             raise NotFound(f"Fine-tuning job {job_id} not found.")
         if not lifecycle.report_allowed(job, token):
             raise AuthenticationFailed("Invalid report token for this job attempt.")
+        lifecycle.attempt_admitted(s, job)  # it reports, so it runs (even before the reconciler saw it admitted)
         job.last_report_at = time.time()  # any report is a heartbeat
         apply(s, job)
         return ReportAck(action=lifecycle.next_action(job))

@@ -106,15 +106,21 @@ def validation_failed(session: Session, job_id: str, owner: str, code: str, mess
 
 
 def claim_launch(session: Session, job_id: str) -> tuple[Job, str] | None:
-    """queued -> running with a new attempt number and a fresh report token."""
+    """queued -> running with a new attempt number and a fresh report token (not for a job whose
+    attempt exists and waits to be admitted: it is queued with an active attempt)."""
     job = job_by_id(session, job_id, for_update=True)
-    if job is None or job.status != JobStatus.QUEUED:
+    if job is None or job.status != JobStatus.QUEUED or job.active_attempt is not None:
         return None
     token = secrets.token_urlsafe(32)
     running = states.check(job.status, JobStatus.RUNNING)
     res = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.attempt == job.attempt)
+        .where(
+            Job.id == job_id,
+            Job.status == JobStatus.QUEUED,
+            Job.attempt == job.attempt,
+            Job.active_attempt.is_(None),
+        )
         .values(
             last_report_at=None,  # set by the attempt's first report; a pending pod is not silent
             status=running.value,
@@ -130,8 +136,31 @@ def claim_launch(session: Session, job_id: str) -> tuple[Job, str] | None:
     return job, token
 
 
+def attempt_waiting(session: Session, job: Job) -> bool:
+    """running -> queued while the active attempt waits to be admitted (a suspended Kubernetes Job:
+    Kueue has not admitted it, or preempted it). True if the job moved."""
+    if job.status != JobStatus.RUNNING:
+        return False
+    states.move(job, JobStatus.QUEUED)
+    job.last_report_at = None  # a wait is not silence: the heartbeat clock starts with the next report
+    events.add(session, job.id, f"Training attempt {job.active_attempt} is waiting for the cluster to admit it")
+    return True
+
+
+def attempt_admitted(session: Session, job: Job) -> bool:
+    """queued -> running once the job's active attempt runs (admitted, or reporting already)."""
+    if job.status != JobStatus.QUEUED or job.active_attempt is None:
+        return False
+    states.move(job, JobStatus.RUNNING)
+    events.add(session, job.id, f"Training attempt {job.active_attempt} was admitted and is starting")
+    return True
+
+
 def attempt_ended(session: Session, job: Job, state: AttemptState, max_attempts: int) -> None:
-    """Apply the end of the job's active attempt as the launcher reports it."""
+    """Apply the end of the job's active attempt as the launcher reports it (also of one that
+    ended while it waited to be admitted)."""
+    if job.status == JobStatus.QUEUED and job.active_attempt is not None:
+        states.move(job, JobStatus.RUNNING)  # its end is decided as a running attempt's
     attempt = job.active_attempt
     job.active_attempt = None
     if job.status == JobStatus.PAUSING:

@@ -36,6 +36,11 @@ class Dispatcher:
             try:
                 self.launcher.start(spec, self.resources(spec.base_model))
                 started += 1
+                if self.launcher.poll(job_id, spec.attempt).phase == "pending":  # e.g. Kueue has not admitted it
+                    with self.db.session() as s:
+                        row = lifecycle.job_by_id(s, job_id, for_update=True)
+                        if row is not None and row.active_attempt == spec.attempt:
+                            lifecycle.attempt_waiting(s, row)
             except Exception as e:  # the launcher's failure is the attempt's failure
                 log.exception("launching %s attempt %d failed", job_id, spec.attempt)
                 try:  # whatever part of it was created (a Job without its Secret) must not hold resources
@@ -73,7 +78,7 @@ class Dispatcher:
             ids = list(
                 s.scalars(
                     select(Job.id)
-                    .where(Job.status == JobStatus.QUEUED)
+                    .where(Job.status == JobStatus.QUEUED, Job.active_attempt.is_(None))
                     .order_by(Job.seq)
                     .limit(free)
                     .with_for_update(skip_locked=True)

@@ -11,6 +11,7 @@ from service.db import locks
 from service.db.session import Database
 from service.jobs import lifecycle, states
 from service.launcher.base import AttemptState, Launcher
+from service.protocol.fine_tuning import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,15 @@ class Reconciler:
             with self.db.session() as s:
                 job = lifecycle.job_by_id(s, job_id, for_update=True)
                 if job is None or job.active_attempt != attempt:
+                    continue
+                if state.phase == "pending" and job.status == JobStatus.PAUSING:
+                    self.launcher.cancel(job_id, attempt)  # nothing runs that could save a checkpoint
+                    continue
+                if state.phase == "pending" and job.status in (JobStatus.RUNNING, JobStatus.QUEUED):
+                    changed += lifecycle.attempt_waiting(s, job)
+                    continue
+                if state.phase == "running" and lifecycle.attempt_admitted(s, job):
+                    changed += 1
                     continue
                 if state.alive and job.status in states.ACTIVE:
                     # Only once the attempt has spoken: a pod waiting for a GPU, an image or Kueue is not silent.
