@@ -77,7 +77,12 @@ EXTERNAL_SECRETS = {
     "hone-vllm-api-key",
 }
 # Objects a component expects the operator to provide (its kustomization.yaml says so).
-EXTERNAL_BY_COMPONENT = {"ca-bundle": {"hone-ca-bundle"}, "ingress": {"hone-tls"}, "gateway-api": {"hone-tls"}}
+EXTERNAL_BY_COMPONENT = {
+    "ca-bundle": {"hone-ca-bundle"},
+    "ingress": {"hone-tls"},
+    "gateway-api": {"hone-tls"},
+    "registry-credentials": {"hone-registry"},
+}
 Built = tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]
 HONE_IMAGE = re.compile(r"^(?:.+/)?hone/(?P<target>[a-z0-9-]+)(?P<ref>[:@].+)?$")
 
@@ -792,6 +797,38 @@ def test_the_ca_bundle_reaches_every_storage_client(monkeypatch: pytest.MonkeyPa
         assert any(v.get("configMap", {}).get("name") == "hone-ca-bundle" for v in pod["volumes"])
 
 
+def test_trainer_job_settings_are_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pull secrets, extra env, deadline and TTL of trainer Jobs: keys of hone-api-config that an
+    overlay merges, and the Jobs the API builds carry them."""
+    base = config_map(render("gpu"), "hone-api-config")["data"]
+    keys = ("IMAGE_PULL_SECRETS", "EXTRA_ENV", "ACTIVE_DEADLINE_S", "TTL_AFTER_FINISHED_S")
+    assert all(f"HONE_LAUNCHER__KUBERNETES__{k}" in base for k in keys)
+    literals = [
+        "HONE_LAUNCHER__KUBERNETES__IMAGE_PULL_SECRETS=mirror-pull",
+        'HONE_LAUNCHER__KUBERNETES__EXTRA_ENV={"HTTPS_PROXY": "http://proxy.internal:3128"}',
+        "HONE_LAUNCHER__KUBERNETES__ACTIVE_DEADLINE_S=86400",
+        "HONE_LAUNCHER__KUBERNETES__TTL_AFTER_FINISHED_S=600",
+    ]
+    merge = {"configMapGenerator": [{"name": "hone-api-config", "behavior": "merge", "literals": literals}]}
+    docs = kustomize(on_top_of("gpu", merge))
+    for _, (job, _, _) in trainer_jobs(docs, monkeypatch):
+        pod = job["spec"]["template"]["spec"]
+        assert pod["imagePullSecrets"] == [{"name": "mirror-pull"}]
+        assert {"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"} in pod["containers"][0]["env"]
+        assert job["spec"]["activeDeadlineSeconds"] == 86400 and job["spec"]["ttlSecondsAfterFinished"] == 600
+
+
+def test_registry_credentials_reach_every_hone_pod(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = render("gpu", "registry-credentials")
+    accounts = {d["metadata"]["name"]: d for d in find(docs, "ServiceAccount")}
+    used = {pod["serviceAccountName"] for _, _, pod in pods(docs)}
+    used |= {
+        job["spec"]["template"]["spec"]["serviceAccountName"] for _, (job, _, _) in trainer_jobs(docs, monkeypatch)
+    }
+    for name in used:
+        assert accounts[name]["imagePullSecrets"] == [{"name": "hone-registry"}], name
+
+
 def test_servicemonitors_scrape_the_api_and_each_vllm_replica_once() -> None:
     docs = render("gpu", "servicemonitor")
     services = find(docs, "Service")
@@ -815,6 +852,7 @@ def test_keda_scales_vllm_on_waiting_requests() -> None:
         model = target["metadata"]["labels"]["hone.dev/base-model"]
         assert f'model_name="{model}"' in trigger["metadata"]["query"]
         assert 1 <= scaled["spec"]["minReplicaCount"] <= scaled["spec"]["maxReplicaCount"]
+        assert "replicas" not in target["spec"]  # the HPA's, not reset by every apply
 
 
 def _prefix_match(prefix: str, path: str) -> bool:
