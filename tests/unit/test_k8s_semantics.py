@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -375,7 +376,10 @@ def test_trainer_jobs_fit_the_cluster(overlay: str, monkeypatch: pytest.MonkeyPa
     uid = dockerfile_uid()
     for entry, (job, secret, service) in trainer_jobs(docs, monkeypatch):
         for obj in (job, secret, service):
-            assert obj is None or obj["metadata"]["namespace"] == NAMESPACE
+            if obj is not None:
+                assert obj["metadata"]["namespace"] == NAMESPACE
+                for version in ("1.29.0", kubernetes_validate.latest_version()):
+                    kubernetes_validate.validate(obj, version, strict=True)
         pod = job["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsUser"] == uid and pod["securityContext"]["runAsGroup"] == uid
         for kind, ref in _references(pod):
