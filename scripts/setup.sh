@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
+# bubblewrap runs the pod smoke test (tests/integration/test_pod_smoke.py: a pod's command under a
+# read-only root with only its volumes writable). Installed when missing, where we may (root, apt).
+if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get install -y --no-install-recommends bubblewrap >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y --no-install-recommends bubblewrap >/dev/null; }
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install --quiet --upgrade pip
