@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db import locks
 from service.errors import DatabaseUnavailable, InvalidRequest
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -64,13 +65,15 @@ def make_engine(url: str) -> Engine:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the database to the newest Alembic revision."""
+    """Bring the database to the newest Alembic revision. Replicas that start together wait for
+    each other (an advisory lock on PostgreSQL, held by the migration's transaction)."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as conn:
+        locks.wait_lock(conn, locks.MIGRATIONS)  # env.py runs the upgrade in this same transaction
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

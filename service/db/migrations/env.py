@@ -4,6 +4,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from service.db import locks
 from service.db.schema import Base
 
 config = context.config
@@ -23,6 +24,7 @@ def run() -> None:
     with engine.connect() as conn:
         context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
+            locks.wait_lock(conn, locks.MIGRATIONS)  # the same lock as the API's migration at start
             context.run_migrations()
 
 
