@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, Required, TypedDict
@@ -46,28 +47,48 @@ class TokenizerUnavailable(RuntimeError):
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+HUB_RETRY_S = 120.0  # how long a hub id that fails to load is retried before the job fails
 
 
-def _permanent(source: str) -> str | None:
-    """Why loading from ``source`` can never work, or None when the failure may pass."""
+def _is_local(source: str) -> bool:
+    return Path(source).is_absolute() or source.startswith(".")
+
+
+def _why_local(source: str) -> str | None:
+    """What is wrong with a local model directory, when it can be told without loading it."""
     path = Path(source)
-    if path.is_absolute() or source.startswith("."):
+    try:
         if not path.exists():
             return "no such directory (is the models volume mounted?)"
-        if path.is_dir() and not any((path / name).exists() for name in TOKENIZER_FILES):
+        if not path.is_dir():
+            return "not a directory"
+        if not any((path / name).exists() for name in TOKENIZER_FILES):
             return "the directory holds no tokenizer files"
-        return None
-    if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True", "YES", "yes"):
-        return "a hub id, and the hub is offline here"
+    except OSError as e:  # e.g. a directory this process may not read
+        return f"it cannot be read ({e.strerror or e})"
     return None
 
 
-class HFTokenCounter:
-    """Counts with the tokenizer + chat template in ``source`` (a local HF model directory)."""
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    line = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return line if len(line) <= 300 else line[:297] + "..."
 
-    def __init__(self, source: str) -> None:
+
+class HFTokenCounter:
+    """Counts with the tokenizer + chat template in ``source`` (a local HF model directory).
+
+    A tokenizer that does not load fails the job (``TokenizerUnavailable``, naming the source)
+    and is never retried forever: from a local directory at once, whatever the error (the
+    catalog or the models volume is wrong, or the files are unreadable or corrupt); from a hub
+    id at once when the hub is offline, else after ``retry_for_s`` of failing (a hub outage
+    may pass; an air-gapped cluster's never does)."""
+
+    def __init__(self, source: str, *, retry_for_s: float = HUB_RETRY_S) -> None:
         self.source = source
+        self.retry_for_s = retry_for_s
         self._tokenizer: Any = None
+        self._failing_since: float | None = None
         self._lock = threading.Lock()
 
     def _load(self) -> Any:
@@ -81,14 +102,29 @@ class HFTokenCounter:
                     try:
                         tokenizer = AutoTokenizer.from_pretrained(self.source)
                     except Exception as exc:
-                        reason = _permanent(self.source)
-                        if reason is None:
-                            raise  # transient (a storage hiccup, a hub 5xx): validation is tried again
-                        raise TokenizerUnavailable(self.source, reason) from exc
+                        unavailable = self._unavailable(exc)
+                        if unavailable is None:
+                            raise  # a hub failure that may pass: validation is tried again
+                        raise unavailable from exc
                     if not tokenizer.chat_template:
                         raise TokenizerUnavailable(self.source, "the tokenizer has no chat_template")
-                    self._tokenizer = tokenizer
+                    self._tokenizer, self._failing_since = tokenizer, None
         return self._tokenizer
+
+    def _unavailable(self, exc: Exception) -> TokenizerUnavailable | None:
+        """Why the failed load fails the job, or None for a hub failure that may still pass."""
+        if _is_local(self.source):
+            return TokenizerUnavailable(self.source, _why_local(self.source) or _first_line(exc))
+        if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True", "YES", "yes"):
+            return TokenizerUnavailable(self.source, "a hub id, and the hub is offline here")
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        if now - self._failing_since >= self.retry_for_s:
+            return TokenizerUnavailable(
+                self.source, f"{_first_line(exc)} (still failing after {self.retry_for_s:.0f} s)"
+            )
+        return None
 
     def count(self, examples: Sequence[Conversation]) -> list[int]:
         tokenizer = self._load()

@@ -92,3 +92,29 @@ def test_a_base_model_whose_tokenizer_does_not_load_fails_the_job(tmp_path: Path
         assert "/models/not-mounted/ghost" in job.error.message
     finally:
         server.stop()
+
+
+def test_a_catalog_whose_models_cannot_load_fails_jobs_naming_the_path(tmp_path: Path, catalog: Catalog) -> None:
+    """The deployment's catalog file (HONE_CATALOG_PATH) points at a path the API pod does not
+    have, and at a directory whose tokenizer is corrupt (was: an OSError retried forever, the job
+    stuck in validating_files). Both jobs fail with the OpenAI job error naming the path."""
+    corrupt = tmp_path / "models" / "corrupt"
+    corrupt.mkdir(parents=True)
+    (corrupt / "tokenizer.json").write_text("{ not json")
+    (corrupt / "tokenizer_config.json").write_text('{"tokenizer_class": "PreTrainedTokenizerFast"}')
+    catalog_file = tmp_path / "catalog.yaml"
+    catalog_file.write_text(
+        f"models:\n  - {{name: missing, source: /models/not-mounted/llama}}\n  - {{name: corrupt, source: {corrupt}}}\n"
+    )
+    server = start_server(tmp_path / "hone", Catalog.from_yaml(catalog_file), catalog_path=catalog_file)
+    try:
+        client = openai.OpenAI(base_url=server.v1, api_key=server.new_key("acme"), max_retries=0)
+        training_file = upload(client, [chat_line(i) for i in range(12)])
+        for model, path in (("missing", "/models/not-mounted/llama"), ("corrupt", str(corrupt))):
+            job = client.fine_tuning.jobs.create(model=model, training_file=training_file)
+            job = wait_status(client, job.id, {"failed", "queued"}, timeout=60)
+            assert job.status == "failed" and job.error is not None, model
+            assert (job.error.code, job.error.param) == ("model_not_available", "model")
+            assert path in job.error.message and "misconfigured" in job.error.message
+    finally:
+        server.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,29 @@ def test_validation_package_imports_neither_torch_nor_transformers() -> None:
         cwd=Path(__file__).resolve().parents[2],
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_a_hub_id_that_keeps_failing_is_retried_for_a_while_then_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hub id may fail for a moment (retried), but not forever: after ``retry_for_s`` of
+    failing it is TokenizerUnavailable, which fails the job. (The hub call is replaced by a
+    FAKE that raises the OSError transformers raises when the hub cannot be reached.)"""
+    import transformers
+
+    from service.validation.tokens import TokenizerUnavailable
+
+    def unreachable(*a: Any, **kw: Any) -> Any:
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", unreachable)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    counter = HFTokenCounter("acme/llama", retry_for_s=0.2)
+    conversation: Any = {"messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(OSError) as first:
+        counter.count([conversation])
+    assert not isinstance(first.value, TokenizerUnavailable)  # transient for now: validation is tried again
+    time.sleep(0.25)
+    with pytest.raises(TokenizerUnavailable, match="acme/llama.*still failing after"):
+        counter.count([conversation])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(TokenizerUnavailable, match="hub is offline"):
+        HFTokenCounter("acme/llama").count([conversation])
