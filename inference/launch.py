@@ -1,6 +1,7 @@
 """Starts a vLLM OpenAI server for one catalog base model with LoRA enabled and the hone
-resolver plugin, bound to loopback only: vLLM's runtime LoRA endpoints must never be reachable
-by users, who reach models through the hone gateway."""
+resolver plugin, bound to loopback only and requiring an API key that only the gateway holds:
+vLLM's runtime LoRA endpoints must never be reachable by users, who reach models through the
+hone gateway. ``--max-model-len`` is the catalog entry's context length."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 
 log = logging.getLogger(__name__)
+API_KEY_ENV = "VLLM_API_KEY"  # read by vLLM (as --api-key) and by the hone resolver plugin
 
 
 @dataclass
@@ -34,6 +36,7 @@ class VllmConfig:
     cache_bytes: int = 20 << 30
     extra_args: list[str] = field(default_factory=list)
     cpu: bool = True
+    api_key: str | None = None  # required on /v1 (LoRA load/unload too): only the gateway has it
 
 
 def command(cfg: VllmConfig) -> list[str]:
@@ -77,6 +80,8 @@ def environment(cfg: VllmConfig) -> dict[str, str]:
         "HONE_VLLM_PORT": str(cfg.port),
         "TOKENIZERS_PARALLELISM": "false",
     }
+    if cfg.api_key:
+        env[API_KEY_ENV] = cfg.api_key  # vLLM's --api-key, kept off the command line (ps shows that)
     if cfg.cpu:
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     return env

@@ -14,6 +14,7 @@ from vllm.lora.resolver import LoRAResolver
 
 from contract.blobstore import open_blobstore
 from inference.cache import AdapterCache, AdapterRefused
+from inference.launch import API_KEY_ENV
 
 log = init_logger(__name__)  # vLLM's log format and handlers
 
@@ -34,13 +35,21 @@ class HoneLoRAResolver(LoRAResolver):
     @classmethod
     def from_env(cls) -> HoneLoRAResolver:
         """Configured by the launcher: HONE_STORAGE_URL, HONE_BASE_MODEL, HONE_ADAPTER_CACHE_DIR,
-        HONE_ADAPTER_CACHE_BYTES and HONE_VLLM_PORT (to tell vLLM to forget evicted adapters)."""
+        HONE_ADAPTER_CACHE_BYTES and HONE_VLLM_PORT (to tell vLLM to forget evicted adapters, with
+        the server's VLLM_API_KEY when it has one)."""
         port = os.environ.get("HONE_VLLM_PORT")
+        key = os.environ.get(API_KEY_ENV)  # the server's own key: its /v1 routes require it
+        headers = {"authorization": f"Bearer {key}"} if key else {}
 
         def forget(name: str) -> None:
             if port:
                 try:
-                    httpx.post(f"http://127.0.0.1:{port}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=10)
+                    httpx.post(
+                        f"http://127.0.0.1:{port}/v1/unload_lora_adapter",
+                        json={"lora_name": name},
+                        headers=headers,
+                        timeout=10,
+                    )
                 except httpx.HTTPError as e:
                     log.warning("could not unload evicted adapter %s: %s", name, e)
 

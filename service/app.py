@@ -19,6 +19,7 @@ from service.config import Settings
 from service.context import AppContext
 from service.db.schema import Job
 from service.db.session import Database
+from service.gateway.discovery import build_upstream_source
 from service.gateway.proxy import Gateway
 from service.launcher.base import Launcher
 from service.launcher.registry import build_launcher
@@ -82,7 +83,14 @@ def create_app(
         http = httpx.AsyncClient(
             timeout=timeout, limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100)
         )
-        ctx.gateway = Gateway(http, observe=ctx.metrics.observe_gateway, cold_load=ctx.metrics.adapter_cold_loads)
+        key = settings.gateway.upstream_api_key
+        gateway = ctx.gateway = Gateway(
+            http,
+            observe=ctx.metrics.observe_gateway,
+            cold_load=ctx.metrics.adapter_cold_loads,
+            source=build_upstream_source(settings),
+            api_key=key.get_secret_value() if key else None,
+        )
         if settings.run_loops:
             add_loops(ctx)
             ctx.loops.start()
@@ -90,6 +98,7 @@ def create_app(
             yield
         finally:
             await ctx.loops.stop()
+            gateway.source.close()
             await http.aclose()
             if ctx.launcher is not None:
                 ctx.launcher.shutdown(stop_attempts=settings.stop_trainers_on_exit)

@@ -6,10 +6,13 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
 
 from service.config import Settings
 
@@ -46,6 +49,8 @@ def _up(args: argparse.Namespace) -> int:
         else default_catalog(settings.data_dir, settings.models)
     )
     key = _embedded_key(settings)
+    if settings.gateway.upstream_api_key is None:  # the vLLM servers below answer only the gateway
+        settings.gateway.upstream_api_key = SecretStr(secrets.token_urlsafe(32))
     app = create_app(settings, catalog=catalog)
     ctx = app.state.ctx
     servers: list[Any] = []
@@ -122,6 +127,7 @@ def _start_vllm(settings: Settings, catalog: Catalog, on_restart: Callable[[str,
             max_lora_rank=entry.max_lora_rank,
             max_model_len=entry.resolved_context_length(),
             cpu=settings.accelerator == "cpu",
+            api_key=settings.gateway.upstream_api_key.get_secret_value() if settings.gateway.upstream_api_key else None,
         )
         server = VllmServer(cfg, settings.data_dir / "logs" / f"vllm-{entry.name}.log")
         print(f"starting vLLM for {entry.name} on 127.0.0.1:{port} (log: {server.log_path})", flush=True)

@@ -38,7 +38,12 @@ async def _forward(path: str, request: Request, ctx: Ctx, project: CurrentProjec
     entry = ctx.catalog.get(base)
     assert entry is not None and ctx.gateway is not None
     return await ctx.gateway.forward(
-        path, body, base=base, model=model, upstreams=entry.upstreams, stream=payload.get("stream") is True
+        path,
+        body,
+        base=base,
+        model=model,
+        upstreams=ctx.gateway.source.upstreams(entry),
+        stream=payload.get("stream") is True,
     )
 
 

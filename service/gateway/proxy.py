@@ -2,7 +2,8 @@
 
 Streaming responses are passed through chunk by chunk as vLLM sends them (no buffering, no
 re-encoding); errors vLLM answers with are passed through in the OpenAI envelope; an upstream
-that cannot be reached or times out is skipped, and when none is left the caller gets 503."""
+that cannot be reached, times out or refuses the gateway's API key is skipped, and when none is
+left the caller gets 503 (never the upstream's 401: the caller's own key was fine)."""
 
 from __future__ import annotations
 
@@ -18,20 +19,34 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
 from service.errors import ServiceUnavailable
+from service.gateway.discovery import StaticUpstreams, UpstreamSource
 from service.gateway.routing import preference
 
 log = logging.getLogger(__name__)
+UPSTREAM_REFUSED = (401, 403)  # vLLM's answer to a missing or wrong API key
 WARM_ENTRIES = 65536  # (upstream, adapter) pairs remembered for the cold-load metric
 Observer = Callable[[str, str, int, float, dict | None], None]
 
 
 class Gateway:
     def __init__(
-        self, client: httpx.AsyncClient, observe: Observer | None = None, cold_load: Counter | None = None
+        self,
+        client: httpx.AsyncClient,
+        observe: Observer | None = None,
+        cold_load: Counter | None = None,
+        *,
+        source: UpstreamSource | None = None,
+        api_key: str | None = None,
     ) -> None:
+        """``source``: where each base model's replicas are (default: the catalog's ``upstreams``);
+        ``api_key``: the key the upstreams require (vLLM's ``VLLM_API_KEY``), sent as a bearer token."""
         self.client = client
         self.observe = observe or (lambda *a: None)
         self.cold_load = cold_load
+        self.source: UpstreamSource = source or StaticUpstreams()
+        self.headers = {"content-type": "application/json"}
+        if api_key:
+            self.headers["authorization"] = f"Bearer {api_key}"
         self._warm: OrderedDict[tuple[str, str], None] = OrderedDict()  # bounded: oldest forgotten
 
     async def forward(
@@ -46,9 +61,7 @@ class Gateway:
         started = time.perf_counter()
         last_error = ""
         for upstream in preference(upstreams, model):
-            request = self.client.build_request(
-                "POST", upstream.rstrip("/") + path, content=body, headers={"content-type": "application/json"}
-            )
+            request = self.client.build_request("POST", upstream.rstrip("/") + path, content=body, headers=self.headers)
             try:
                 upstream_response = await self.client.send(request, stream=True)
             except httpx.TimeoutException as e:
@@ -58,6 +71,14 @@ class Gateway:
             except httpx.TransportError as e:
                 last_error = f"{upstream} unreachable ({type(e).__name__})"
                 log.warning("gateway: %s", last_error)
+                continue
+            if upstream_response.status_code in UPSTREAM_REFUSED:  # the key, not the caller: a deployment fault
+                await upstream_response.aclose()
+                last_error = (
+                    f"{upstream} refused the gateway ({upstream_response.status_code}): "
+                    "HONE_GATEWAY__UPSTREAM_API_KEY does not match the server's VLLM_API_KEY"
+                )
+                log.error("gateway: %s", last_error)
                 continue
             if model != base and upstream_response.status_code == 200:
                 self._note_served(upstream, model, base)
