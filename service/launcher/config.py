@@ -105,6 +105,10 @@ class KubernetesLauncherConfig(BaseModel):
         default=None, description="a ConfigMap whose keys become env of every trainer container (optional)"
     )
     ca_bundle: CABundle = Field(default_factory=CABundle)
+    runtime_class_name: str | None = Field(
+        default=None,
+        description="RuntimeClass of trainer pods (e.g. nvidia, where the NVIDIA runtime is not the node default)",
+    )
     run_as_user: int = Field(default=TRAINER_UID, ge=1, description="uid (and gid) trainer pods run as")
     tmp_size: str = Field(default="10Gi", description="size limit of the writable /tmp (TMPDIR) of trainer pods")
     shm_size: str = Field(default="16Gi", description="size limit of /dev/shm (in memory) of trainer pods")

@@ -150,6 +150,8 @@ def build(
         pod_spec["nodeSelector"] = dict(place.node_selector)
     if place.tolerations:
         pod_spec["tolerations"] = list(place.tolerations)
+    if cfg.runtime_class_name:
+        pod_spec["runtimeClassName"] = cfg.runtime_class_name
     if cfg.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": n} for n in cfg.image_pull_secrets]
     if res.nodes > 1:

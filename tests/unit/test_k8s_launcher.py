@@ -223,6 +223,7 @@ def test_air_gapped_settings_reach_the_trainer_pod() -> None:
         "HONE_LAUNCHER__KUBERNETES__CA_BUNDLE__KEY": "bundle.pem",
         "HONE_LAUNCHER__KUBERNETES__ACTIVE_DEADLINE_S": "86400",
         "HONE_LAUNCHER__KUBERNETES__TTL_AFTER_FINISHED_S": "600",
+        "HONE_LAUNCHER__KUBERNETES__RUNTIME_CLASS_NAME": "nvidia",
     }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
@@ -236,6 +237,7 @@ def test_air_gapped_settings_reach_the_trainer_pod() -> None:
     (c,) = pod["containers"]
     assert c["image"] == "registry.corp/hone/trainer:0.1.0"
     assert pod["imagePullSecrets"] == [{"name": "corp-registry"}, {"name": "corp-mirror"}]
+    assert pod["runtimeClassName"] == "nvidia"
     names = [e["name"] for e in c["env"]]
     assert len(names) == len(set(names))  # server-side apply refuses duplicate env names
     values = {e["name"]: e["value"] for e in c["env"]}
