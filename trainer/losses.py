@@ -4,10 +4,21 @@ row. Results are sums, so splitting changes nothing numerically but the summatio
 
 The LM head never runs over a whole row. The decoder's final hidden states are taken, only the
 positions that are targets (assistant tokens) are kept, and the head and the cross-entropy run
-over those in chunks of ``chunk_tokens(vocab)`` positions, each under activation checkpointing:
-a chunk's ``[positions x vocabulary]`` fp32 logits exist only while that chunk is computed (and
-again while its backward runs), never for the whole micro-batch. With a 151,936-token vocabulary
-a 2,048-token row's logits alone were 1.2 GB per copy, and the old loss kept several copies.
+over those in chunks of ``chunk_tokens(vocab)`` positions: a chunk's ``[positions x vocabulary]``
+fp32 logits exist only while that chunk is computed, never for the whole micro-batch. With a
+151,936-token vocabulary a 2,048-token row's logits alone were 1.2 GB per copy, and the old loss
+kept several copies.
+
+Two ways to get a chunk's gradient back to the hidden states:
+
+- a frozen head (LoRA, and every method that leaves the head alone): the gradient of each
+  target's log-prob with respect to its hidden state, ``W[t] - softmax(h W^T) W``, is computed in
+  the forward pass while the chunk's logits exist, and kept (``[positions x hidden]``, the size of
+  the hidden states themselves). Backward only scales it by the upstream gradient of each
+  log-prob, so any loss built on per-token log-probs (SFT's mean, DPO's sequence sums) works,
+  and the head's matmul runs twice per chunk as in a plain backward, never three times.
+- a trainable head (full fine-tuning): each chunk runs under activation checkpointing and is
+  recomputed in backward, which also gives the head's own gradient.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.distributed.tensor import DTensor
 from torch.utils.checkpoint import checkpoint
 
 from trainer.data import IGNORE, Example, pack
@@ -100,6 +112,47 @@ def _head_logps(
     return logps, logits.argmax(-1) == tokens
 
 
+class _FrozenHeadLogps(torch.autograd.Function):
+    """Log-probs of ``tokens`` under a frozen linear head, chunk by chunk, with each position's
+    gradient with respect to its hidden state computed while the chunk's logits exist."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, tokens: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        n = hidden.shape[0]
+        logps = hidden.new_empty(n, dtype=torch.float32)
+        correct = torch.empty(n, dtype=torch.bool, device=hidden.device)
+        grads = torch.empty_like(hidden)
+        for start in range(0, n, step):
+            h, t = hidden[start : start + step], tokens[start : start + step]
+            # log_softmax, not logits[t] - logsumexp: a confident model's log-prob is a small number
+            # that the difference of two large ones would round (fp32: ~2e-6 at logits near 20)
+            logp = torch.log_softmax(F.linear(h, weight).float(), -1)  # F.linear: as the head computes it
+            rows = torch.arange(t.shape[0], device=t.device)
+            logps[start : start + step] = logp[rows, t]
+            correct[start : start + step] = logp.argmax(-1) == t
+            probs = logp.exp_()  # softmax, in the log-probs' own buffer
+            probs[rows, t] -= 1.0  # d(-log p_t)/d logits
+            grads[start : start + step] = -(probs.to(weight.dtype) @ weight)
+        ctx.save_for_backward(grads)
+        ctx.mark_non_differentiable(correct)
+        return logps, correct
+
+    @staticmethod
+    def backward(ctx: Any, grad_logps: torch.Tensor, _grad_correct: Any) -> tuple[torch.Tensor | None, ...]:
+        (grads,) = ctx.saved_tensors
+        return grads * grad_logps[:, None].to(grads.dtype), None, None, None
+
+
+def _frozen_plain_weight(head: torch.nn.Module) -> torch.Tensor | None:
+    """The head's weight when the fast path applies: frozen, whole on this rank, no softcap."""
+    weight = head.weight
+    if not isinstance(weight, torch.Tensor) or weight.requires_grad or isinstance(weight, DTensor):
+        return None
+    return weight
+
+
 def target_logps(
     model: torch.nn.Module, row: dict[str, torch.Tensor], device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, Targets]:
@@ -113,6 +166,13 @@ def target_logps(
         raise ValueError(f"the chunked loss needs a plain linear LM head without bias, not {head!r}")
     softcap = getattr(lm.config, "final_logit_softcapping", None)
     step = chunk_tokens(int(head.out_features))
+    if hidden.shape[0] == 0:
+        empty = hidden.new_zeros(0, dtype=torch.float32)
+        return empty, empty.bool(), targets
+    weight = _frozen_plain_weight(head)
+    if torch.is_grad_enabled() and hidden.requires_grad and weight is not None and not softcap:
+        logps, correct = _FrozenHeadLogps.apply(hidden, weight, targets.tokens, step)
+        return logps, correct, targets
     parts, hits = [], []
     for start in range(0, hidden.shape[0], step):
         h, t = hidden[start : start + step], targets.tokens[start : start + step]
@@ -122,9 +182,6 @@ def target_logps(
             logps, correct = _head_logps(h, t, head, softcap)
         parts.append(logps)
         hits.append(correct)
-    if not parts:
-        empty = hidden.new_zeros(0, dtype=torch.float32)
-        return empty, empty.bool(), targets
     return torch.cat(parts), torch.cat(hits), targets
 
 

@@ -71,17 +71,20 @@ def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("checkpointing", [False, True])
+@pytest.mark.parametrize("training_type", ["lora", "full"])  # a frozen head (gradient in forward) and a trainable one
 def test_chunked_loss_equals_the_full_vocabulary_loss(
-    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, checkpointing: bool
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, checkpointing: bool, training_type: str
 ) -> None:
-    hp = SupervisedHyperparameters(lora_dropout=0.0)
+    hp = SupervisedHyperparameters(lora_dropout=0.0, training_type=training_type)
     renderer = ChatRenderer(load_tokenizer(str(tiny_model_dir)), 2048)
     examples = _rows(renderer)
     torch.manual_seed(0)
     model = load_trainable(str(tiny_model_dir), hp, torch.device("cpu"), None, checkpointing)
-    for p in model.parameters():  # LoRA's B starts at zero: give the adapter something to differentiate
-        if p.requires_grad:
+    for name, p in model.named_parameters():  # LoRA's B starts at zero: give the adapter something to differentiate
+        if p.requires_grad and "lora_" in name:
             torch.nn.init.normal_(p, std=0.05)
+    head = model.get_output_embeddings()
+    assert head.weight.requires_grad == (training_type == "full")
     model.train()
 
     reference, correct = _reference_loss(model, examples)
@@ -90,8 +93,17 @@ def test_chunked_loss_equals_the_full_vocabulary_loss(
     model.zero_grad(set_to_none=True)
 
     monkeypatch.setattr(losses, "CHUNK_ELEMENTS", 7 * model.config.vocab_size)  # 7 positions a chunk
+    fast_path = losses._FrozenHeadLogps.apply
+    fast_calls: list[int] = []
+
+    def counted(*args: object) -> object:
+        fast_calls.append(1)
+        return fast_path(*args)
+
+    monkeypatch.setattr(losses._FrozenHeadLogps, "apply", counted)
     loss, accuracy, tokens = losses.sft_loss(model, examples, torch.device("cpu"), 2048, backward=True)
     got = _grads(model)
+    assert bool(fast_calls) == (training_type == "lora")  # each path really ran where expected
 
     n_targets = int((pack(examples)["labels"][0, 1:] != IGNORE).sum())
     assert n_targets > 7 * 3  # several chunks really ran
