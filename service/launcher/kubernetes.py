@@ -22,7 +22,7 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any, Self
 
-from contract.spec import FAIL_JOB_EXIT_CODES, JobSpec
+from contract.spec import EXIT_PREEMPTED, FAIL_JOB_EXIT_CODES, JobSpec
 from service.catalog.catalog import TrainingResources
 from service.launcher.base import AttemptState
 from service.launcher.config import KubernetesLauncherConfig
@@ -175,8 +175,11 @@ def build(
         # All ranks fail together: backoffLimit 0 fails the whole Job on the first failed pod (the
         # Job controller then terminates the other indexes' pods), so the surviving ranks never
         # wait for the dead one until the NCCL timeout. (backoffLimitPerIndex would fail only
-        # that index and let the others run on.)
+        # that index and let the others run on.) A preempted or evicted rank cannot rejoin its
+        # peers' running rendezvous either: it ends the attempt too, as a preemption (resumed
+        # from the newest checkpoint, not counted as a failure), instead of being replaced.
         job_spec.update(completionMode="Indexed", completions=res.nodes, parallelism=res.nodes)
+        job_spec["podFailurePolicy"]["rules"][0]["action"] = "FailJob"
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -224,6 +227,8 @@ def state_of(job: dict[str, Any] | None) -> AttemptState:
             # A FailJob rule's message names the container's exit code; other failures do not.
             match = _EXIT_CODE.search(message) if reason == "PodFailurePolicy" else None
             code = int(match.group(1)) if match else 1
+            if reason == "PodFailurePolicy" and "DisruptionTarget" in message:
+                code = EXIT_PREEMPTED  # a rank of a multi-node attempt was preempted or evicted
             return AttemptState("failed", code, f"{reason}: {message}".strip())
     if (job.get("spec") or {}).get("suspend") or _condition(status, "Suspended"):
         # Created suspended, or suspended again (Kueue preempted it): no pod runs until admitted.

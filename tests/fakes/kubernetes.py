@@ -19,7 +19,8 @@ It emulates, for namespaced Jobs, Secrets and Services:
   matching a ``FailJob`` rule of the Job's ``podFailurePolicy`` sets ``FailureTarget`` and
   ``Failed`` with reason ``PodFailurePolicy``; any other code sets ``Failed`` with reason
   ``BackoffLimitExceeded``. ``fail_index`` fails one index of an Indexed Job under
-  ``backoffLimit`` or ``backoffLimitPerIndex``/``maxFailedIndexes``;
+  ``backoffLimit`` or ``backoffLimitPerIndex``/``maxFailedIndexes``; ``disrupt_index`` preempts
+  one pod, decided by the ``podFailurePolicy`` rule on ``DisruptionTarget``;
 * with ``FakeKubernetes(kueue=True)``, Kueue: a Job with a queue label is created suspended (its
   webhook sets ``spec.suspend``; the Job controller sets the ``Suspended`` condition) and runs
   once the test calls ``admit_job``.
@@ -230,6 +231,30 @@ class FakeKubernetes:
                 "conditions": [_condition("Suspended", "JobResumed", "Job resumed", status="False")],
             }
             job["metadata"]["resourceVersion"] = str(next(self._versions))
+
+    def disrupt_index(self, namespace: str, name: str, index: int) -> None:
+        """The pod of ``index`` was preempted or evicted (condition ``DisruptionTarget``): the
+        first ``podFailurePolicy`` rule on that condition decides, as the Job API documents:
+        ``Ignore`` replaces the pod without counting it; ``FailJob`` fails the Job (its message
+        names the condition and the rule) and terminates its other pods."""
+        with self._lock:
+            job = self.objects[("Job", namespace, name)]
+            rules = ((job.get("spec") or {}).get("podFailurePolicy") or {}).get("rules") or []
+            for at, rule in enumerate(rules):
+                if any(c.get("type") == "DisruptionTarget" for c in rule.get("onPodConditions") or []):
+                    if rule.get("action") == "FailJob":
+                        message = (
+                            f"Pod {namespace}/{name}-{index}-x has condition DisruptionTarget "
+                            f"matching FailJob rule at index {at}"
+                        )
+                        job["status"].update(active=0, failed=job["status"].get("failed", 0) + 1)
+                        job["status"]["conditions"] = [
+                            _condition("FailureTarget", "PodFailurePolicy", message),
+                            _condition("Failed", "PodFailurePolicy", message),
+                        ]
+                        job["metadata"]["resourceVersion"] = str(next(self._versions))
+                    return  # Ignore (or Count under a limit not reached): the replacement pod runs
+            raise NotImplementedError("a disruption without a podFailurePolicy rule for it counts as a failure")
 
     def fail_index(self, namespace: str, name: str, index: int, exit_code: int) -> None:
         """The pod of ``index`` of an Indexed Job (one pod per index running) failed with

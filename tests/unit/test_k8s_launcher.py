@@ -61,7 +61,8 @@ def test_built_objects_validate_and_are_locked_down(base: str) -> None:
     spec = job["spec"]
     assert spec["activeDeadlineSeconds"] > 0 and spec["ttlSecondsAfterFinished"] > 0
     rules = spec["podFailurePolicy"]["rules"]
-    assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    on_disruption = "FailJob" if RESOURCES[base].nodes > 1 else "Ignore"  # a lost rank cannot rejoin
+    assert rules[0] == {"action": on_disruption, "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
     assert rules[1]["action"] == "FailJob" and rules[1]["onExitCodes"]["values"] == [
         EXIT_BAD_INPUT,
         EXIT_FATAL,
@@ -276,6 +277,19 @@ def test_a_failed_rank_fails_the_whole_multi_node_job() -> None:
     state = launcher.poll(spec.job_id, spec.attempt)
     assert state.phase == "failed" and "BackoffLimitExceeded" in state.detail
     assert cluster.objects[("Job", "hone", name)]["status"]["active"] == 0  # the surviving ranks were stopped
+
+    # A preempted rank cannot rejoin the others' rendezvous: the attempt ends as a preemption
+    # (EXIT_PREEMPTED: resumed from the newest checkpoint, not counted as a failure).
+    again = _spec("llama-405b", attempt=3)
+    launcher.start(again, RESOURCES["llama-405b"])
+    cluster.disrupt_index("hone", job_name(again.job_id, again.attempt), index=1)
+    state = launcher.poll(again.job_id, again.attempt)
+    assert (state.phase, state.exit_code) == ("failed", EXIT_PREEMPTED)
+    # One node: the evicted pod is replaced, the attempt runs on.
+    single = _spec("llama-8b", attempt=4)
+    launcher.start(single, RESOURCES["llama-8b"])
+    cluster.disrupt_index("hone", job_name(single.job_id, single.attempt), index=0)
+    assert launcher.poll(single.job_id, single.attempt).phase == "running"
 
 
 def test_a_suspended_job_is_pending_until_admitted() -> None:
