@@ -210,6 +210,7 @@ class RealKubernetesDriver:
             trainer_image="busybox:1.36",
             service_account="default",
             storage_secret=None,
+            storage_config_map=None,
             models_pvc=None,
             active_deadline_s=600,
             ttl_after_finished_s=600,
