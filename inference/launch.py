@@ -79,6 +79,8 @@ def environment(cfg: VllmConfig) -> dict[str, str]:
         "HONE_ADAPTER_CACHE_BYTES": str(cfg.cache_bytes),
         "HONE_VLLM_PORT": str(cfg.port),
         "TOKENIZERS_PARALLELISM": "false",
+        "VLLM_NO_USAGE_STATS": "1",  # nothing leaves the deployment (vLLM reports usage otherwise)
+        "DO_NOT_TRACK": "1",
     }
     if cfg.api_key:
         env[API_KEY_ENV] = cfg.api_key  # vLLM's --api-key, kept off the command line (ps shows that)
