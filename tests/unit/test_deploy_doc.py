@@ -221,3 +221,29 @@ def test_components_the_guide_names_exist() -> None:
     named = set(re.findall(r"components/([a-z0-9-]+)", doc()))
     present = {p.parent.name for p in (ROOT / "k8s" / "components").glob("*/kustomization.yaml")}
     assert named and named <= present, named - present
+
+
+def test_the_runtime_class_snippet_reaches_vllm_and_the_trainer_setting(followed: Path, tmp_path: Path) -> None:
+    """The GPU section's snippet, added to the guide's overlay, renders: vLLM pods get the
+    RuntimeClass and the API's config names it for the trainer Jobs it builds."""
+    import textwrap
+
+    (snippet,) = [b for b in blocks("yaml") if "RUNTIME_CLASS_NAME" in b]
+    extra = yaml.safe_load(textwrap.dedent(snippet))
+    overlays = [p for p in written_files() if p.startswith("k8s/overlays/") and p.endswith("kustomization.yaml")]
+    path = followed / overlays[0]
+    overlay = yaml.safe_load(path.read_text())
+    for key, value in extra.items():
+        overlay[key] = [*overlay.get(key, []), *value]
+    shutil.copytree(followed / "k8s", tmp_path / "k8s")
+    target = tmp_path / overlays[0]
+    target.write_text(yaml.safe_dump(overlay, sort_keys=False))
+    docs = kustomize(target.parent)
+    vllm = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].startswith("hone-vllm-")]
+    assert vllm and all(d["spec"]["template"]["spec"].get("runtimeClassName") == "nvidia" for d in vllm)
+    (config,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("hone-api-config")]
+    name = re.search(r"(HONE_\w+)=nvidia", snippet)
+    assert name and config["data"][name.group(1)] == "nvidia"
+    for obj in docs:
+        if obj["apiVersion"].rpartition("/")[0] in CORE_GROUPS:
+            kubernetes_validate.validate(obj, K8S_VERSIONS[-1], strict=True)
