@@ -15,6 +15,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
+from service.kube_informer import Informer
+
 if TYPE_CHECKING:
     from service.catalog.catalog import BaseModelEntry
     from service.config import Settings
@@ -70,17 +72,21 @@ def slice_upstreams(raw: dict[str, Any], model_label: str, port_name: str) -> tu
     return base, urls
 
 
-class EndpointSliceUpstreams:
-    """List-then-watch cache of the vLLM EndpointSlices (``discovery.k8s.io/v1``)."""
+class EndpointSliceUpstreams(Informer[tuple[str | None, list[str]]]):
+    """List-then-watch cache of the vLLM EndpointSlices (``discovery.k8s.io/v1``): slice name ->
+    (base model, ready URLs)."""
 
     def __init__(self, discovery_api: Any, namespace: str, selector: str, model_label: str, port_name: str) -> None:
-        self.api, self.namespace, self.selector = discovery_api, namespace, selector
-        self.model_label, self.port_name = model_label, port_name
-        self.slices: dict[str, tuple[str | None, list[str]]] = {}  # slice name -> (base model, urls)
-        self.resource_version: str | None = None
-        self.synced = threading.Event()
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
+        super().__init__(
+            discovery_api.list_namespaced_endpoint_slice,
+            namespace,
+            selector,
+            sanitize=discovery_api.api_client.sanitize_for_serialization,
+            to_value=lambda raw: slice_upstreams(raw, model_label, port_name),
+            what="the vLLM EndpointSlices",
+            log=log,
+        )
+        self.api = discovery_api
 
     @classmethod
     def from_settings(cls, settings: Settings, *, start_watch: bool = True) -> Self:
@@ -100,70 +106,8 @@ class EndpointSliceUpstreams:
         threading.Thread(target=self.run, name="hone-upstream-watch", daemon=True).start()
 
     def upstreams(self, entry: BaseModelEntry) -> list[str]:
-        with self._lock:
-            found = {url for base, urls in self.slices.values() if base == entry.name for url in urls}
+        found = {url for base, urls in self.values() if base == entry.name for url in urls}
         return sorted(found) or list(entry.upstreams)
 
-    def _raw(self, obj: Any) -> dict[str, Any]:
-        return obj if isinstance(obj, dict) else self.api.api_client.sanitize_for_serialization(obj)
-
-    def relist(self) -> None:
-        listing = self.api.list_namespaced_endpoint_slice(self.namespace, label_selector=self.selector)
-        slices = {}
-        for item in listing.items:
-            raw = self._raw(item)
-            slices[raw["metadata"]["name"]] = slice_upstreams(raw, self.model_label, self.port_name)
-        with self._lock:
-            self.slices = slices
-        self.resource_version = listing.metadata.resource_version
-        self.synced.set()
-
-    def watch_once(self, watch: Any, timeout_s: int = 60) -> None:
-        """One watch call from the current resourceVersion; re-list if it is too old."""
-        from kubernetes.client.exceptions import ApiException
-
-        if self.resource_version is None:
-            self.relist()
-        try:
-            for event in watch.stream(
-                self.api.list_namespaced_endpoint_slice,
-                self.namespace,
-                label_selector=self.selector,
-                resource_version=self.resource_version,
-                timeout_seconds=timeout_s,
-                allow_watch_bookmarks=True,
-            ):
-                raw = self._raw(event["object"])
-                if event["type"] == "ERROR":
-                    if raw.get("code") == 410:
-                        self.resource_version = None  # expired: list again
-                        return
-                    raise RuntimeError(f"watching EndpointSlices: {raw.get('message', raw)}")
-                meta = raw.get("metadata") or {}
-                self.resource_version = meta.get("resourceVersion", self.resource_version)
-                with self._lock:
-                    if event["type"] == "DELETED":
-                        self.slices.pop(str(meta.get("name")), None)
-                    elif event["type"] in ("ADDED", "MODIFIED"):
-                        self.slices[meta["name"]] = slice_upstreams(raw, self.model_label, self.port_name)
-                if self._stop.is_set():
-                    return
-        except ApiException as e:
-            if e.status == 410:
-                self.resource_version = None
-                return
-            raise
-
-    def run(self) -> None:
-        from kubernetes import watch
-
-        while not self._stop.is_set():
-            try:
-                self.watch_once(watch.Watch())
-            except Exception:  # keep watching; the error is logged with its traceback
-                log.exception("watching the vLLM EndpointSlices failed; re-listing")
-                self.resource_version = None
-                self._stop.wait(2)
-
     def close(self) -> None:
-        self._stop.set()
+        self.stop()

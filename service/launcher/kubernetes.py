@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from contract.spec import EXIT_PREEMPTED, FAIL_JOB_EXIT_CODES, JobSpec
 from service.catalog.catalog import TrainingResources
+from service.kube_informer import Informer
 from service.launcher.base import AttemptState
 from service.launcher.config import KubernetesLauncherConfig
 from service.launcher.torchrun import RENDEZVOUS_PORT, Rendezvous, trainer_command
@@ -240,70 +241,20 @@ def _condition(status: dict[str, Any], kind: str) -> bool:
     return any(c.get("type") == kind and c.get("status") == "True" for c in status.get("conditions") or [])
 
 
-class JobCache:
-    """List-then-watch cache of trainer Jobs, re-listing on 410 Gone (resourceVersion too old)."""
+class JobCache(Informer[dict[str, Any]]):
+    """List-then-watch cache of the namespace's trainer Jobs (as dicts) by name."""
 
     def __init__(self, batch: Any, namespace: str) -> None:
-        self.batch, self.namespace = batch, namespace
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self.resource_version: str | None = None
-        self.synced = threading.Event()
-        self._stop = threading.Event()
-
-    def relist(self) -> None:
-        listing = self.batch.list_namespaced_job(self.namespace, label_selector=f"app.kubernetes.io/name={APP_LABEL}")
-        raw = [self.batch.api_client.sanitize_for_serialization(j) for j in listing.items]
-        self.jobs = {r["metadata"]["name"]: r for r in raw}
-        self.resource_version = listing.metadata.resource_version
-        self.synced.set()
-
-    def watch_once(self, watch: Any, timeout_s: int = 60) -> None:
-        """One watch call from the current resourceVersion; re-list if it is too old."""
-        from kubernetes.client.exceptions import ApiException
-
-        if self.resource_version is None:
-            self.relist()
-        try:
-            for event in watch.stream(
-                self.batch.list_namespaced_job,
-                self.namespace,
-                label_selector=f"app.kubernetes.io/name={APP_LABEL}",
-                resource_version=self.resource_version,
-                timeout_seconds=timeout_s,
-                allow_watch_bookmarks=True,
-            ):
-                obj = event["object"]
-                raw = obj if isinstance(obj, dict) else self.batch.api_client.sanitize_for_serialization(obj)
-                meta = raw.get("metadata", {})
-                self.resource_version = meta.get("resourceVersion", self.resource_version)
-                if event["type"] == "DELETED":
-                    self.jobs.pop(meta.get("name"), None)
-                elif event["type"] in ("ADDED", "MODIFIED"):
-                    self.jobs[meta["name"]] = raw
-                elif event["type"] == "ERROR" and raw.get("code") == 410:
-                    self.resource_version = None  # expired: list again
-                    return
-                if self._stop.is_set():
-                    return
-        except ApiException as e:
-            if e.status == 410:
-                self.resource_version = None
-                return
-            raise
-
-    def run(self) -> None:
-        from kubernetes import watch
-
-        while not self._stop.is_set():
-            try:
-                self.watch_once(watch.Watch())
-            except Exception:  # keep watching; the error is logged with its traceback
-                log.exception("watching trainer Jobs failed; re-listing")
-                self.resource_version = None
-                self._stop.wait(2)
-
-    def stop(self) -> None:
-        self._stop.set()
+        super().__init__(
+            batch.list_namespaced_job,
+            namespace,
+            f"app.kubernetes.io/name={APP_LABEL}",
+            sanitize=batch.api_client.sanitize_for_serialization,
+            to_value=lambda raw: raw,
+            what="trainer Jobs",
+            log=log,
+        )
+        self.batch = batch
 
 
 class KubernetesLauncher:
@@ -377,8 +328,9 @@ class KubernetesLauncher:
 
     def poll(self, job_id: str, attempt: int) -> AttemptState:
         name = job_name(job_id, attempt)
-        if self.cache.synced.is_set() and name in self.cache.jobs:
-            return state_of(self.cache.jobs[name])
+        cached = self.cache.get(name) if self.cache.synced.is_set() else None
+        if cached is not None:
+            return state_of(cached)
         from kubernetes.client.exceptions import ApiException
 
         try:  # not (yet) in the cache: ask the API server

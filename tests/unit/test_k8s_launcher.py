@@ -174,15 +174,37 @@ def test_watch_cache_follows_events_and_relists_on_410() -> None:
     )
     cache.watch_once(w)
     assert batch.lists == 1 and w.seen_rv == ["5"] and cache.resource_version == "7"
-    assert state_of(cache.jobs["a"]).phase == "succeeded" and state_of(cache.jobs["b"]).phase == "running"
+    assert state_of(cache.items["a"]).phase == "succeeded" and state_of(cache.items["b"]).phase == "running"
     gone = FakeWatch([{"type": "ERROR", "object": {"code": 410, "message": "too old resource version"}}])
     cache.watch_once(gone)
     assert cache.resource_version is None
     batch.jobs = {"b": FakeBatch._job("b", "9", "Failed")}
     batch.version = "9"
     cache.watch_once(FakeWatch([{"type": "DELETED", "object": FakeBatch._job("b", "10")}]))
-    assert batch.lists == 2 and "a" not in cache.jobs  # the re-list dropped what is gone
-    assert "b" not in cache.jobs and cache.resource_version == "10"
+    assert batch.lists == 2 and "a" not in cache.items  # the re-list dropped what is gone
+    assert "b" not in cache.items and cache.resource_version == "10"
+
+
+class GoneWatch:
+    """A watch whose call fails with 410 Gone, as the client raises it."""
+
+    def stream(self, fn: Any, namespace: str, **kw: Any):  # type: ignore[no-untyped-def]
+        from kubernetes.client.exceptions import ApiException
+
+        raise ApiException(status=410, reason="Gone")
+        yield
+
+
+def test_watch_cache_relists_on_an_api_exception_410_and_raises_on_other_errors() -> None:
+    batch = FakeBatch()
+    cache = JobCache(batch, "hone")
+    cache.watch_once(GoneWatch())
+    assert batch.lists == 1 and cache.resource_version is None  # the next watch lists again
+    cache.watch_once(FakeWatch([]))
+    assert batch.lists == 2 and cache.resource_version == "5"
+    # any other ERROR event ends the watch: run() logs it and starts over from a fresh list
+    with pytest.raises(RuntimeError, match="watching trainer Jobs: forbidden"):
+        cache.watch_once(FakeWatch([{"type": "ERROR", "object": {"code": 403, "message": "forbidden"}}]))
 
 
 def _mounts(container: dict[str, Any], pod: dict[str, Any]) -> dict[str, dict[str, Any]]:

