@@ -11,7 +11,8 @@ kept several copies.
 
 Two ways to get a chunk's gradient back to the hidden states:
 
-- a frozen head (LoRA, and every method that leaves the head alone): the gradient of each
+- a frozen head (LoRA, and every method that leaves the head alone; gathered whole if FSDP2
+  shards it): the gradient of each
   target's log-prob with respect to its hidden state, ``W[t] - softmax(h W^T) W``, is computed in
   the forward pass while the chunk's logits exist, and kept (``[positions x hidden]``, the size of
   the hidden states themselves). Backward only scales it by the upstream gradient of each
@@ -145,12 +146,14 @@ class _FrozenHeadLogps(torch.autograd.Function):
         return grads * grad_logps[:, None].to(grads.dtype), None, None, None
 
 
-def _frozen_plain_weight(head: torch.nn.Module) -> torch.Tensor | None:
-    """The head's weight when the fast path applies: frozen, whole on this rank, no softcap."""
+def _frozen_whole_weight(head: torch.nn.Module) -> torch.Tensor | None:
+    """The head's whole weight when it is frozen (the fast path), else None. A head FSDP2 shards
+    (LoRA on a base too large for one rank) is gathered, as FSDP's own forward would gather it;
+    every rank calls this once per micro-batch (the forward before it is collective too)."""
     weight = head.weight
-    if not isinstance(weight, torch.Tensor) or weight.requires_grad or isinstance(weight, DTensor):
+    if not isinstance(weight, torch.Tensor) or weight.requires_grad:
         return None
-    return weight
+    return weight.full_tensor() if isinstance(weight, DTensor) else weight
 
 
 def target_logps(
@@ -166,11 +169,11 @@ def target_logps(
         raise ValueError(f"the chunked loss needs a plain linear LM head without bias, not {head!r}")
     softcap = getattr(lm.config, "final_logit_softcapping", None)
     step = chunk_tokens(int(head.out_features))
+    weight = _frozen_whole_weight(head) if torch.is_grad_enabled() and not softcap else None
     if hidden.shape[0] == 0:
         empty = hidden.new_zeros(0, dtype=torch.float32)
         return empty, empty.bool(), targets
-    weight = _frozen_plain_weight(head)
-    if torch.is_grad_enabled() and hidden.requires_grad and weight is not None and not softcap:
+    if weight is not None and hidden.requires_grad:
         logps, correct = _FrozenHeadLogps.apply(hidden, weight, targets.tokens, step)
         return logps, correct, targets
     parts, hits = [], []

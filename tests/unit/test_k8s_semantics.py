@@ -490,7 +490,8 @@ def test_hone_pods_run_as_the_image_user(overlay: str, component: str | None) ->
 # --- RBAC ------------------------------------------------------------------------------------
 
 _CALL = re.compile(r"\.(create|read|list|delete|patch|replace|delete_collection)_namespaced_(\w+?)\b")
-_WATCH = re.compile(r"\.stream\(\s*[\w.]+\.list_namespaced_(\w+?)\b")
+# a list method handed over uncalled is streamed: to ``watch.stream`` or to an ``Informer``
+_WATCH = re.compile(r"\.list_namespaced_(\w+?)\b(?!\s*\()")
 _VERB = {"create": "create", "read": "get", "list": "list", "delete": "delete", "patch": "patch"}
 _VERB |= {"replace": "update", "delete_collection": "deletecollection"}
 _GROUP = {"job": "batch", "endpoint_slice": "discovery.k8s.io", "ingress": "networking.k8s.io"}
@@ -499,7 +500,8 @@ _SUBRESOURCE = {"pod_log": "pods/log", "job_status": "jobs/status"}
 
 def called_permissions() -> set[tuple[str, str, str]]:
     """(apiGroup, resource, verb) of every namespaced call in service/ with the official client
-    (``batch.create_namespaced_job``; ``watch.stream(api.list_namespaced_x)`` is a watch)."""
+    (``batch.create_namespaced_job``; ``api.list_namespaced_x`` passed uncalled, to
+    ``watch.stream`` or to ``service.kube_informer.Informer``, is a watch)."""
     perms = set()
     for path in (REPO / "service").rglob("*.py"):
         text = path.read_text()

@@ -71,10 +71,12 @@ def test_database_urls_in_every_sqlite_form(tmp_path: Path) -> None:
     assert sqlite3.connect(tmp_path / "q.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_which_tokenizer_failures_are_permanent(tmp_path: Path) -> None:
-    from service.validation.tokens import _permanent
+def test_what_is_wrong_with_a_local_model_directory_is_told_before_loading(tmp_path: Path) -> None:
+    from service.validation.tokens import _why_local
 
-    assert "mounted" in (_permanent(str(tmp_path / "nowhere")) or "")
-    assert "no tokenizer files" in (_permanent(str(tmp_path)) or "")
+    assert "mounted" in (_why_local(str(tmp_path / "nowhere")) or "")
+    assert "no tokenizer files" in (_why_local(str(tmp_path)) or "")
+    (tmp_path / "file").write_text("x")
+    assert _why_local(str(tmp_path / "file")) == "not a directory"
     (tmp_path / "tokenizer.json").write_text("{}")
-    assert _permanent(str(tmp_path)) is None  # files are there: a failure to read them may pass
+    assert _why_local(str(tmp_path)) is None  # files are there: loading them tells the rest
