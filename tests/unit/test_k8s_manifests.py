@@ -2,7 +2,7 @@
 optional component, validates against the Kubernetes schemas of the oldest supported version and
 the newest one kubernetes-validate ships (strict: unknown fields are errors), and the workloads
 carry the security settings the deploy guide promises. What the objects mean together (paths,
-images, RBAC, network) is tests/unit/test_k8s_semantics.py."""
+images, RBAC, network) is tests/unit/test_k8s_{pods,images,access,serving}.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from tests.unit.test_k8s_semantics import BUILTIN_API_VERSIONS, CASE_IDS, CASES, OVERLAYS, render
+from tests.harness.k8s import BUILTIN_API_VERSIONS, CASE_IDS, CASES, OVERLAYS, render
 
 K8S_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
 
@@ -34,7 +34,7 @@ def test_rendered_manifests_validate(overlay: str, component: str | None) -> Non
     } <= kinds
     for doc in docs:
         if doc["apiVersion"] not in BUILTIN_API_VERSIONS:
-            continue  # custom resources: tests/unit/test_k8s_semantics.py checks their fields
+            continue  # custom resources: tests/unit/test_k8s_serving.py checks their fields
         for version in K8S_VERSIONS:
             kubernetes_validate.validate(doc, version, strict=True)
 
