@@ -262,6 +262,14 @@ class PodSandbox:
                     out += ["--perms", "0755", "--dir", str(parent)]
                     made.add(parent)
             out += ["--ro-bind" if ro else "--bind", str(src), mount_path]
+        image = _image_paths()
+        for path in sorted(image):  # STAND-IN image content under a directory made fresh (a checkout in /tmp)
+            if path.parts[1:2] and path.parts[1] in _SKIP_AT_ROOT and not any(p in path.parents for p in image):
+                for parent in reversed(path.parents):
+                    if parent != Path("/") and parent not in made:
+                        out += ["--perms", "0755", "--dir", str(parent)]
+                        made.add(parent)
+                out += ["--ro-bind", str(path), str(path)]
         out += ["--remount-ro", "/", "--clearenv"]
         for k, v in env.items():
             out += ["--setenv", k, v]
@@ -319,6 +327,11 @@ def stop(proc: subprocess.Popen[bytes], grace_s: float = 10) -> None:
             proc.wait(timeout=10)
 
 
+def _image_paths() -> set[Path]:
+    """What stands for the image's own files: this interpreter, the venv and the repository."""
+    return {Path(sys.base_prefix).resolve(), REPO, VENV_BIN.parent}
+
+
 def _traversable(path: Path) -> bool:
     return bool(path.stat().st_mode & 0o001)
 
@@ -328,7 +341,7 @@ def _root_binds(host_dir: Path, mount_paths: set[Path]) -> list[str]:
     a mount point (or this interpreter, behind a directory other users cannot enter, such as a
     0700 /root) is rebuilt entry by entry, so the mount point can be made in the root's tmpfs
     rather than in a read-only bind."""
-    needed = {Path(sys.base_prefix).resolve(), REPO, VENV_BIN.parent}
+    needed = _image_paths()
     out: list[str] = []
     for child in sorted(host_dir.iterdir()):
         if host_dir == Path("/") and child.name in _SKIP_AT_ROOT or child in mount_paths:
