@@ -39,7 +39,7 @@ def test_a_long_validation_keeps_its_lease_and_a_dead_ones_lapses(tmp_path: Path
         data_dir=tmp_path,
         database_url=fresh_database_url(tmp_path),
         launcher="none",
-        validation_lease_s=0.6,
+        validation_lease_s=2.0,  # renewed every 0.67 s: a stall under CI load of 1.3 s still keeps it
         validation_batch_size=4,
     )
     ctx = build_context(settings, None, catalog)
@@ -53,7 +53,7 @@ def test_a_long_validation_keeps_its_lease_and_a_dead_ones_lapses(tmp_path: Path
             JobValidator(ctx.db, ctx.store, ctx.catalog, settings),
             JobValidator(ctx.db, ctx.store, ctx.catalog, settings),
         )
-        first._counters["hone-tiny"] = SlowCounter(0.8)  # type: ignore[assignment]  # 3 batches: ~2.4 s, 4 leases
+        first._counters["hone-tiny"] = SlowCounter(2.0)  # type: ignore[assignment]  # 3 batches: ~6 s, 3 leases
         second._counters["hone-tiny"] = SlowCounter(0.0)  # type: ignore[assignment]
         worker = threading.Thread(target=first.run_once)
         worker.start()
