@@ -127,6 +127,8 @@ class ChatRenderer:
         out = []
         for key in (("preferred_output", "preferred_completion"), ("non_preferred_output", "non_preferred_completion")):
             answer = row.get(key[0]) or row.get(key[1])
+            if not answer:  # the validator refuses such a row; a spec that skipped it is a bug
+                raise ValueError(f"a preference row has no {key[0]}")
             msgs = prompt + list(answer)
             out.append(self.encode(msgs, tools, [False] * len(prompt) + [True] * len(answer)))
         return out[0], out[1]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from contract.hyperparameters import DpoHyperparameters
 from trainer import data, distributed
 from trainer.attempt import CHECKPOINT_ON_STOP, Attempt, Stop, steps_for
 from trainer.losses import dpo_loss, sequence_logps
@@ -31,6 +32,7 @@ def logps(
 
 def run(attempt: Attempt) -> None:
     spec, hp = attempt.spec, attempt.hp
+    assert isinstance(hp, DpoHyperparameters), f"the dpo recipe got {type(hp).__name__}"
     tok = load_tokenizer(spec.base_model_source)
     renderer = data.ChatRenderer(tok, int(tok.model_max_length or 4096))
     pairs = [renderer.dpo(row) for row in data.read_jsonl(attempt.fetch(spec.training_file_uri, "train.jsonl"))]

@@ -118,7 +118,7 @@ class _FrozenHeadLogps(torch.autograd.Function):
     gradient with respect to its hidden state computed while the chunk's logits exist."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, tokens: torch.Tensor, step: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         n = hidden.shape[0]

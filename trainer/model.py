@@ -123,7 +123,7 @@ def make_trainable(
             model,
             LoraConfig(
                 r=hp.lora_rank,
-                lora_alpha=hp.lora_alpha,
+                lora_alpha=hp.lora_alpha,  # type: ignore[arg-type]  # peft annotates int; alpha / r is a float anyway
                 lora_dropout=hp.lora_dropout,
                 target_modules=hp.target_modules,
                 bias="none",
@@ -160,7 +160,7 @@ def load_weights(model: torch.nn.Module, ckpt: Path) -> None:
     if adapter.exists():
         from peft import set_peft_model_state_dict
 
-        result = set_peft_model_state_dict(model, load_file(str(adapter)))
+        result: Any = set_peft_model_state_dict(model, load_file(str(adapter)))  # torch's _IncompatibleKeys
         if result.unexpected_keys:  # an adapter that matches nothing would otherwise load silently
             raise ValueError(f"checkpoint adapter has tensors the model lacks: {result.unexpected_keys[:5]}")
         return

@@ -70,12 +70,12 @@ class Reporter:
             EventReport(
                 id=id,
                 created_at=int(time.time()),
-                level=level,  # type: ignore[arg-type]
+                level=level,
                 message=message,
                 type=type,
                 data=data,
             )
-        )  # type: ignore[arg-type]
+        )
         if flush or time.monotonic() - self._last_flush >= self.flush_every_s:
             return self.flush()
         return self.action
@@ -93,11 +93,11 @@ class Reporter:
         """Tell the control plane every ``every_s`` seconds that this attempt is alive, from a
         thread of its own, so a long step is not mistaken for a hung trainer (and a stopped or
         cut-off one is: its heartbeats stop with it)."""
-        self._beat_stop = threading.Event()
+        stop = self._beat_stop = threading.Event()
 
         def beat() -> None:
             with httpx.Client(base_url=self._http.base_url, headers=self._http.headers, timeout=10) as http:
-                while not self._beat_stop.wait(every_s):
+                while not stop.wait(every_s):
                     try:
                         http.post("/progress", json={})
                     except httpx.HTTPError as e:  # the next beat retries; the main thread's reports do too
