@@ -254,7 +254,9 @@ class FakeKubernetes:
                         ]
                         job["metadata"]["resourceVersion"] = str(next(self._versions))
                     return  # Ignore (or Count under a limit not reached): the replacement pod runs
-            raise NotImplementedError("a disruption without a podFailurePolicy rule for it counts as a failure")
+            # Not modelled: the Job API counts such a disruption as a pod failure. Every Job the
+            # launcher builds has a rule for it, so reaching here means the launcher lost that rule.
+            raise AssertionError(f"Job {namespace}/{name} has no podFailurePolicy rule for a DisruptionTarget")
 
     def fail_index(self, namespace: str, name: str, index: int, exit_code: int) -> None:
         """The pod of ``index`` of an Indexed Job (one pod per index running) failed with

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable
 
@@ -18,6 +17,7 @@ import pytest
 from service.catalog.catalog import BaseModelEntry
 from service.gateway.config import GatewaySettings
 from service.gateway.discovery import EndpointSliceUpstreams
+from tests.harness.waiting import wait_until
 
 pytestmark = [
     pytest.mark.k8s,
@@ -26,10 +26,7 @@ pytestmark = [
 
 
 def _until(what: str, check: Callable[[], bool], timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while not check():
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(1)
+    wait_until(check, what, timeout_s=timeout, every_s=1)
 
 
 def test_a_ready_pod_behind_the_headless_service_is_an_upstream() -> None:
