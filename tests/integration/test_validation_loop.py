@@ -39,7 +39,7 @@ def test_a_long_validation_keeps_its_lease_and_a_dead_ones_lapses(tmp_path: Path
         data_dir=tmp_path,
         database_url=fresh_database_url(tmp_path),
         launcher="none",
-        validation_lease_s=2.0,  # renewed every 0.67 s: a stall under CI load of 1.3 s still keeps it
+        validation_lease_s=6.0,  # renewed every 2 s: a stall under CI load of up to 4 s still keeps it
         validation_batch_size=4,
     )
     ctx = build_context(settings, None, catalog)
@@ -53,24 +53,25 @@ def test_a_long_validation_keeps_its_lease_and_a_dead_ones_lapses(tmp_path: Path
             JobValidator(ctx.db, ctx.store, ctx.catalog, settings),
             JobValidator(ctx.db, ctx.store, ctx.catalog, settings),
         )
-        first._counters["hone-tiny"] = SlowCounter(2.0)  # type: ignore[assignment]  # 3 batches: ~6 s, 3 leases
+        first._counters["hone-tiny"] = SlowCounter(3.0)  # type: ignore[assignment]  # 3 batches: ~9 s, 1.5 leases
         second._counters["hone-tiny"] = SlowCounter(0.0)  # type: ignore[assignment]
         worker = threading.Thread(target=first.run_once)
         worker.start()
         claimed_by_second = 0
         while worker.is_alive():
             claimed_by_second += second.run_once()
-            time.sleep(0.1)
+            time.sleep(0.2)
         worker.join()
         assert claimed_by_second == 0  # the renewed lease held for the whole validation
         assert client.fine_tuning.jobs.retrieve(job.id).status == "queued"
 
         # A replica that dies mid-validation: its claim lapses after one lease, then another takes the job.
+        dead_lease_s = 3.0
         again = client.fine_tuning.jobs.create(model="hone-tiny", training_file=job.training_file)
         with ctx.db.session() as s:
-            assert lifecycle.claim_validation(s, again.id, "validator-dead", settings.validation_lease_s)
+            assert lifecycle.claim_validation(s, again.id, "validator-dead", dead_lease_s)
         assert second.run_once() == 0
-        time.sleep(settings.validation_lease_s + 0.1)
+        time.sleep(dead_lease_s + 0.1)
         assert second.run_once() == 1
         assert client.fine_tuning.jobs.retrieve(again.id).status == "queued"
     finally:
