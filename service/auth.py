@@ -13,10 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service import ids
-from service.db.schema import ApiKey, Project
-from service.errors import AuthenticationFailed, InvalidRequest
+from service.db.schema import AdminApiKey, ApiKey, Project
+from service.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
 
 KEY_PREFIX = "sk-hone-"
+ADMIN_KEY_PREFIX = "sk-admin-"
 _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9\-_]{0,62}$")
 
 
@@ -51,6 +52,25 @@ def create_api_key(session: Session, project: Project) -> str:
     return secret
 
 
+def create_admin_key(session: Session, name: str) -> tuple[AdminApiKey, str]:
+    """A new organization admin key: the row, and the secret (shown once, stored as its hash)."""
+    secret = ADMIN_KEY_PREFIX + secrets.token_urlsafe(24)
+    row = AdminApiKey(
+        id=ids.admin_key_id(),
+        name=name,
+        key_hash=hash_secret(secret),
+        redacted_value=f"{secret[:12]}...{secret[-4:]}",
+        created_at=int(time.time()),
+    )
+    session.add(row)
+    session.flush()
+    return row, secret
+
+
+def has_admin_key(session: Session) -> bool:
+    return session.scalar(select(AdminApiKey.seq).limit(1)) is not None
+
+
 def bearer(authorization: str | None) -> str | None:
     """The credential of an ``Authorization: Bearer ...`` header, or None."""
     if not authorization or not authorization.lower().startswith("bearer "):
@@ -58,21 +78,56 @@ def bearer(authorization: str | None) -> str | None:
     return authorization[7:].strip() or None
 
 
-def authenticate(session: Session, authorization: str | None) -> Project:
+def _secret(authorization: str | None) -> str:
     secret = bearer(authorization)
     if secret is None:
         raise AuthenticationFailed(
             "You didn't provide an API key. You need to provide your API key in an "
             "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
         )
+    return secret
+
+
+def _incorrect(secret: str) -> AuthenticationFailed:
+    shown = f"{secret[:6]}***{secret[-4:]}" if len(secret) > 12 else "***"
+    return AuthenticationFailed(f"Incorrect API key provided: {shown}.", code="invalid_api_key")
+
+
+def authenticate(session: Session, authorization: str | None) -> Project:
+    """The project of a live project key; an archived project's keys no longer authenticate."""
+    secret = _secret(authorization)
     row = session.execute(
         select(Project)
         .join(ApiKey, ApiKey.project_id == Project.id)
-        .where(ApiKey.key_hash == hash_secret(secret), ApiKey.revoked_at.is_(None))
+        .where(ApiKey.key_hash == hash_secret(secret), ApiKey.revoked_at.is_(None), Project.archived_at.is_(None))
     ).scalar_one_or_none()
     if row is None:
-        shown = f"{secret[:6]}***{secret[-4:]}" if len(secret) > 12 else "***"
-        raise AuthenticationFailed(f"Incorrect API key provided: {shown}.", code="invalid_api_key")
+        if secret.startswith(ADMIN_KEY_PREFIX) and _admin_row(session, secret) is not None:
+            raise PermissionDenied(
+                "An admin key can only call the Admin API (/v1/organization/...) and checkpoint "
+                "permissions; use a project API key for this endpoint.",
+                code="invalid_api_key",
+            )
+        raise _incorrect(secret)
+    return row
+
+
+def _admin_row(session: Session, secret: str) -> AdminApiKey | None:
+    return session.scalar(select(AdminApiKey).where(AdminApiKey.key_hash == hash_secret(secret)))
+
+
+def authenticate_admin(session: Session, authorization: str | None) -> AdminApiKey:
+    """The admin key of an Admin API request; a project key gets a 403 that says what is needed."""
+    secret = _secret(authorization)
+    row = _admin_row(session, secret)
+    if row is None:
+        if session.scalar(select(ApiKey.seq).where(ApiKey.key_hash == hash_secret(secret))) is not None:
+            raise PermissionDenied(
+                "This endpoint needs an organization admin key (sk-admin-...); a project API key "
+                "cannot manage projects, keys or checkpoint permissions.",
+                code="insufficient_permissions",
+            )
+        raise _incorrect(secret)
     return row
 
 

@@ -34,3 +34,7 @@ def project_id() -> str:
 
 def model_short_id() -> str:
     return random_token(8)
+
+
+def admin_key_id() -> str:
+    return "key_" + random_token(16)

@@ -8,7 +8,7 @@ from fastapi import Depends, Header, Request
 
 from service import auth
 from service.context import AppContext
-from service.db.schema import Project
+from service.db.schema import AdminApiKey, Project
 
 
 def get_ctx(request: Request) -> AppContext:
@@ -30,3 +30,16 @@ def current_project(request: Request, ctx: Ctx, authorization: Annotated[str | N
 
 CurrentProject = Annotated[Project, Depends(current_project)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+def current_admin(request: Request, ctx: Ctx, authorization: Annotated[str | None, Header()] = None) -> AdminApiKey:
+    """The organization admin key of an Admin API call: authenticated by the request guard, or
+    here when the guard is not in front (unit tests)."""
+    key = getattr(request.state, "admin_key", None)
+    if isinstance(key, AdminApiKey):
+        return key
+    with ctx.db.session() as s:
+        return auth.authenticate_admin(s, authorization)
+
+
+CurrentAdmin = Annotated[AdminApiKey, Depends(current_admin)]

@@ -2,10 +2,11 @@
 
 FastAPI reads and parses a JSON body before it runs a route's dependencies, so an API-key
 check in a dependency comes too late to stop a large body from an unauthenticated client. This
-pure-ASGI middleware runs first: it authenticates the request from its headers (an API key for
-``/v1``, the attempt's report token for ``/internal/v1/jobs/{id}``), then reads the body up to
-the route's limit (413 past it, before the rest is read) and hands it to the app. File uploads
-stream through untouched: their receiver enforces its own limit as it writes.
+pure-ASGI middleware runs first: it authenticates the request from its headers (an admin key
+for the Admin API and checkpoint permissions, a project API key for the rest of ``/v1``, the
+attempt's report token for ``/internal/v1/jobs/{id}``), then reads the body up to the route's
+limit (413 past it, before the rest is read) and hands it to the app. File uploads stream
+through untouched: their receiver enforces its own limit as it writes.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service import auth
 from service.api.errors import response_for
 from service.config import Settings
-from service.db.schema import Project
+from service.db.schema import AdminApiKey, Project
 from service.db.session import Database
 from service.errors import AuthenticationFailed, HoneError, InvalidRequest, PayloadTooLarge
 from service.jobs import lifecycle
 
 _REPORT_PATH = re.compile(r"^/internal/v1/jobs/([^/]+)/")
+# Routes an organization admin key (sk-admin-...) calls instead of a project key.
+ADMIN_PATHS = re.compile(r"^/v1/(organization/|fine_tuning/checkpoints/[^/]+/permissions(/|$))")
 _STREAMED = {("POST", "/v1/files")}  # the upload receiver streams and limits the body itself
 
 
@@ -69,6 +72,14 @@ class RequestGuard:
         await self.app(scope, receive, send)
 
     async def _authenticate(self, scope: Scope, path: str, authorization: str | None) -> None:
+        if ADMIN_PATHS.match(path):  # rare calls: never cached, so a deleted admin key stops at once
+
+            def admin() -> AdminApiKey:
+                with self.db().session() as s:
+                    return auth.authenticate_admin(s, authorization)
+
+            scope.setdefault("state", {})["admin_key"] = await run_in_threadpool(admin)
+            return
         if path.startswith("/v1/"):
             cached = self.keys.get(authorization)
             if cached is None:

@@ -24,6 +24,21 @@ class Project(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    archived_at: Mapped[int | None] = mapped_column(BigInteger, default=None)  # archived: its keys stop working
+
+
+class AdminApiKey(Base):
+    """An organization admin key (``sk-admin-...``): manages projects, keys and checkpoint
+    sharing through the Admin API; it can call no project endpoint. Stored as its sha256."""
+
+    __tablename__ = "admin_api_keys"
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(256))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex
+    redacted_value: Mapped[str] = mapped_column(String(32))  # "sk-admin-ab...yz"
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_used_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class ApiKey(Base):

@@ -40,6 +40,10 @@ class RunningServer:
         with self.ctx.db.session() as s:
             return auth.create_api_key(s, auth.get_or_create_project(s, project))
 
+    def new_admin_key(self, name: str = "test admin") -> str:
+        with self.ctx.db.session() as s:
+            return auth.create_admin_key(s, name)[1]
+
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
