@@ -116,3 +116,11 @@ class ReportAck(BaseModel):
     """What the control plane wants the trainer to do next."""
 
     action: Literal["continue", "pause", "cancel"] = "continue"
+
+
+class ResumePoint(BaseModel):
+    """Where an attempt starting now resumes from: the job's newest complete checkpoint, which
+    may be newer than its spec's ``resume_uri`` when its pod was replaced (an eviction on
+    Kubernetes re-runs the same spec after the evicted pod checkpointed)."""
+
+    resume_uri: str | None = None

@@ -138,8 +138,9 @@ class Attempt:
         """Restore from ``resume_uri`` if there is one; report the start; return the step to
         continue from."""
         self.total_steps = total_steps
-        if self.spec.resume_uri:
-            local = self.fetch_dir(self.spec.resume_uri, "resume")
+        resume_uri = self.resume_uri()
+        if resume_uri:
+            local = self.fetch_dir(resume_uri, "resume")
             models.load_weights(model, local)
             distributed.load_optimizer_state(model, optimizer, ckpt.load_optimizer(local))
             scheduler.load_state_dict(json.loads((local / "scheduler.json").read_text()))
@@ -156,6 +157,16 @@ class Attempt:
         elif self.is_main:
             self.reporter.event("started", "Fine-tuning job started", flush=True)
         return self.progress.step
+
+    def resume_uri(self) -> str | None:
+        """The newest complete checkpoint, asked of the control plane at start: a replaced pod
+        re-runs the spec it was launched with, whose ``resume_uri`` predates the checkpoint the
+        evicted pod wrote on its way out (resuming from the older one would redo those steps and
+        write their checkpoints a second time). Rank 0 asks; every rank resumes from its answer."""
+        uri = self.spec.resume_uri
+        if self.is_main:
+            uri = self.reporter.resume_point() or uri
+        return distributed.from_main(uri)
 
     def after_step(
         self,

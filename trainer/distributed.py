@@ -32,6 +32,15 @@ def world() -> tuple[int, int]:
     return 1, 0
 
 
+def from_main(value: T) -> T:
+    """Rank 0's ``value`` on every rank (unchanged when not distributed)."""
+    if not active():
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def shard(items: list[T]) -> list[T]:
     """This rank's share of a batch (every ``world``-th item from its rank)."""
     size, rank = world()

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from contract.spec import EventReport
+from contract.spec import EventReport, ResumePoint
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +36,24 @@ class Reporter:
         self._beat_stop: threading.Event | None = None
 
     def post(self, path: str, body: dict[str, Any]) -> str:
+        self.action = str(self._call("POST", path, body).get("action", "continue"))
+        return self.action
+
+    def resume_point(self) -> str | None:
+        """The job's newest complete checkpoint, as the control plane knows it now."""
+        return ResumePoint.model_validate(self._call("GET", "/resume-point")).resume_uri
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         deadline = time.monotonic() + self.retry_for_s
         delay = 0.5
         while True:
             try:
-                r = self._http.post(path, json=body)
+                r = self._http.request(method, path, json=body)
                 if r.status_code == 401:
                     raise Superseded(r.text)
                 if r.status_code < 500:
                     r.raise_for_status()
-                    self.action = str(r.json().get("action", "continue"))
-                    return self.action
+                    return dict(r.json())
                 problem = f"HTTP {r.status_code}"
             except httpx.TransportError as e:
                 problem = repr(e)

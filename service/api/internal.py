@@ -10,7 +10,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header
 from sqlalchemy.orm import Session
 
-from contract.spec import CheckpointReport, CompletionReport, EventBatch, FailureReport, ProgressReport, ReportAck
+from contract.spec import (
+    CheckpointReport,
+    CompletionReport,
+    EventBatch,
+    FailureReport,
+    ProgressReport,
+    ReportAck,
+    ResumePoint,
+)
 from service import auth
 from service.api.deps import Ctx
 from service.db.schema import Job
@@ -30,17 +38,30 @@ def _token(authorization: Annotated[str | None, Header()] = None) -> str:
 Token = Annotated[str, Depends(_token)]
 
 
+def _reporting_job(s: Session, job_id: str, token: str) -> Job:
+    """The job whose active attempt holds ``token``, locked; the call counts as its heartbeat."""
+    job = lifecycle.job_by_id(s, job_id, for_update=True)
+    if job is None:
+        raise NotFound(f"Fine-tuning job {job_id} not found.")
+    if not lifecycle.report_allowed(job, token):
+        raise AuthenticationFailed("Invalid report token for this job attempt.")
+    lifecycle.attempt_admitted(s, job)  # it reports, so it runs (even before the reconciler saw it admitted)
+    job.last_report_at = time.time()  # any report is a heartbeat
+    return job
+
+
 def _report(ctx: Ctx, job_id: str, token: str, apply: Callable[[Session, Job], object]) -> ReportAck:
     with ctx.db.session() as s:
-        job = lifecycle.job_by_id(s, job_id, for_update=True)
-        if job is None:
-            raise NotFound(f"Fine-tuning job {job_id} not found.")
-        if not lifecycle.report_allowed(job, token):
-            raise AuthenticationFailed("Invalid report token for this job attempt.")
-        lifecycle.attempt_admitted(s, job)  # it reports, so it runs (even before the reconciler saw it admitted)
-        job.last_report_at = time.time()  # any report is a heartbeat
+        job = _reporting_job(s, job_id, token)
         apply(s, job)
         return ReportAck(action=lifecycle.next_action(job))
+
+
+@router.get("/resume-point", response_model=ResumePoint)
+def get_resume_point(job_id: str, ctx: Ctx, token: Token) -> ResumePoint:
+    with ctx.db.session() as s:
+        job = _reporting_job(s, job_id, token)
+        return ResumePoint(resume_uri=lifecycle.newest_checkpoint_uri(s, job.id))
 
 
 @router.post("/events", response_model=ReportAck)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from contract.methods import METHODS
 from contract.spec import EXIT_BAD_INPUT, EXIT_FATAL, EXIT_PREEMPTED
 from service.auth import hash_secret
-from service.db.schema import Job
+from service.db.schema import Checkpoint, Job
 from service.jobs import events, states
 from service.launcher.base import AttemptState
 from service.protocol.fine_tuning import JobStatus
@@ -234,6 +234,16 @@ def next_action(job: Job) -> str:
     if job.status == JobStatus.RUNNING:
         return "continue"
     return "cancel"
+
+
+def newest_checkpoint_uri(session: Session, job_id: str) -> str | None:
+    """Where the job's newest complete checkpoint is (a trainer resumes from it)."""
+    return session.scalar(
+        select(Checkpoint.uri)
+        .where(Checkpoint.job_id == job_id)
+        .order_by(Checkpoint.step_number.desc(), Checkpoint.seq.desc())
+        .limit(1)
+    )
 
 
 def report_allowed(job: Job, token: str) -> bool:

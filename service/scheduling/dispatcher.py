@@ -13,7 +13,7 @@ from contract.spec import JobSpec
 from service.catalog.catalog import Catalog, TrainingResources
 from service.config import Settings
 from service.db import locks
-from service.db.schema import Checkpoint, File, FineTunedModel, Job
+from service.db.schema import File, FineTunedModel, Job
 from service.db.session import Database
 from service.jobs import lifecycle
 from service.launcher.base import AttemptState, Launcher
@@ -119,12 +119,7 @@ class Dispatcher:
             key = s.scalar(select(File.storage_key).where(File.id == file_id))
             return self.store.uri(key) if key else None
 
-        newest = s.scalar(
-            select(Checkpoint.uri)
-            .where(Checkpoint.job_id == job.id)
-            .order_by(Checkpoint.step_number.desc(), Checkpoint.seq.desc())
-            .limit(1)
-        )
+        newest = lifecycle.newest_checkpoint_uri(s, job.id)
         init = (
             s.scalar(select(FineTunedModel.uri).where(FineTunedModel.name == job.init_adapter))
             if job.init_adapter

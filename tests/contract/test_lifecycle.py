@@ -17,6 +17,8 @@ from tests.contract.openapi import SpecChecker
 from tests.fakes.launcher import FakeTrainerLauncher, Script
 from tests.harness.jobs import TERMINAL_STATUSES
 from tests.harness.server import RunningServer, start_server
+from tests.harness.waiting import wait_until
+from trainer.report import Reporter
 
 TERMINAL = TERMINAL_STATUSES
 
@@ -132,6 +134,29 @@ def test_failed_attempt_is_relaunched_and_resumes(
         headers={"Authorization": f"Bearer {specs[0].report_token}"},
     )
     assert r.status_code == 401
+
+
+def test_a_replaced_pod_resumes_from_the_newest_checkpoint_not_its_specs(
+    client: openai.OpenAI, train_id: str, script: FakeTrainerLauncher
+) -> None:
+    """An evicted pod's replacement re-runs the spec its Job was created with; the trainer asks
+    the control plane where to resume, so it continues after the checkpoint the evicted pod
+    wrote rather than from the older one (or none) its spec names."""
+    script.script = Script(steps=4, checkpoint_every=2, hold=True)
+    job = client.fine_tuning.jobs.create(model="hone-tiny", training_file=train_id)
+    wait_until(lambda: len(client.fine_tuning.jobs.checkpoints.list(job.id).data) >= 2, "two checkpoints")
+    spec = next(s for s in script.started if s.job_id == job.id)
+    assert spec.resume_uri is None  # launched from scratch
+    newest = client.fine_tuning.jobs.checkpoints.list(job.id).data[0]
+    replaced = Reporter(spec.report_url, spec.report_token, retry_for_s=5)
+    try:
+        uri = replaced.resume_point()
+    finally:
+        replaced.close()
+    assert uri is not None and uri.endswith(f"/checkpoints/step-{newest.step_number}")
+    stranger = httpx.get(f"{spec.report_url}/resume-point", headers={"Authorization": "Bearer not-the-token"})
+    assert stranger.status_code == 401
+    client.fine_tuning.jobs.cancel(job.id)
 
 
 def test_attempts_exhausted_fail_with_log_tail(

@@ -116,8 +116,9 @@ class FakeTrainerLauncher:
         layout = JobLayout(self.store.key_from_uri(spec.output_uri))
         tag = f"a{spec.attempt}"
         start_step = 0
-        if spec.resume_uri:
-            start_step = checkpoint_step(spec.resume_uri)
+        resume_uri = reporter.resume_point() or spec.resume_uri  # as the real trainer asks at start
+        if resume_uri:
+            start_step = checkpoint_step(resume_uri)
             reporter.event(f"{tag}-resume", f"Resuming from step {start_step}", flush=True)
         else:
             reporter.event(f"{tag}-start", "Fine-tuning job started", flush=True)
