@@ -165,3 +165,19 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class InferenceUsage(Base):
+    """Tokens the gateway relayed, per project, model (as the caller named it) and UTC minute
+    (``bucket_start``: epoch seconds, a multiple of 60). Rows are added to, never rewritten:
+    service.gateway.usage upserts increments. Read by the Admin API's usage endpoints."""
+
+    __tablename__ = "inference_usage"
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(256), primary_key=True)
+    bucket_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_cached_tokens: Mapped[int] = mapped_column(BigInteger, default=0)  # when the upstream reports them
+    num_model_requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    __table_args__ = (Index("ix_inference_usage_bucket", "bucket_start"),)
