@@ -3,6 +3,7 @@ process call these functions instead of formatting paths.
 
 ```
 files/{file_id}                                   an uploaded or generated file
+uploads/{upload_id}/{part_id}                     a part of an Upload until it completes or is purged
 jobs/{job_id}/checkpoints/step-{n}/               a checkpoint: PEFT files or weights, resume state,
                                                   manifest.json written last
 jobs/{job_id}/final/                              the final adapter (or weights), manifest.json last
@@ -28,6 +29,14 @@ _STEP = re.compile(r"/checkpoints/step-(\d+)/?$")
 
 def file_key(file_id: str) -> str:
     return f"files/{file_id}"
+
+
+def upload_prefix(upload_id: str) -> str:
+    return f"uploads/{upload_id}"
+
+
+def upload_part_key(upload_id: str, part_id: str) -> str:
+    return f"{upload_prefix(upload_id)}/{part_id}"
 
 
 def adapter_index_key(model_name: str) -> str:

@@ -12,7 +12,8 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from contract.blobstore import open_blobstore
-from service.api import errors, files, fine_tuning, health, inference, internal, metrics, models
+from service import auth
+from service.api import admin, errors, files, fine_tuning, health, inference, internal, metrics, models
 from service.api.guard import RequestGuard
 from service.catalog.catalog import Catalog, default_catalog
 from service.config import Settings
@@ -50,6 +51,7 @@ def build_context(settings: Settings, launcher: Launcher | None = None, catalog:
         catalog=catalog,
         launcher=launcher,
         loops=BackgroundLoops(settings.loop_interval_s),
+        keys=auth.KeyCache(settings.auth_cache_s),
     )
 
     def job_counts() -> dict[str, int]:
@@ -108,6 +110,7 @@ def create_app(
     app.state.ctx = ctx
     errors.install(app)
     for router in (
+        admin.router,
         files.router,
         fine_tuning.router,
         models.router,
@@ -117,6 +120,6 @@ def create_app(
         metrics.router,
     ):
         app.include_router(router)
-    app.add_middleware(RequestGuard, db=lambda: ctx.db, settings=settings)
+    app.add_middleware(RequestGuard, db=lambda: ctx.db, settings=settings, keys=ctx.keys)
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics)  # outermost: sees every response
     return app

@@ -6,19 +6,23 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
 import time
 from collections import OrderedDict
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from service import ids
-from service.db.schema import AdminApiKey, ApiKey, Project
+from service.db.schema import AdminApiKey, ApiKey, Project, ServiceAccount
 from service.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
 
 KEY_PREFIX = "sk-hone-"
 ADMIN_KEY_PREFIX = "sk-admin-"
-_PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9\-_]{0,62}$")
+PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9\-_]{0,62}$")  # the project segment of model names
+DEFAULT_KEY_NAME = "Secret key"
+LAST_USED_RESOLUTION_S = 60  # last_used_at is written at most once a minute per key
+EVICTION_GRACE_S = 10.0  # how long a key lookup may have been in flight when its project was evicted
 
 
 def hash_secret(secret: str) -> str:
@@ -26,7 +30,7 @@ def hash_secret(secret: str) -> str:
 
 
 def get_or_create_project(session: Session, name: str) -> Project:
-    if not _PROJECT_NAME.fullmatch(name):
+    if not PROJECT_NAME.fullmatch(name):
         raise InvalidRequest(
             f"Invalid project name {name!r}: use lowercase letters, digits, '-' and '_' (at most 63 characters)",
             param="project",
@@ -39,28 +43,48 @@ def get_or_create_project(session: Session, name: str) -> Project:
     return project
 
 
-def create_api_key(session: Session, project: Project) -> str:
+def new_api_key(
+    session: Session,
+    project: Project,
+    *,
+    name: str = DEFAULT_KEY_NAME,
+    service_account: ServiceAccount | None = None,
+    expires_in_s: int | None = None,
+) -> tuple[ApiKey, str]:
+    """A new project API key: the row (its public id ``key_...``) and the secret, shown once.
+    Owned by ``service_account``, or else by a user (the operator who ran ``hone keys create``)."""
     secret = KEY_PREFIX + secrets.token_urlsafe(24)
-    session.add(
-        ApiKey(
-            project_id=project.id,
-            key_hash=hash_secret(secret),
-            display=f"{secret[:10]}...{secret[-4:]}",
-            created_at=int(time.time()),
-        )
+    now = int(time.time())
+    row = ApiKey(
+        id=ids.api_key_id(),
+        name=name,
+        project_id=project.id,
+        service_account_id=service_account.id if service_account else None,
+        key_hash=hash_secret(secret),
+        display=f"{secret[:10]}...{secret[-4:]}",
+        created_at=now,
+        expires_at=now + expires_in_s if expires_in_s is not None else None,
     )
-    return secret
+    session.add(row)
+    session.flush()
+    return row, secret
 
 
-def create_admin_key(session: Session, name: str) -> tuple[AdminApiKey, str]:
+def create_api_key(session: Session, project: Project, *, name: str = DEFAULT_KEY_NAME) -> str:
+    return new_api_key(session, project, name=name)[1]
+
+
+def create_admin_key(session: Session, name: str, expires_in_s: int | None = None) -> tuple[AdminApiKey, str]:
     """A new organization admin key: the row, and the secret (shown once, stored as its hash)."""
     secret = ADMIN_KEY_PREFIX + secrets.token_urlsafe(24)
+    now = int(time.time())
     row = AdminApiKey(
         id=ids.admin_key_id(),
         name=name,
         key_hash=hash_secret(secret),
         redacted_value=f"{secret[:12]}...{secret[-4:]}",
-        created_at=int(time.time()),
+        created_at=now,
+        expires_at=now + expires_in_s if expires_in_s is not None else None,
     )
     session.add(row)
     session.flush()
@@ -96,12 +120,17 @@ def _incorrect(secret: str) -> AuthenticationFailed:
 def authenticate(session: Session, authorization: str | None) -> Project:
     """The project of a live project key; an archived project's keys no longer authenticate."""
     secret = _secret(authorization)
-    row = session.execute(
-        select(Project)
+    found = session.execute(
+        select(Project, ApiKey.seq, ApiKey.last_used_at)
         .join(ApiKey, ApiKey.project_id == Project.id)
-        .where(ApiKey.key_hash == hash_secret(secret), ApiKey.revoked_at.is_(None), Project.archived_at.is_(None))
-    ).scalar_one_or_none()
-    if row is None:
+        .where(
+            ApiKey.key_hash == hash_secret(secret),
+            ApiKey.revoked_at.is_(None),
+            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > int(time.time())),
+            Project.archived_at.is_(None),
+        )
+    ).one_or_none()
+    if found is None:
         if secret.startswith(ADMIN_KEY_PREFIX) and _admin_row(session, secret) is not None:
             raise PermissionDenied(
                 "An admin key can only call the Admin API (/v1/organization/...) and checkpoint "
@@ -109,7 +138,16 @@ def authenticate(session: Session, authorization: str | None) -> Project:
                 code="invalid_api_key",
             )
         raise _incorrect(secret)
-    return row
+    project, seq, last_used_at = found
+    _touch(session, ApiKey, seq, last_used_at)
+    return project
+
+
+def _touch(session: Session, table: type[ApiKey] | type[AdminApiKey], seq: int, last_used_at: int | None) -> None:
+    """Record a key's use, at most once per ``LAST_USED_RESOLUTION_S`` (a write per minute, not per call)."""
+    now = int(time.time())
+    if last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION_S:
+        session.execute(update(table).where(table.seq == seq).values(last_used_at=now))
 
 
 def _admin_row(session: Session, secret: str) -> AdminApiKey | None:
@@ -128,6 +166,9 @@ def authenticate_admin(session: Session, authorization: str | None) -> AdminApiK
                 code="insufficient_permissions",
             )
         raise _incorrect(secret)
+    if row.expires_at is not None and row.expires_at <= time.time():
+        raise AuthenticationFailed(f"This admin key ({row.redacted_value}) has expired.", code="invalid_api_key")
+    _touch(session, AdminApiKey, row.seq, row.last_used_at)
     return row
 
 
@@ -140,6 +181,9 @@ class KeyCache:
     def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
         self.ttl_s, self.max_entries = ttl_s, max_entries
         self._entries: OrderedDict[str, tuple[float, Project]] = OrderedDict()
+        self._lock = threading.Lock()  # the guard puts on the event loop; routes evict from threads
+        # Projects evicted lately: a lookup that was in flight when they were evicted is not cached.
+        self._evicted: dict[str, float] = {}
 
     def get(self, authorization: str | None) -> Project | None:
         if self.ttl_s <= 0 or authorization is None:
@@ -152,10 +196,24 @@ class KeyCache:
     def put(self, authorization: str | None, project: Project) -> None:
         if self.ttl_s <= 0 or authorization is None:
             return
-        self._entries[authorization] = (time.monotonic() + self.ttl_s, project)
-        self._entries.move_to_end(authorization)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        with self._lock:
+            if self._evicted and self._evicted.get(project.id, 0.0) > time.monotonic():
+                return
+            self._entries[authorization] = (time.monotonic() + self.ttl_s, project)
+            self._entries.move_to_end(authorization)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
 
     def clear(self) -> None:
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()
+
+    def evict_project(self, project_id: str) -> None:
+        """Forget every key of a project (archived, or one of its keys revoked): its next call
+        on this replica reaches the database."""
+        with self._lock:
+            now = time.monotonic()
+            self._evicted = {p: t for p, t in self._evicted.items() if t > now}
+            self._evicted[project_id] = now + self.ttl_s + EVICTION_GRACE_S
+            for authorization in [a for a, (_, p) in self._entries.items() if p.id == project_id]:
+                del self._entries[authorization]

@@ -28,6 +28,8 @@ def _serve(args: argparse.Namespace) -> int:
     from service.app import create_app
 
     settings = Settings(host=args.host, port=args.port)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _first_admin_key(settings)
     app = create_app(settings)
     print(f"hone API on http://{args.host}:{args.port}/v1 (data dir {settings.data_dir})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
@@ -49,6 +51,7 @@ def _up(args: argparse.Namespace) -> int:
         else default_catalog(settings.data_dir, settings.models)
     )
     key = _embedded_key(settings)
+    _first_admin_key(settings)
     if settings.gateway.upstream_api_key is None:  # the vLLM servers below answer only the gateway
         settings.gateway.upstream_api_key = SecretStr(secrets.token_urlsafe(32))
     app = create_app(settings, catalog=catalog)
@@ -95,6 +98,56 @@ def _embedded_key(settings: Settings) -> str:
         fh.write(key + "\n")
     db.dispose()
     return key
+
+
+def _first_admin_key(settings: Settings) -> None:
+    """On the first start (no admin key in the database): create the organization admin key and
+    print it, once. The database keeps only its hash; `hone admin-keys create` makes another."""
+    from service import auth
+    from service.db.session import Database
+
+    db = Database(settings.resolved_database_url)
+    try:
+        db.migrate()
+        with db.session() as s:
+            if auth.has_admin_key(s):
+                return
+            row, secret = auth.create_admin_key(s, "first admin key")
+    finally:
+        db.dispose()
+    _print_admin_key(secret, row.id, first=True)
+
+
+def _print_admin_key(secret: str, key_id: str, *, first: bool) -> None:
+    what = "the first organization admin key" if first else "a new organization admin key"
+    print(
+        f"\n{'=' * 72}\nhone created {what} ({key_id}). It is shown ONLY NOW; store it safely:\n\n"
+        f"    {secret}\n\n"
+        "It manages projects, their API keys and service accounts, and usage (/v1/organization/...):\n"
+        "    OpenAI(base_url=..., api_key=..., admin_api_key=<this key>)\n"
+        f"Lost it? `hone admin-keys create` prints another.\n{'=' * 72}\n",
+        flush=True,
+    )
+
+
+def _admin_keys_create(args: argparse.Namespace) -> int:
+    from service import auth
+    from service.db.session import Database
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    try:
+        db.migrate()
+        with db.session() as s:
+            row, secret = auth.create_admin_key(s, args.name)
+    finally:
+        db.dispose()
+    if args.quiet:
+        print(secret)
+    else:
+        _print_admin_key(secret, row.id, first=False)
+    return 0
 
 
 def _readiness(supervisor: Any) -> Callable[[], str | None]:
@@ -153,7 +206,7 @@ def _keys_create(args: argparse.Namespace) -> int:
     db.migrate()
     with db.session() as s:
         project = auth.get_or_create_project(s, args.project)
-        key = auth.create_api_key(s, project)
+        key = auth.create_api_key(s, project, name=args.name)
     print(key)
     return 0
 
@@ -225,7 +278,16 @@ def main(argv: list[str] | None = None) -> int:
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="create a project (if new) and print a new API key")
     create.add_argument("--project", required=True)
+    create.add_argument("--name", default="hone keys create", help="the key's name in the Admin API")
     create.set_defaults(func=_keys_create)
+
+    admin_keys = sub.add_parser("admin-keys", help="manage organization admin keys").add_subparsers(
+        dest="admin_keys_command", required=True
+    )
+    admin_create = admin_keys.add_parser("create", help="create an organization admin key and print it once")
+    admin_create.add_argument("--name", default="admin key (hone admin-keys create)")
+    admin_create.add_argument("--quiet", action="store_true", help="print only the key")
+    admin_create.set_defaults(func=_admin_keys_create)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=_migrate)
 

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     port: int = 8000
 
     max_upload_bytes: int = 512 * MB
+    upload_max_bytes: int = Field(default=8 * 1024 * MB, description="largest Upload (POST /v1/uploads; OpenAI: 8 GB)")
+    upload_part_max_bytes: int = Field(default=64 * MB, description="largest Part of an Upload (OpenAI: 64 MB)")
+    upload_expiry_s: int = Field(default=3600, description="an Upload not completed this long after creation expires")
     max_line_bytes: int = 64 * MB
     min_training_examples: int = 10
     validation_batch_size: int = 256

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from contract.blobstore import BlobStore
+from service.auth import KeyCache
 from service.catalog.catalog import Catalog
 from service.config import Settings
 from service.db.session import Database
@@ -29,3 +30,6 @@ class AppContext:
     # What else /readyz waits for (e.g. the vLLM servers `hone up` supervises): None when ready,
     # else the reason it is not.
     readiness: list[Callable[[], str | None]] = field(default_factory=list)
+    # Project keys the request guard authenticated lately; the Admin API evicts a project's
+    # entries when it archives the project or revokes one of its keys.
+    keys: KeyCache = field(default_factory=lambda: KeyCache(1.0))

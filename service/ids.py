@@ -38,3 +38,11 @@ def model_short_id() -> str:
 
 def admin_key_id() -> str:
     return "key_" + random_token(16)
+
+
+def api_key_id() -> str:
+    return "key_" + random_token(16)
+
+
+def service_account_id() -> str:
+    return "svc_acct_" + random_token(24)

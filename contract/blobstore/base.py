@@ -8,7 +8,7 @@ key only after ``commit()``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Protocol
 
@@ -50,6 +50,12 @@ class BlobStore(Protocol):
         returns how many."""
         ...
 
+    def compose(self, key: str, sources: Sequence[str], observe: Callable[[bytes], None]) -> None:
+        """Write ``key`` as the concatenation of the blobs ``sources``, in order, passing every
+        byte to ``observe`` in that order (to hash or check it). Atomic like a writer: if
+        ``observe`` or the store raises, ``key`` is not created. The sources stay."""
+        ...
+
 
 class UriScheme:
     """``uri``/``key_from_uri`` for a store whose URIs are ``{url}/{key}``."""
@@ -76,3 +82,14 @@ def write_bytes(store: BlobStore, key: str, data: bytes) -> None:
 def read_bytes(store: BlobStore, key: str) -> bytes:
     """Read one small blob whole (manifests, index entries); large blobs are streamed."""
     return b"".join(store.read(key))
+
+
+def compose_through(store: BlobStore, key: str, sources: Sequence[str], observe: Callable[[bytes], None]) -> None:
+    """``compose`` by streaming: read each source in ``CHUNK``s, observe and write it to one
+    writer (memory: one chunk plus the writer's buffer)."""
+    with store.writer(key) as w:
+        for source in sources:
+            for chunk in store.read(source):
+                observe(chunk)
+                w.write(chunk)
+        w.commit()

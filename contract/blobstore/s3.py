@@ -6,6 +6,12 @@ URL: ``s3://bucket/optional/prefix``. Credentials and region come from boto3's s
 multipart upload, each part sent with its SHA-256 so the store rejects a corrupted part; an
 object appears only when the upload completes, and an aborted writer aborts the upload. Reads
 stream the body in chunks.
+
+``compose`` (the parts of an OpenAI Upload into one file) is one multipart upload whose parts are
+server-side copies of the source objects (UploadPartCopy, one S3 part per source), so the bytes
+are read once to be observed but never sent back; S3 needs every part but the last to be at least
+5 MiB, so sources smaller than that (a client that sent small parts) are streamed through one
+writer instead.
 """
 
 from __future__ import annotations
@@ -14,14 +20,15 @@ import base64
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlparse
 
-from contract.blobstore.base import CHUNK, BlobNotFound, UriScheme, check_key
+from contract.blobstore.base import CHUNK, BlobNotFound, UriScheme, check_key, compose_through
 
 PART_SIZE = 16 * 1024 * 1024  # S3: 5 MiB .. 5 GiB per part, 10,000 parts (160 GiB here); memory per upload
+MIN_PART, MAX_PART, MAX_PARTS = 5 * 1024 * 1024, 5 * 1024**3, 10_000  # S3's limits on a multipart upload
 
 
 def _b64sha256(data: bytes) -> str:
@@ -173,3 +180,37 @@ class S3BlobStore(UriScheme):
             objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
             if objects:
                 self._c.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+
+    def compose(self, key: str, sources: Sequence[str], observe: Callable[[bytes], None]) -> None:
+        heads = [self._head(source) for source in sources]
+        missing = [source for source, head in zip(sources, heads, strict=True) if head is None]
+        if missing:
+            raise BlobNotFound(missing[0])
+        sizes = [int(head["ContentLength"]) for head in heads if head is not None]
+        copyable = 0 < len(sources) <= MAX_PARTS and all(MIN_PART <= n <= MAX_PART for n in sizes[:-1])
+        if not copyable:
+            compose_through(self, key, sources, observe)
+            return
+        target = self._key(key)
+        upload_id = self._c.create_multipart_upload(Bucket=self.bucket, Key=target)["UploadId"]
+        try:
+            parts = []
+            for number, (source, head) in enumerate(zip(sources, heads, strict=True), start=1):
+                for chunk in self.read(source):
+                    observe(chunk)
+                assert head is not None
+                copied = self._c.upload_part_copy(
+                    Bucket=self.bucket,
+                    Key=target,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource={"Bucket": self.bucket, "Key": self._key(source)},
+                    CopySourceIfMatch=head["ETag"],  # the bytes observed are the bytes copied
+                )
+                parts.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
+            self._c.complete_multipart_upload(
+                Bucket=self.bucket, Key=target, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            self._c.abort_multipart_upload(Bucket=self.bucket, Key=target, UploadId=upload_id)
+            raise

@@ -47,9 +47,11 @@ def body_limit(settings: Settings, method: str, path: str) -> int | None:
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, db: Callable[[], Database], settings: Settings) -> None:
+    def __init__(
+        self, app: ASGIApp, db: Callable[[], Database], settings: Settings, keys: auth.KeyCache | None = None
+    ) -> None:
         self.app, self.db, self.settings = app, db, settings
-        self.keys = auth.KeyCache(settings.auth_cache_s)
+        self.keys = keys if keys is not None else auth.KeyCache(settings.auth_cache_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")

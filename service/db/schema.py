@@ -25,6 +25,8 @@ class Project(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     archived_at: Mapped[int | None] = mapped_column(BigInteger, default=None)  # archived: its keys stop working
+    # The Admin API's free-text name; ``name`` stays the slug in the project's model names.
+    display_name: Mapped[str | None] = mapped_column(String(256), default=None)
 
 
 class AdminApiKey(Base):
@@ -39,6 +41,21 @@ class AdminApiKey(Base):
     redacted_value: Mapped[str] = mapped_column(String(32))  # "sk-admin-ab...yz"
     created_at: Mapped[int] = mapped_column(BigInteger)
     last_used_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class ServiceAccount(Base):
+    """A project's service account (``svc_acct_...``): a bot identity that owns API keys."""
+
+    __tablename__ = "service_accounts"
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    deleted_at: Mapped[int | None] = mapped_column(BigInteger, default=None)  # deleted: its keys are revoked
+    __table_args__ = (Index("ix_service_accounts_project_seq", "project_id", "seq"),)
 
 
 class ApiKey(Base):
@@ -49,6 +66,11 @@ class ApiKey(Base):
     display: Mapped[str] = mapped_column(String(32))  # "sk-hone-ab...yz"
     created_at: Mapped[int] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    id: Mapped[str] = mapped_column(String(64), unique=True)  # "key_..." (the Admin API's id)
+    name: Mapped[str] = mapped_column(String(256), default="Secret key")
+    service_account_id: Mapped[str | None] = mapped_column(ForeignKey("service_accounts.id"), default=None)  # else a user's
+    last_used_at: Mapped[int | None] = mapped_column(BigInteger, default=None)  # updated at most once a minute
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class File(Base):

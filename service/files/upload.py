@@ -1,4 +1,5 @@
-"""Streaming ``multipart/form-data`` receiver for ``POST /v1/files``.
+"""Streaming ``multipart/form-data`` receiver for ``POST /v1/files`` (and, with its field
+named ``data``, for the parts of ``POST /v1/uploads/{id}/parts``).
 
 The body is parsed as it arrives (python-multipart's push parser) and the ``file`` part goes
 straight into a blob-store writer, hashed and size-checked on the way; nothing holds the whole
@@ -52,15 +53,26 @@ def _filename(raw: bytes) -> str:
     return name
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
+def _too_large(limit: int, field: str = "file") -> PayloadTooLarge:
+    what = "File" if field == "file" else f"The '{field}' part"
     return PayloadTooLarge(
-        f"File is too large: the maximum size is {limit} bytes.", param="file", code="file_too_large"
+        f"{what} is too large: the maximum size is {limit} bytes.", param=field, code="file_too_large"
     )
 
 
 class _Receiver:
-    def __init__(self, store: BlobStore, key: str, max_bytes: int, max_line_bytes: int) -> None:
+    def __init__(
+        self,
+        store: BlobStore,
+        key: str,
+        max_bytes: int,
+        max_line_bytes: int,
+        file_field: str = "file",
+        form_fields: tuple[str, ...] = FORM_FIELDS,
+        check_jsonl: bool = True,
+    ) -> None:
         self.result = ReceivedUpload(key=key)
+        self._file_field, self._form_fields, self._check_jsonl = file_field, form_fields, check_jsonl
         self._store = store
         self._max = max_bytes
         self._max_line_bytes = max_line_bytes
@@ -93,15 +105,15 @@ class _Receiver:
     def on_headers_finished(self) -> None:
         _, options = parse_options_header(self._disposition)
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
-        if self._name == "file":
+        if self._name == self._file_field:
             if self.result.got_file:
-                raise InvalidRequest("Only one 'file' part is allowed.", param="file")
+                raise InvalidRequest(f"Only one '{self._file_field}' part is allowed.", param=self._file_field)
             self.result.got_file = True
             self._in_file = True
             self.result.filename = _filename(options.get(b"filename", b"upload"))
             self._writer = self._store.writer(self.result.key)
             self._checker = JsonlChecker(self._max_line_bytes)
-        elif self._name not in FORM_FIELDS:  # refused before its value is read: nothing unbounded is kept
+        elif self._name not in self._form_fields:  # refused before its value is read: nothing unbounded is kept
             shown = self._name[:64]
             raise InvalidRequest(f"Unrecognized request argument supplied: {shown}", param=shown)
         elif self._name in self.result.fields:  # a repeated field could change the purpose after the file's check
@@ -113,10 +125,10 @@ class _Receiver:
             assert self._writer is not None and self._checker is not None
             self.result.bytes += len(chunk)
             if self.result.bytes > self._max:
-                raise _too_large(self._max)
+                raise _too_large(self._max, self._file_field)
             self._hash.update(chunk)
             self._writer.write(chunk)
-            if self.result.fields.get("purpose") in (None, "fine-tune"):
+            if self._check_jsonl and self.result.fields.get("purpose") in (None, "fine-tune"):
                 self._checker.feed(chunk)
         else:
             if len(self._value) + len(chunk) > _MAX_FIELD:
@@ -134,7 +146,9 @@ class _Receiver:
 
     def finish(self) -> ReceivedUpload:
         if self._writer is None:
-            raise InvalidRequest("Missing the 'file' part in the multipart body.", param="file")
+            raise InvalidRequest(
+                f"Missing the '{self._file_field}' part in the multipart body.", param=self._file_field
+            )
         assert self._checker is not None
         if self.result.fields.get("purpose") == "fine-tune":
             self._checker.close()
@@ -149,17 +163,28 @@ class _Receiver:
 
 
 async def receive_upload(
-    request: Request, store: BlobStore, key: str, *, max_bytes: int, max_line_bytes: int
+    request: Request,
+    store: BlobStore,
+    key: str,
+    *,
+    max_bytes: int,
+    max_line_bytes: int,
+    file_field: str = "file",
+    form_fields: tuple[str, ...] = FORM_FIELDS,
+    check_jsonl: bool = True,
 ) -> ReceivedUpload:
+    """Receive the multipart body into ``key``: the ``file_field`` part is streamed to the store,
+    the ``form_fields`` are kept (any other field is refused), the JSONL check runs when
+    ``check_jsonl`` (for purpose ``fine-tune``)."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
         raise InvalidRequest("Content-Type must be multipart/form-data with a boundary.")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + _MULTIPART_SLACK:
-        raise _too_large(max_bytes)
+        raise _too_large(max_bytes, file_field)
 
-    receiver = _Receiver(store, key, max_bytes, max_line_bytes)
+    receiver = _Receiver(store, key, max_bytes, max_line_bytes, file_field, form_fields, check_jsonl)
     callbacks = {
         name: getattr(receiver, name)
         for name in (

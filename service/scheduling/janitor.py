@@ -1,6 +1,7 @@
 """Removes what has outlived its time: expired files (row, then blob), idempotency records
-older than a day (the window in which a client may retry), and blob writes a crashed process
-left neither committed nor aborted."""
+older than a day (the window in which a client may retry), blob writes a crashed process
+left neither committed nor aborted, and Uploads: pending ones past ``expires_at`` become
+``expired``, and the parts of expired and cancelled ones are deleted (blobs, then rows)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import time
 from sqlalchemy import delete, select
 
 from contract.blobstore import BlobStore
+from contract.layout import upload_prefix
 from service.db.schema import File, IdempotencyRecord
 from service.db.session import Database
+from service.uploads import service as uploads
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 INCOMPLETE_AFTER_S = 6 * 3600  # a blob write idle (local) or started (S3) this long ago was abandoned
@@ -52,4 +55,14 @@ class Janitor:
             s.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < now - IDEMPOTENCY_TTL_S))
         for _, key in expired:  # after the commit: a row never points at a missing blob
             self.store.delete(key)
-        return len(expired)
+        return len(expired) + self._uploads(now)
+
+    def _uploads(self, now: int) -> int:
+        with self.db.session() as s:
+            uploads.expire_due(s, now)
+            to_purge = uploads.with_parts_to_purge(s)
+        for upload_id in to_purge:  # blobs first: a crash in between only repeats the deletion
+            self.store.delete_prefix(upload_prefix(upload_id))
+            with self.db.session() as s:
+                uploads.forget_parts(s, upload_id)
+        return len(to_purge)

@@ -1,0 +1,1 @@
+"""The Admin API's logic: projects, their API keys and service accounts, admin keys, usage."""
