@@ -179,6 +179,19 @@ class FineTunedModel(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class CheckpointPermission(Base):
+    """A fine-tuned model (final or checkpoint) shared with another project: that project may
+    serve it and fine-tune from it, and sees nothing else of the owner's. Revoking deletes the row."""
+
+    __tablename__ = "checkpoint_permissions"
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)  # "cp_..."
+    model_name: Mapped[str] = mapped_column(ForeignKey("fine_tuned_models.name"))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)  # the grantee
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("model_name", "project_id", name="uq_checkpoint_permissions_model_project"),)
+
+
 class IdempotencyRecord(Base):
     __tablename__ = "idempotency_records"
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
@@ -203,3 +216,41 @@ class InferenceUsage(Base):
     input_cached_tokens: Mapped[int] = mapped_column(BigInteger, default=0)  # when the upstream reports them
     num_model_requests: Mapped[int] = mapped_column(BigInteger, default=0)
     __table_args__ = (Index("ix_inference_usage_bucket", "bucket_start"),)
+
+
+class Upload(Base):
+    """An OpenAI Upload (``POST /v1/uploads``): a File assembled from Parts. ``completing_at`` is
+    set while one completion request assembles it (parts, cancel and a second completion wait);
+    ``file_expires_after_s`` is the expiry the File gets when it is created."""
+
+    __tablename__ = "uploads"
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    filename: Mapped[str] = mapped_column(String(512))
+    purpose: Mapped[str] = mapped_column(String(32))
+    mime_type: Mapped[str] = mapped_column(String(255))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # pending | completed | cancelled | expired
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    file_expires_after_s: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    completing_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    file_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    __table_args__ = (
+        Index("ix_uploads_project_seq", "project_id", "seq"),
+        Index("ix_uploads_status_expires", "status", "expires_at"),
+    )
+
+
+class UploadPart(Base):
+    """A Part of an Upload: its bytes are the blob ``storage_key`` until the Upload completes
+    (then they are in the File) or is cancelled or expires (then the janitor deletes them)."""
+
+    __tablename__ = "upload_parts"
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    upload_id: Mapped[str] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"), index=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    storage_key: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[int] = mapped_column(BigInteger)
