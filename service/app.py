@@ -22,6 +22,7 @@ from service.db.schema import Job
 from service.db.session import Database
 from service.gateway.discovery import build_upstream_source
 from service.gateway.proxy import Gateway
+from service.gateway.usage import UsageRecorder
 from service.launcher.base import Launcher
 from service.launcher.registry import build_launcher
 from service.observability import RequestContextMiddleware
@@ -86,12 +87,14 @@ def create_app(
             timeout=timeout, limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100)
         )
         key = settings.gateway.upstream_api_key
+        usage = UsageRecorder(ctx.db)  # the gateway's inference usage, written by its own thread
         gateway = ctx.gateway = Gateway(
             http,
             observe=ctx.metrics.observe_gateway,
             cold_load=ctx.metrics.adapter_cold_loads,
             source=build_upstream_source(settings),
             api_key=key.get_secret_value() if key else None,
+            usage=usage,
         )
         if settings.run_loops:
             add_loops(ctx)
@@ -101,6 +104,7 @@ def create_app(
         finally:
             await ctx.loops.stop()
             gateway.source.close()
+            await anyio.to_thread.run_sync(usage.close)  # writes the last tally
             await http.aclose()
             if ctx.launcher is not None:
                 ctx.launcher.shutdown(stop_attempts=settings.stop_trainers_on_exit)

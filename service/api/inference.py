@@ -1,5 +1,8 @@
-"""/v1/chat/completions and /v1/completions — the gateway to vLLM. Only the caller's
-project's models (and the base models) get through; the body goes upstream untouched."""
+"""/v1/chat/completions, /v1/completions and /v1/responses — the gateway to vLLM. Only the
+caller's project's models (and the base models) get through; the body goes upstream as sent
+except for what service.gateway.requests checks or adds per endpoint (usage reporting on
+streams; the Responses API's stateful parameters are refused). Nothing is stored, so the
+Responses API's retrieve, delete, cancel and input-items calls answer 404 for every id."""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from service.api.deps import Ctx, CurrentProject
-from service.errors import InvalidRequest
+from service.errors import InvalidRequest, NotFound
+from service.gateway.proxy import Relay
+from service.gateway.requests import NOT_STORED, PREPARE
 from service.models import service as models
 
 router = APIRouter(prefix="/v1", tags=["inference"])
@@ -34,6 +39,9 @@ async def _forward(path: str, request: Request, ctx: Ctx, project: CurrentProjec
         with ctx.db.session() as s:
             return models.servable_base(s, project, ctx.catalog, model)
 
+    prepared = PREPARE[path](payload)
+    if prepared.changed:
+        body = json.dumps(payload).encode()
     base = await run_in_threadpool(lookup)
     entry = ctx.catalog.get(base)
     assert entry is not None and ctx.gateway is not None
@@ -44,6 +52,7 @@ async def _forward(path: str, request: Request, ctx: Ctx, project: CurrentProjec
         model=model,
         upstreams=ctx.gateway.source.upstreams(entry),
         stream=payload.get("stream") is True,
+        relay=Relay(project.id, model, strip_usage=prepared.strip_usage, responses=prepared.responses),
     )
 
 
@@ -55,3 +64,23 @@ async def chat_completions(request: Request, ctx: Ctx, project: CurrentProject) 
 @router.post("/completions")
 async def completions(request: Request, ctx: Ctx, project: CurrentProject) -> Response:
     return await _forward("/v1/completions", request, ctx, project)
+
+
+@router.post("/responses")
+async def create_response(request: Request, ctx: Ctx, project: CurrentProject) -> Response:
+    return await _forward("/v1/responses", request, ctx, project)
+
+
+def _not_stored(response_id: str) -> NotFound:
+    return NotFound(
+        f"No response found with id '{response_id}'. {NOT_STORED} Responses are created as with store: false.",
+        param="response_id",
+    )
+
+
+@router.get("/responses/{response_id}")
+@router.delete("/responses/{response_id}")
+@router.post("/responses/{response_id}/cancel")
+@router.get("/responses/{response_id}/input_items")
+def stored_response(response_id: str, project: CurrentProject) -> Response:
+    raise _not_stored(response_id)

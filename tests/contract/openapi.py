@@ -37,6 +37,10 @@ ERRATA: dict[tuple[str, str], dict[str, Any]] = {
     # The spec's own pause example returns "paused", absent from its enum; "pausing" is hone's
     # state between a pause request and the trainer's checkpoint.
     ("FineTuningJob", "status"): {"type": "string", "enum": [s.value for s in JobStatus]},
+    # The real Responses API sends "user": null when none was given, and "usage": null on a
+    # response that is still in progress (the response.created / in_progress events).
+    ("ModelResponseProperties", "user"): {"anyOf": [{"type": "string"}, {"type": "null"}]},
+    ("Response", "usage"): {"anyOf": [{"$ref": "#/components/schemas/ResponseUsage"}, {"type": "null"}]},
 }
 
 
@@ -64,7 +68,10 @@ def _spec() -> dict[str, Any]:
     spec["components"] = _normalize(spec["components"])
     schemas = spec["components"]["schemas"]
     for (name, prop), replacement in ERRATA.items():
-        schemas[name]["properties"][prop] = copy.deepcopy(replacement)
+        # the schema's own properties, or those of the allOf member that declares ``prop``
+        parts = [schemas[name], *schemas[name].get("allOf", [])]
+        properties = next(p["properties"] for p in parts if prop in p.get("properties", {}))
+        properties[prop] = copy.deepcopy(replacement)
     return spec
 
 
@@ -86,7 +93,7 @@ def _routes() -> list[tuple[re.Pattern[str], str]]:
     return [(_template_regex(p), p) for p in paths]
 
 
-def response_schema(method: str, path: str, status: int) -> dict[str, Any] | None:
+def response_schema(method: str, path: str, status: int, media_type: str = "application/json") -> dict[str, Any] | None:
     if status >= 400:
         return {"$ref": f"{SPEC_URI}#/components/schemas/ErrorResponse"}
     for regex, template in _routes():
@@ -95,7 +102,7 @@ def response_schema(method: str, path: str, status: int) -> dict[str, Any] | Non
             if op is None:
                 continue
             content = op["responses"].get(str(status), {}).get("content", {})
-            schema = content.get("application/json", {}).get("schema")
+            schema = content.get(media_type, {}).get("schema")
             if schema is None:
                 return None
             ref = schema.get("$ref")
@@ -120,6 +127,9 @@ class SpecChecker:
         self.statuses.append(status)
         if path.endswith("/content") and status < 400:
             return  # raw file bytes
+        if content_type.startswith("text/event-stream") and status < 400:
+            self._check_events(method, path, status, body)
+            return
         assert "json" in content_type, f"{method} {path} answered {content_type!r}, not JSON"
         schema = response_schema(method, path, status)
         if schema is None:
@@ -133,6 +143,28 @@ class SpecChecker:
         self.checked += 1
         key = f"{method} {re.sub(r'/(file|ftjob|ftckpt|ft:)[^/]*', '/{id}', path)}"
         self.by_operation[key] = self.by_operation.get(key, 0) + 1
+
+    def _check_events(self, method: str, path: str, status: int, body: bytes) -> None:
+        """A stream: each event's data against the operation's ``text/event-stream`` schema."""
+        schema = response_schema(method, path, status, "text/event-stream")
+        assert schema is not None, f"{method} {path} streamed, but the spec has no event schema for it"
+        validator = Draft202012Validator(schema, registry=_registry())
+        for event in body.decode().split("\n\n"):
+            data = "\n".join(line[6:] for line in event.split("\n") if line.startswith("data: "))
+            if not data or data == "[DONE]":
+                continue
+            doc = json.loads(data)
+            if "error" in doc and len(doc) == 1:
+                validator_error = Draft202012Validator(
+                    {"$ref": f"{SPEC_URI}#/components/schemas/Error"}, registry=_registry()
+                )
+                errors = list(validator_error.iter_errors(doc["error"]))
+            else:
+                errors = list(validator.iter_errors(doc))
+            assert not errors, f"{method} {path} -> event {doc.get('type', '')} does not match the spec: " + "; ".join(
+                f"{list(e.path)}: {e.message}" for e in sorted(errors, key=lambda e: list(e.path))[:5]
+            )
+        self.checked += 1
 
     def hook(self, response: httpx.Response) -> None:
         response.read()

@@ -1,5 +1,5 @@
 """A FAKE inference upstream for gateway tests: a tiny real HTTP server that answers
-/v1/chat/completions and /v1/completions like vLLM's OpenAI server would in shape (it echoes
+/v1/chat/completions, /v1/completions and /v1/responses like vLLM's OpenAI server would in shape (it echoes
 which upstream answered and for which model), streams SSE chunks with delays between them,
 and can be told to hang. The end-to-end tests against real vLLM are in tests/e2e."""
 
@@ -82,4 +82,79 @@ def make_upstream(
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    @app.post("/v1/responses")
+    async def respond(request: Request):  # type: ignore[no-untyped-def]
+        body = await request.json()
+        app.state.calls.append(body["model"])
+        text = f"{name} answers for {body['model']}"
+        response = {
+            "id": "resp_fake",
+            "object": "response",
+            "created_at": int(time.time()),
+            "model": body["model"],
+            "status": "completed",
+            # as vLLM 0.32 sends it: no "error" nor "store", "text": null, "logprobs": null
+            "incomplete_details": None,
+            "instructions": None,
+            "metadata": None,
+            "parallel_tool_calls": True,
+            "temperature": 1.0,
+            "tool_choice": "none",
+            "tools": [],
+            "top_p": 1.0,
+            "text": None,
+            "user": None,
+            "output": [
+                {
+                    "id": "msg_fake",
+                    "type": "message",
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": None}],
+                }
+            ],
+            "usage": {
+                "input_tokens": 6,
+                "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                "output_tokens": 4,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": 10,
+            },
+        }
+        if not body.get("stream"):
+            return response
+
+        async def events():  # type: ignore[no-untyped-def]
+            # vLLM's event sequence, with its omissions (see the non-streamed response above)
+            created = {**response, "status": "in_progress", "output": [], "usage": None}
+            item = {**response["output"][0], "status": "in_progress", "content": []}
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            at = {"item_id": item["id"], "output_index": 0, "content_index": 0}
+            script = [
+                {"type": "response.created", "response": created},
+                {"type": "response.in_progress", "response": created},
+                {"type": "response.output_item.added", "output_index": 0, "item": item},
+                {"type": "response.content_part.added", **at, "part": part},
+            ]
+            script += [
+                {"type": "response.output_text.delta", **at, "delta": word + " ", "logprobs": []}
+                for word in text.split()
+            ]
+            script += [
+                {"type": "response.output_text.done", **at, "text": text, "logprobs": []},
+                {"type": "response.content_part.done", **at, "part": response["output"][0]["content"][0]},
+                {"type": "response.output_item.done", "output_index": 0, "item": response["output"][0]},
+                {"type": "response.completed", "response": response},
+            ]
+            for n, event in enumerate(script):
+                yield _event(event["type"], {**event, "sequence_number": n})
+                if event["type"] == "response.output_text.delta":
+                    await asyncio.sleep(chunk_delay_s)
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
     return app
+
+
+def _event(kind: str, doc: dict) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(doc)}\n\n".encode()
