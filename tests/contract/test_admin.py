@@ -6,7 +6,7 @@ at once on the replica that archived or deleted them. Every response is checked 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -22,6 +22,8 @@ from tests.contract.openapi import SpecChecker
 from tests.harness.jobs import upload
 from tests.harness.server import RunningServer
 
+MakeClient = Callable[[str], openai.OpenAI]
+
 
 @pytest.fixture(scope="module")
 def admin_key(server: RunningServer) -> str:
@@ -30,9 +32,7 @@ def admin_key(server: RunningServer) -> str:
 
 def _client(server: RunningServer, spec_checker: SpecChecker, *, api_key: str, admin_key: str | None = None):  # type: ignore[no-untyped-def]
     http = httpx.Client(event_hooks={"response": [spec_checker.hook]}, timeout=60)
-    return openai.OpenAI(
-        base_url=server.v1, api_key=api_key, admin_api_key=admin_key, max_retries=0, http_client=http
-    )
+    return openai.OpenAI(base_url=server.v1, api_key=api_key, admin_api_key=admin_key, max_retries=0, http_client=http)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,9 @@ def test_project_requests_the_spec_allows_but_hone_refuses(admin: openai.OpenAI,
         orgs.projects.archive(default.id)
 
 
-def test_archiving_stops_the_projects_keys_at_once(admin: openai.OpenAI, server: RunningServer, project_client) -> None:  # type: ignore[no-untyped-def]
+def test_archiving_stops_the_projects_keys_at_once(
+    admin: openai.OpenAI, server: RunningServer, project_client: MakeClient
+) -> None:
     assert server.settings.auth_cache_s > 0  # the key below is cached when the project is archived
     key = server.new_key("soon-archived")
     project = project_client(key)
@@ -123,7 +125,7 @@ def test_archiving_stops_the_projects_keys_at_once(admin: openai.OpenAI, server:
     assert admin.admin.organization.projects.api_keys.list(project_id, owner_project_access="active").data == []
 
 
-def test_api_keys_list_retrieve_delete(admin: openai.OpenAI, server: RunningServer, project_client) -> None:  # type: ignore[no-untyped-def]
+def test_api_keys_list_retrieve_delete(admin: openai.OpenAI, server: RunningServer, project_client: MakeClient) -> None:
     orgs = admin.admin.organization
     project = orgs.projects.create(name="Keys Project")
     user_key = server.new_key(_slug(server, project.id))
@@ -157,7 +159,7 @@ def test_api_keys_list_retrieve_delete(admin: openai.OpenAI, server: RunningServ
         orgs.projects.api_keys.retrieve(by_owner["user"].id, project_id=other.id)
 
 
-def test_service_accounts(admin: openai.OpenAI, project_client) -> None:  # type: ignore[no-untyped-def]
+def test_service_accounts(admin: openai.OpenAI, project_client: MakeClient) -> None:
     accounts = admin.admin.organization.projects.service_accounts
     project = admin.admin.organization.projects.create(name="Bots")
     bare = accounts.create(project.id, name="no key", create_service_account_only=True)
@@ -197,8 +199,8 @@ def test_admin_api_keys(admin: openai.OpenAI, server: RunningServer, spec_checke
 
 
 def test_admin_routes_refuse_project_keys_and_project_routes_refuse_admin_keys(
-    admin: openai.OpenAI, server: RunningServer, admin_key: str, project_client
-) -> None:  # type: ignore[no-untyped-def]
+    admin: openai.OpenAI, server: RunningServer, admin_key: str, project_client: MakeClient
+) -> None:
     key = server.new_key("tenant")
     with _client_for_admin_route(server, key) as c, pytest.raises(openai.PermissionDeniedError):
         c.admin.organization.projects.list()
@@ -257,7 +259,7 @@ def test_usage_completions_buckets_groups_filters_and_pages(admin: openai.OpenAI
         orgs.usage.completions(start_time=start, end_time=start)
 
 
-def test_fine_tuning_usage_extension(admin: openai.OpenAI, server: RunningServer, project_client) -> None:  # type: ignore[no-untyped-def]
+def test_fine_tuning_usage_extension(admin: openai.OpenAI, server: RunningServer, project_client: MakeClient) -> None:
     project = project_client(server.new_key("ft-usage"))
     file_id = upload(project, [chat_line(i) for i in range(10)])
     jobs = [project.fine_tuning.jobs.create(model="hone-tiny", training_file=file_id) for _ in range(2)]
