@@ -1,7 +1,7 @@
 """/v1/uploads through the official SDK: ``upload_file_chunked``, parts sent concurrently and out
 of order, the File a completion yields (content, JSONL check across parts), every refusal
 (md5, foreign or missing part ids, sizes that do not add up, closed uploads, other projects), and
-the janitor's part: expired and cancelled uploads lose their parts, completed ones keep none.
+the janitor's part (the server's own loop): expired and cancelled uploads lose their parts, completed ones keep none.
 A second server stores its blobs on S3 (moto's S3 server over real HTTP): parts of at least
 5 MiB are joined by server-side copies, smaller ones streamed through."""
 
@@ -21,11 +21,11 @@ from sqlalchemy import select, update
 
 from contract.layout import upload_prefix
 from service.db.schema import File, Upload, UploadPart
-from service.scheduling.janitor import Janitor
 from tests.contract.helpers import chat_line, jsonl
 from tests.contract.openapi import SpecChecker
 from tests.harness.node import run_node
 from tests.harness.server import RunningServer, start_server
+from tests.harness.waiting import wait_until
 from tests.s3server import moto_s3
 
 MB = 1024 * 1024
@@ -215,9 +215,7 @@ def test_cancel_and_closed_uploads(client: openai.OpenAI, server: RunningServer)
         with pytest.raises(openai.BadRequestError) as exc:
             call()
         assert "it is cancelled" in str(error_of(exc)["message"])
-    assert len(part_blobs(server, upload.id)) == 1
-    Janitor(server.ctx.db, server.ctx.store).run_once()
-    assert part_blobs(server, upload.id) == []
+    wait_until(lambda: part_blobs(server, upload.id) == [], "the janitor deletes the cancelled upload's parts")
     with server.ctx.db.session() as s:
         assert s.scalars(select(UploadPart).where(UploadPart.upload_id == upload.id)).all() == []
     done = client.uploads.create(bytes=3, filename="d.txt", mime_type="text/plain", purpose="assistants")
@@ -238,9 +236,7 @@ def test_expired_uploads(client: openai.OpenAI, server: RunningServer) -> None:
     with pytest.raises(openai.BadRequestError) as exc:
         client.uploads.complete(upload.id, part_ids=[part])
     assert "it is expired" in str(error_of(exc)["message"])
-    assert len(part_blobs(server, upload.id)) == 1
-    Janitor(server.ctx.db, server.ctx.store).run_once()
-    assert part_blobs(server, upload.id) == []
+    wait_until(lambda: part_blobs(server, upload.id) == [], "the janitor deletes the expired upload's parts")
     with server.ctx.db.session() as s:
         row = s.scalar(select(Upload).where(Upload.id == upload.id))
         assert row is not None and row.status == "expired"

@@ -1,0 +1,1 @@
+"""Benchmarks of the Uploads API (``python -m bench.uploads.run``)."""
