@@ -87,14 +87,14 @@ def create(
     _check_filename(params.filename)
     check_mime_type(params.purpose, params.mime_type)
     now = int(time.time())
-    expires_after_s = None
-    if params.expires_after is not None:  # the File's policy; checked as POST /v1/files checks it
+    fields: dict[str, str] = {}  # the File's expiry, checked as POST /v1/files checks it (batch: 30 days by default)
+    if params.expires_after is not None:
         fields = {
             "expires_after[anchor]": params.expires_after.anchor,
             "expires_after[seconds]": str(params.expires_after.seconds),
         }
-        expires_at = files._expires_at(fields, params.purpose, now)
-        expires_after_s = None if expires_at is None else expires_at - now
+    file_expires_at = files._expires_at(fields, params.purpose, now)
+    expires_after_s = None if file_expires_at is None else file_expires_at - now
     row = Upload(
         id=upload_id,
         project_id=project.id,

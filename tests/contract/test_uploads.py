@@ -299,3 +299,15 @@ def test_uploads_on_s3(s3: tuple[RunningServer, str], spec_checker: SpecChecker,
     assert head["ContentLength"] == len(data)
     if part_size >= 5 * MB:  # joined by UploadPartCopy: a multipart object of one S3 part per Part
         assert head["ETag"].endswith(f'-{len(chunks)}"')
+
+
+def test_the_file_expiry_follows_expires_after(client: openai.OpenAI) -> None:
+    line = b'{"custom_id": "1", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n'
+    for expires_after, expected in (({"anchor": "created_at", "seconds": 7200}, 7200), (None, 30 * 24 * 3600)):
+        extra = {"expires_after": expires_after} if expires_after else {}
+        upload = client.uploads.create(
+            bytes=len(line), filename="b.jsonl", mime_type="application/jsonl", purpose="batch", **extra
+        )
+        done = client.uploads.complete(upload.id, part_ids=[client.uploads.parts.create(upload.id, data=line).id])
+        assert done.file is not None and done.file.expires_at is not None
+        assert done.file.expires_at - done.file.created_at == expected
