@@ -199,6 +199,7 @@ def _start_vllm(settings: Settings, catalog: Catalog, on_restart: Callable[[str,
 def _keys_create(args: argparse.Namespace) -> int:
     from service import auth
     from service.db.session import Database
+    from service.errors import InvalidRequest
 
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -206,6 +207,8 @@ def _keys_create(args: argparse.Namespace) -> int:
     db.migrate()
     with db.session() as s:
         project = auth.get_or_create_project(s, args.project)
+        if project.archived_at is not None:
+            raise InvalidRequest(f"Project {args.project!r} is archived: a new key would not authenticate.")
         key = auth.create_api_key(s, project, name=args.name)
     print(key)
     return 0

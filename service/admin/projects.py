@@ -9,13 +9,14 @@ import re
 import time
 
 from sqlalchemy import ColumnElement, select, tuple_
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service import auth, ids
 from service.context import AppContext
 from service.db.schema import Project
 from service.db.session import after_commit
-from service.errors import InvalidRequest, NotFound, shown
+from service.errors import Conflict, InvalidRequest, NotFound, shown
 from service.pagination import check_limit
 from service.protocol.admin import Project as ProjectObject
 from service.protocol.admin import ProjectCreateParams, ProjectUpdateParams
@@ -23,6 +24,7 @@ from service.protocol.admin import ProjectCreateParams, ProjectUpdateParams
 DEFAULT_PROJECT = "default"  # the project `hone up` makes; like OpenAI's default project, never archived
 MAX_NAME = 256
 _SLUG_LENGTH = 48  # leaves room for "-N" when the slug is taken
+_SLUG_TRIES = 5
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -72,10 +74,15 @@ def _check_unsupported(external_key_id: str | None, residency: str | None = None
 def create(session: Session, params: ProjectCreateParams) -> Project:
     name = _check_name(params.name)
     _check_unsupported(params.external_key_id, params.residency)
-    row = Project(id=ids.project_id(), name=slug_for(session, name), display_name=name, created_at=int(time.time()))
-    session.add(row)
-    session.flush()
-    return row
+    for _ in range(_SLUG_TRIES):  # another replica may take the same slug between our read and insert
+        row = Project(id=ids.project_id(), name=slug_for(session, name), display_name=name, created_at=int(time.time()))
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            continue
+        return row
+    raise Conflict(f"Could not find a free project slug for {shown(name)!r}; retry.", param="name")
 
 
 def get(session: Session, project_id: str) -> Project:
