@@ -53,11 +53,13 @@ class _Checked:
         return dict(self.schema)
 
 
-def _fail(info: ValidationInfo, expected: str) -> PydanticCustomError:
+def _fail(info: ValidationInfo, expected: str, problem: str = "value") -> PydanticCustomError:
+    """``problem`` says what kind of wrong (``type``, ``below``, ``above`` or ``value``) for the
+    API's error code; the message is the same rule either way."""
     return PydanticCustomError(
         "hyperparameter_range",
         "{field} must be {expected}",
-        {"field": info.field_name or "value", "expected": expected},
+        {"field": info.field_name or "value", "expected": expected, "problem": problem},
     )
 
 
@@ -94,10 +96,14 @@ def _number(
         if optional and value is None:
             return value
         numeric = (int,) if kind is int else (int, float)
-        if isinstance(value, bool) or not isinstance(value, numeric) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, numeric):
+            raise _fail(info, expected, "value" if auto and isinstance(value, str) else "type")
+        if math.isnan(value):
             raise _fail(info, expected)
-        if value < low or value > high or (low_open and value == low) or (high_open and value == high):
-            raise _fail(info, expected)
+        if value < low or (low_open and value == low):
+            raise _fail(info, expected, "below")
+        if value > high or (high_open and value == high):
+            raise _fail(info, expected, "above")
         return kind(value)
 
     number: dict[str, Any] = {"type": "integer" if kind is int else "number"}
@@ -119,7 +125,9 @@ def _choice(*words: str, steps: bool = False) -> _Checked:
             return value
         if steps and isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 10**9:
             return value
-        raise _fail(info, expected)
+        a_step = steps and isinstance(value, int) and not isinstance(value, bool)
+        wrong_type = not isinstance(value, str) and not a_step
+        raise _fail(info, expected, "type" if wrong_type else "value")
 
     options: list[dict[str, Any]] = [{"type": "string", "enum": list(words)}]
     if steps:
@@ -142,7 +150,7 @@ def _target_modules() -> _Checked:
             and all(isinstance(v, str) and _MODULE.fullmatch(v) for v in value)
         ):
             return list(value)
-        raise _fail(info, expected)
+        raise _fail(info, expected, "value" if isinstance(value, (str, list)) else "type")
 
     schema = {
         "anyOf": [

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from service.errors import InvalidRequest
+from service.param_errors import out_of_range
 
 T = TypeVar("T")
 
@@ -18,11 +19,7 @@ def check_limit(limit: int | None, default: int, maximum: int) -> int:
     if limit is None:
         return default
     if not 1 <= limit <= maximum:
-        raise InvalidRequest(
-            f"Invalid 'limit': must be between 1 and {maximum}, got {limit}.",
-            param="limit",
-            code="integer_out_of_range",
-        )
+        raise out_of_range("limit", limit, minimum=1, maximum=maximum)
     return limit
 
 

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import HoneError
+from service.param_errors import ParamError, describe
 
 log = logging.getLogger(__name__)
-# Pydantic puts union-branch and validator tags into error locations; they are not fields.
-_TAG = re.compile(
-    r"^(int|float|str|bool|none|is-instance\[.*|literal\[.*|constrained-.*|function-.*|union\[.*|tagged-union\[.*|.*\[.*\].*)$"
-)
 
 
 def envelope(
@@ -35,26 +33,31 @@ def envelope(
     )
 
 
-def _param(loc: tuple[Any, ...]) -> str | None:
-    parts = [str(p) for p in loc[1:] if not (isinstance(p, str) and _TAG.match(p))]
-    return ".".join(parts) or None
+@functools.cache
+def _schema_of(model: type[BaseModel]) -> dict[str, Any] | None:
+    try:
+        return model.model_json_schema()
+    except Exception:  # a type without a JSON schema: the errors' own words are used instead
+        log.debug("no JSON schema for %s", model, exc_info=True)
+        return None
 
 
-def _describe(err: dict[str, Any]) -> tuple[str, str | None]:
-    param = _param(tuple(err.get("loc", ())))
-    kind = err.get("type", "")
-    if kind == "json_invalid":
-        return (
-            f"We could not parse the JSON body of your request: {err.get('ctx', {}).get('error', 'invalid JSON')}.",
-            None,
-        )
-    if kind == "missing":
-        return f"Missing required parameter: '{param}'.", param
-    if kind == "extra_forbidden":
-        return f"Unrecognized request argument supplied: {param}", param
-    if kind == "model_attributes_type" and param is None:
-        return "The request body must be a JSON object.", None
-    return f"Invalid value for '{param}': {err.get('msg', 'invalid value')}.", param
+def _body_schema(request: Request) -> dict[str, Any] | None:
+    """The JSON schema of the route's body model, so a union is described by its declared
+    constraints (service.param_errors)."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    annotation = getattr(getattr(field, "field_info", None), "annotation", None)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _schema_of(annotation)
+    return None
+
+
+def describe_validation(request: Request, exc: RequestValidationError) -> ParamError:
+    errors = list(exc.errors())
+    # Body errors carry the body model's schema; other sources (query, path) are described
+    # from the errors alone.
+    schema = _body_schema(request) if errors and tuple(errors[0].get("loc", ()))[:1] == ("body",) else None
+    return describe(errors, schema=schema)
 
 
 def response_for(exc: HoneError) -> JSONResponse:
@@ -68,10 +71,9 @@ def install(app: FastAPI) -> None:
         return response_for(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = sorted(exc.errors(), key=lambda e: len(e.get("loc", ())))
-        message, param = _describe(errors[0]) if errors else ("Invalid request.", None)
-        return envelope(400, message, "invalid_request_error", param)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        error = describe_validation(request, exc)
+        return envelope(400, error.message, "invalid_request_error", error.param, error.code)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

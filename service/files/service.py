@@ -14,6 +14,7 @@ from service.db.session import after_commit
 from service.errors import InvalidRequest, file_not_found
 from service.files.upload import ReceivedUpload
 from service.pagination import check_limit, paginate
+from service.param_errors import invalid_choice
 from service.protocol.files import UPLOAD_PURPOSES, FileObject
 
 MIN_EXPIRY_S, MAX_EXPIRY_S = 3600, 2592000
@@ -136,7 +137,7 @@ def list_files(
     session: Session, project: Project, *, purpose: str | None, limit: int | None, order: str, after: str | None
 ) -> tuple[list[File], bool]:
     if order not in ("asc", "desc"):
-        raise InvalidRequest(f"Invalid 'order': must be 'asc' or 'desc', got {order!r}.", param="order")
+        raise invalid_choice("order", order, ("asc", "desc"))
     where = _live(project.id)
     if purpose is not None:
         where.append(File.purpose == purpose)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model
+from pydantic import BaseModel, Field, create_model
 
 from contract.methods import DEFAULT_METHOD, METHODS, REFUSED
+from service.protocol.common import Metadata, RequestModel
 
 
 class JobStatus(StrEnum):
@@ -23,8 +24,7 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = RequestModel
 
 
 def _method_request() -> type[BaseModel]:
@@ -45,7 +45,7 @@ Method = _method_request()
 LegacyHyperparameters = METHODS.get(DEFAULT_METHOD).hyperparameters
 
 
-class WandbIntegration(BaseModel):
+class WandbIntegration(RequestModel):
     project: str
     name: str | None = None
     entity: str | None = None
@@ -64,8 +64,8 @@ class FineTuningJobCreateParams(_Strict):
     hyperparameters: LegacyHyperparameters | None = None  # type: ignore[valid-type]
     method: Method | None = None  # type: ignore[valid-type]
     suffix: str | None = Field(default=None, min_length=1, max_length=64)
-    seed: Annotated[StrictInt, Field(ge=0, le=2147483647)] | None = None
-    metadata: dict[str, str] | None = None
+    seed: Annotated[int, Field(ge=0, le=2147483647)] | None = None
+    metadata: Metadata | None = None
     integrations: list[Integration] | None = None
 
 
