@@ -264,6 +264,8 @@ def _single(e: _Err) -> ParamError:
         return ParamError(
             f"We could not parse the JSON body of your request: {ctx.get('error', 'invalid JSON')}.", None
         )
+    if kind == "missing" and param is None:
+        return ParamError("The request body is missing: send a JSON object.", None)
     if kind == "missing":
         return ParamError(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
     if kind == "extra_forbidden":

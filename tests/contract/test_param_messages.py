@@ -5,15 +5,19 @@ unknown ones through ``extra_body`` / ``extra_query``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
+from openai import NotGiven
+from openai.types import Upload
 from openai.types.fine_tuning import FineTuningJob
 
 from tests.contract.helpers import chat_line, jsonl, upload
+from tests.contract.openapi import SpecChecker
 from tests.harness.node import run_node
 from tests.harness.server import RunningServer
 
@@ -293,6 +297,62 @@ ROWS: list[tuple[str, Call, str | None, str | None, str]] = [
         "missing_required_parameter",
         "Missing required parameter: 'integrations[0].wandb.project'.",
     ),
+    (
+        "no body at all",
+        lambda c, ids: c.post("/fine_tuning/jobs", cast_to=FineTuningJob),
+        None,
+        None,
+        "The request body is missing: send a JSON object.",
+    ),
+    # ---- POST /v1/uploads and /v1/uploads/{id}/complete
+    (
+        "upload bytes not a number",
+        lambda c, ids: c.uploads.create(
+            bytes="ten",  # type: ignore[arg-type]
+            filename="a.jsonl",
+            mime_type="text/jsonl",
+            purpose="fine-tune",
+        ),
+        "bytes",
+        "invalid_type",
+        "Invalid type for 'bytes': expected an integer, but got a string instead.",
+    ),
+    (
+        "upload without its mime_type",
+        lambda c, ids: c.post(
+            "/uploads", body={"bytes": 10, "filename": "a.jsonl", "purpose": "fine-tune"}, cast_to=Upload
+        ),
+        "mime_type",
+        "missing_required_parameter",
+        "Missing required parameter: 'mime_type'.",
+    ),
+    (
+        "upload expires_after without seconds",
+        lambda c, ids: c.uploads.create(
+            bytes=10,
+            filename="a.jsonl",
+            mime_type="text/jsonl",
+            purpose="batch",
+            expires_after={"anchor": "created_at"},  # type: ignore[typeddict-item]
+        ),
+        "expires_after.seconds",
+        "missing_required_parameter",
+        "Missing required parameter: 'expires_after.seconds'.",
+    ),
+    (
+        "upload completed with part_ids not an array",
+        lambda c, ids: c.uploads.complete("upload_x", part_ids="part_x"),  # type: ignore[arg-type]
+        "part_ids",
+        "invalid_type",
+        "Invalid type for 'part_ids': expected an array, but got a string instead.",
+    ),
+    (
+        "upload completed with a part id not a string",
+        lambda c, ids: c.uploads.complete("upload_x", part_ids=["part_x", 7]),  # type: ignore[list-item]
+        "part_ids[1]",
+        "invalid_type",
+        "Invalid type for 'part_ids[1]': expected a string, but got an integer instead.",
+    ),
     # ---- query parameters on list endpoints
     (
         "files limit below 1",
@@ -358,6 +418,58 @@ def test_wrong_value_message(
     assert isinstance(body, dict)
     assert (body["message"], error.param, error.code) == (message, param, code)
     assert message in error.message  # the SDK's str(error) carries it too
+
+
+ADMIN_ROWS: list[tuple[str, Callable[[Any], Any], str | None, str | None, str]] = [
+    (
+        "project name not a string",
+        lambda o: o.projects.create(name=5),
+        "name",
+        "invalid_type",
+        "Invalid type for 'name': expected a string, but got an integer instead.",
+    ),
+    (
+        "project without a name",
+        lambda o: o.projects.create(extra_body={"external_key_id": None}, name=NotGiven()),
+        "name",
+        "missing_required_parameter",
+        "Missing required parameter: 'name'.",
+    ),
+    (
+        "projects limit below 1",
+        lambda o: o.projects.list(limit=0),
+        "limit",
+        "integer_below_min_value",
+        "Invalid 'limit': integer below minimum value. Expected a value >= 1, but got 0 instead.",
+    ),
+    (
+        "projects include_archived not a boolean",
+        lambda o: o.projects.list(include_archived="maybe"),
+        "include_archived",
+        "invalid_type",
+        "Invalid 'include_archived': expected a boolean, but got 'maybe' instead.",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def admin(server: RunningServer, spec_checker: SpecChecker) -> Iterator[openai.OpenAI]:
+    http = httpx.Client(event_hooks={"response": [spec_checker.hook]}, timeout=60)
+    with openai.OpenAI(
+        base_url=server.v1, api_key="unused", admin_api_key=server.new_admin_key(), max_retries=0, http_client=http
+    ) as c:
+        yield c
+
+
+@pytest.mark.parametrize(("case", "call", "param", "code", "message"), ADMIN_ROWS, ids=[r[0] for r in ADMIN_ROWS])
+def test_admin_wrong_value_message(
+    admin: openai.OpenAI, case: str, call: Callable[[Any], Any], param: str, code: str | None, message: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as e:
+        call(admin.admin.organization)
+    body = e.value.body
+    assert isinstance(body, dict) and e.value.status_code == 400, case
+    assert (body["message"], e.value.param, e.value.code) == (message, param, code)
 
 
 def test_a_wrong_request_stores_nothing(client: openai.OpenAI, ids: dict[str, str]) -> None:

@@ -229,6 +229,11 @@ def test_fastapi_locations_drop_their_source_and_query_values_are_shown() -> Non
     error = describe(query)
     assert (error.param, error.code) == ("limit", "invalid_type")
     assert error.message == "Invalid 'limit': expected an integer, but got 'ten' instead."
+    empty = [{"type": "missing", "loc": ("body",), "msg": "...", "input": None}]
+    assert (describe(empty).message, describe(empty).param) == (
+        "The request body is missing: send a JSON object.",
+        None,
+    )
     body = [{"type": "model_attributes_type", "loc": ("body",), "msg": "...", "input": [1]}]
     assert describe(body).message == "The request body must be a JSON object."
     broken = [{"type": "json_invalid", "loc": ("body", 5), "msg": "...", "input": {}, "ctx": {"error": "bad"}}]
