@@ -143,9 +143,10 @@ def param_path(path: Iterable[Any]) -> str | None:
 
 
 def out_of_range(
-    param: str, value: float, *, minimum: float | None = None, maximum: float | None = None
+    param: str, value: float, *, minimum: float | None = None, maximum: float | None = None, got: str | None = None
 ) -> InvalidRequest:
-    """A number outside ``[minimum, maximum]`` (query limits and other checks done by hand)."""
+    """A number outside ``[minimum, maximum]`` (query limits and other checks done by hand);
+    ``got`` is how to show it when not as ``value`` (text too long to be a number here)."""
     integer = isinstance(value, int)
     if minimum is not None and value < minimum:
         op, bound, where = ">=", minimum, "below minimum"
@@ -153,7 +154,7 @@ def out_of_range(
         op, bound, where = "<=", maximum, "above maximum"
     else:
         raise ValueError(f"{value} is within [{minimum}, {maximum}]")
-    return _bound_error(param, value, op, bound, where, integer).exception()
+    return _bound_error(param, value, op, bound, where, integer, got).exception()
 
 
 def invalid_choice(param: str, value: Any, choices: Sequence[Any]) -> InvalidRequest:
@@ -165,11 +166,26 @@ def invalid_choice(param: str, value: Any, choices: Sequence[Any]) -> InvalidReq
     ).exception()
 
 
-def _bound_error(param: str | None, value: Any, op: str, bound: Any, where: str, integer: bool) -> ParamError:
+def missing(param: str) -> InvalidRequest:
+    """A required parameter that was not sent (form fields and other hand-read input)."""
+    return ParamError(f"Missing required parameter: '{param}'.", param, "missing_required_parameter").exception()
+
+
+def not_an_integer(param: str, text: str) -> InvalidRequest:
+    """Text (a form field, a query value) that should have been an integer."""
+    return ParamError(
+        f"Invalid '{param}': expected an integer, but got {show(text)} instead.", param, "invalid_type"
+    ).exception()
+
+
+def _bound_error(
+    param: str | None, value: Any, op: str, bound: Any, where: str, integer: bool, got: str | None = None
+) -> ParamError:
     kind = "integer" if integer else "decimal"
     code = f"{kind}_{'below_min' if where.startswith('below') else 'above_max'}_value"
     return ParamError(
-        f"Invalid '{param}': {kind} {where} value. Expected a value {op} {_num(bound)}, but got {show(value)} instead.",
+        f"Invalid '{param}': {kind} {where} value. "
+        f"Expected a value {op} {_num(bound)}, but got {got or show(value)} instead.",
         param,
         code,
     )

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 from contract.blobstore import BlobStore
 from service.db.schema import File, Project
 from service.db.session import after_commit
-from service.errors import InvalidRequest, file_not_found
+from service.errors import InvalidRequest, file_not_found, shown
 from service.files.upload import ReceivedUpload
 from service.pagination import check_limit, paginate
-from service.param_errors import invalid_choice
+from service.param_errors import invalid_choice, missing, not_an_integer, out_of_range
 from service.protocol.files import UPLOAD_PURPOSES, FileObject
 
 MIN_EXPIRY_S, MAX_EXPIRY_S = 3600, 2592000
@@ -38,32 +38,30 @@ def _expires_at(fields: dict[str, str], purpose: str, now: int) -> int | None:
     seconds = fields.get("expires_after[seconds]")
     if anchor is None and seconds is None:
         return now + BATCH_DEFAULT_EXPIRY_S if purpose == "batch" else None
+    if anchor is None:
+        raise missing("expires_after[anchor]")
     if anchor != "created_at":
-        raise InvalidRequest(
-            f"Invalid 'expires_after[anchor]': the only supported anchor is 'created_at', got {anchor!r}.",
-            param="expires_after[anchor]",
+        raise invalid_choice("expires_after[anchor]", anchor, ("created_at",))
+    if seconds is None:
+        raise missing("expires_after[seconds]")
+    if not (seconds.isascii() and seconds.isdigit()):  # '²'.isdigit() is true, and int() refuses it
+        raise not_an_integer("expires_after[seconds]", seconds)
+    digits = seconds.lstrip("0") or "0"
+    value = int(digits) if len(digits) <= 20 else MAX_EXPIRY_S + 1  # int() refuses 4,300+ digits
+    if not MIN_EXPIRY_S <= value <= MAX_EXPIRY_S:
+        raise out_of_range(
+            "expires_after[seconds]", value, minimum=MIN_EXPIRY_S, maximum=MAX_EXPIRY_S, got=shown(seconds, 32)
         )
-    if seconds is None or not seconds.isdigit() or not MIN_EXPIRY_S <= int(seconds) <= MAX_EXPIRY_S:
-        raise InvalidRequest(
-            f"Invalid 'expires_after[seconds]': must be an integer between "
-            f"{MIN_EXPIRY_S} and {MAX_EXPIRY_S}, got {seconds!r}.",
-            param="expires_after[seconds]",
-        )
-    return now + int(seconds)
+    return now + value
 
 
 def check_upload(upload: ReceivedUpload) -> tuple[str, int | None, int]:
     """Validate the form fields of a received upload; return (purpose, expires_at, now)."""
     purpose = upload.fields.get("purpose")
     if purpose is None:
-        raise InvalidRequest("Missing required parameter: 'purpose'.", param="purpose")
+        raise missing("purpose")
     if purpose not in UPLOAD_PURPOSES:
-        raise InvalidRequest(
-            f"Invalid 'purpose': {purpose!r}. Supported values are: "
-            + ", ".join(repr(p) for p in UPLOAD_PURPOSES)
-            + ".",
-            param="purpose",
-        )
+        raise invalid_choice("purpose", purpose, UPLOAD_PURPOSES)
     if purpose == "fine-tune" and upload.jsonl_error:
         raise InvalidRequest(
             f"Invalid file format for purpose 'fine-tune': {upload.jsonl_error} "

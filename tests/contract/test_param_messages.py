@@ -304,6 +304,59 @@ ROWS: list[tuple[str, Call, str | None, str | None, str]] = [
         None,
         "The request body is missing: send a JSON object.",
     ),
+    # ---- POST /v1/files: multipart form fields, checked by hand with the same builders
+    (
+        "file purpose not one of OpenAI's",
+        lambda c, ids: c.files.create(file=("x.jsonl", b"{}\n"), purpose="fine-tuning"),  # type: ignore[arg-type]
+        "purpose",
+        "invalid_value",
+        "Invalid value for 'purpose': 'fine-tuning'. Supported values are: 'assistants', 'batch', 'fine-tune', "
+        "'vision', 'user_data', and 'evals'.",
+    ),
+    (
+        "file expires_after seconds below an hour",
+        lambda c, ids: c.files.create(
+            file=("x.jsonl", b"{}\n"), purpose="fine-tune", expires_after={"anchor": "created_at", "seconds": 10}
+        ),
+        "expires_after[seconds]",
+        "integer_below_min_value",
+        "Invalid 'expires_after[seconds]': integer below minimum value. Expected a value >= 3600, but got 10 instead.",
+    ),
+    (
+        "file expires_after seconds not a number",
+        lambda c, ids: c.files.create(
+            file=("x.jsonl", b"{}\n"),
+            purpose="fine-tune",
+            expires_after={"anchor": "created_at", "seconds": "²"},  # type: ignore[typeddict-item]
+        ),
+        "expires_after[seconds]",
+        "invalid_type",
+        "Invalid 'expires_after[seconds]': expected an integer, but got '²' instead.",
+    ),
+    (
+        "file expires_after seconds of 5,000 digits",
+        lambda c, ids: c.files.create(
+            file=("x.jsonl", b"{}\n"),
+            purpose="fine-tune",
+            expires_after={"anchor": "created_at", "seconds": "9" * 5000},  # type: ignore[typeddict-item]
+        ),
+        "expires_after[seconds]",
+        "integer_above_max_value",
+        "Invalid 'expires_after[seconds]': integer above maximum value. Expected a value <= 2592000, but got "
+        + "9" * 29
+        + "... instead.",
+    ),
+    (
+        "file expires_after anchor unknown",
+        lambda c, ids: c.files.create(
+            file=("x.jsonl", b"{}\n"),
+            purpose="fine-tune",
+            expires_after={"anchor": "last_used_at", "seconds": 3600},  # type: ignore[typeddict-item]
+        ),
+        "expires_after[anchor]",
+        "invalid_value",
+        "Invalid value for 'expires_after[anchor]': 'last_used_at'. Supported values are: 'created_at'.",
+    ),
     # ---- POST /v1/uploads and /v1/uploads/{id}/complete
     (
         "upload bytes not a number",
