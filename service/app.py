@@ -13,7 +13,18 @@ from sqlalchemy import func, select
 
 from contract.blobstore import open_blobstore
 from service import auth
-from service.api import admin, errors, files, fine_tuning, health, inference, internal, metrics, models
+from service.api import (
+    admin,
+    checkpoint_permissions,
+    errors,
+    files,
+    fine_tuning,
+    health,
+    inference,
+    internal,
+    metrics,
+    models,
+)
 from service.api.guard import RequestGuard
 from service.catalog.catalog import Catalog, default_catalog
 from service.config import Settings
@@ -117,6 +128,7 @@ def create_app(
         admin.router,
         files.router,
         fine_tuning.router,
+        checkpoint_permissions.router,
         models.router,
         inference.router,
         internal.router,

@@ -46,3 +46,7 @@ def api_key_id() -> str:
 
 def service_account_id() -> str:
     return "svc_acct_" + random_token(24)
+
+
+def checkpoint_permission_id() -> str:
+    return "cp_" + random_token(24)

@@ -15,9 +15,10 @@ from contract.methods import DEFAULT_METHOD, METHODS, REFUSED, MethodSpec
 from contract.names import SUFFIX, ModelName, is_fine_tuned_name
 from service import ids
 from service.catalog.catalog import BaseModelEntry, Catalog
-from service.db.schema import Checkpoint, File, FineTunedModel, Job, JobEvent, Project
+from service.db.schema import Checkpoint, File, Job, JobEvent, Project
 from service.errors import InvalidRequest, job_not_found
 from service.jobs import events, states
+from service.models import service as models
 from service.pagination import check_limit, paginate
 from service.protocol.fine_tuning import (
     FineTuningJob,
@@ -110,11 +111,7 @@ def _base_model(session: Session, project: Project, model: str, catalog: Catalog
     if catalog.get(model) is not None:
         return model, None
     if is_fine_tuned_name(model):
-        row = session.scalar(
-            select(FineTunedModel).where(
-                FineTunedModel.name == model, FineTunedModel.project_id == project.id, FineTunedModel.deleted.is_(False)
-            )
-        )
+        row = models.usable(session, project, model)  # the project's own, or one shared with it
         if row is not None:
             return row.base_model, row.name
     raise InvalidRequest(

@@ -1,15 +1,19 @@
-"""Models: the catalog's base models plus the project's fine-tuned and checkpoint models."""
+"""Models: the catalog's base models, the project's fine-tuned and checkpoint models, and the
+ones other projects shared with it (checkpoint permissions, service/models/permissions.py).
+
+A shared model is looked up on every request (nothing caches a grant), so a revoked permission
+stops serving, listing and fine-tuning from the model on the next request."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from contract import adapter_index
 from contract.adapter_index import AdapterIndexEntry
 from contract.blobstore import BlobStore
 from service.catalog.catalog import BaseModelEntry, Catalog
-from service.db.schema import FineTunedModel, Job, Project
+from service.db.schema import CheckpointPermission, FineTunedModel, Job, Project
 from service.db.session import after_commit
 from service.errors import NotFound, PermissionDenied, model_not_found
 from service.protocol.models import Model
@@ -31,12 +35,22 @@ def _find(session: Session, project: Project, name: str) -> FineTunedModel | Non
     )
 
 
-def list_models(session: Session, project: Project, catalog: Catalog) -> list[Model]:
-    rows = session.scalars(
-        select(FineTunedModel)
-        .where(FineTunedModel.project_id == project.id, FineTunedModel.deleted.is_(False))
-        .order_by(FineTunedModel.seq)
+def _visible(project: Project) -> ColumnElement[bool]:
+    """A live fine-tuned model the project owns or that is shared with it."""
+    shared = select(CheckpointPermission.model_name).where(CheckpointPermission.project_id == project.id)
+    return FineTunedModel.deleted.is_(False) & or_(
+        FineTunedModel.project_id == project.id, FineTunedModel.name.in_(shared)
     )
+
+
+def usable(session: Session, project: Project, name: str) -> FineTunedModel | None:
+    """The fine-tuned model ``name`` if the project may serve it and fine-tune from it: its own,
+    or one shared with it by a checkpoint permission. None otherwise."""
+    return session.scalar(select(FineTunedModel).where(FineTunedModel.name == name, _visible(project)))
+
+
+def list_models(session: Session, project: Project, catalog: Catalog) -> list[Model]:
+    rows = session.scalars(select(FineTunedModel).where(_visible(project)).order_by(FineTunedModel.seq))
     return [_base(e) for e in catalog] + [_tuned(r) for r in rows]
 
 
@@ -44,7 +58,7 @@ def get(session: Session, project: Project, catalog: Catalog, name: str) -> Mode
     entry = catalog.get(name)
     if entry is not None:
         return _base(entry)
-    row = _find(session, project, name)
+    row = usable(session, project, name)
     if row is None:
         raise model_not_found(name)
     return _tuned(row)
@@ -60,16 +74,23 @@ def delete(session: Session, store: BlobStore, project: Project, catalog: Catalo
         )
     row = _find(session, project, name)
     if row is None:
+        if usable(session, project, name) is not None:
+            raise PermissionDenied(
+                f"The model '{name}' is shared with your project by the project that owns it; "
+                "only that project can delete it.",
+                param="model",
+            )
         raise NotFound(f"The model '{name}' does not exist", param="model", code="model_not_found")
     row.deleted = True
     withdraw_after_commit(session, store, row.name, row.uri)
 
 
 def servable_base(session: Session, project: Project, catalog: Catalog, name: str) -> str:
-    """The catalog base model that serves ``name`` for this project, or 404 model_not_found."""
+    """The catalog base model that serves ``name`` for this project (its own fine-tuned models and
+    those shared with it), or 404 model_not_found."""
     if catalog.get(name) is not None:
         return name
-    row = _find(session, project, name)
+    row = usable(session, project, name)
     if row is None or catalog.get(row.base_model) is None:
         raise model_not_found(name)
     return row.base_model
