@@ -19,6 +19,7 @@ from service.config import Settings
 if TYPE_CHECKING:
     from service.catalog.catalog import Catalog
 
+FIRST_ADMIN_KEY_LOCK = "first-admin-key"
 VLLM_LAUNCHER = "inference.launch"  # reached by name: the API image does not ship the inference package
 
 
@@ -104,12 +105,15 @@ def _first_admin_key(settings: Settings) -> None:
     """On the first start (no admin key in the database): create the organization admin key and
     print it, once. The database keeps only its hash; `hone admin-keys create` makes another."""
     from service import auth
+    from service.db import locks
     from service.db.session import Database
 
     db = Database(settings.resolved_database_url)
     try:
         db.migrate()
         with db.session() as s:
+            # Replicas starting together on a new database: one creates the key, the others then see it.
+            locks.wait_lock(s.connection(), FIRST_ADMIN_KEY_LOCK)
             if auth.has_admin_key(s):
                 return
             row, secret = auth.create_admin_key(s, "first admin key")

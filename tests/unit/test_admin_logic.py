@@ -4,16 +4,19 @@ buckets and cursors."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from starlette.datastructures import QueryParams
 
 from service import auth, cli
-from service.admin import projects, usage
+from service.admin import admin_keys, projects, usage
 from service.db.session import Database
 from service.errors import InvalidRequest
 from service.protocol.admin import ProjectCreateParams
+from tests.harness.server import POSTGRES_ADMIN_URL, fresh_database_url
 
 
 @pytest.fixture
@@ -101,3 +104,31 @@ def test_usage_query_errors_name_the_parameter(params: dict[str, str], param: st
     with pytest.raises(InvalidRequest) as err:
         usage.parse(QueryParams(params), now=10**6)
     assert err.value.param == param
+
+
+@pytest.mark.skipif(not POSTGRES_ADMIN_URL, reason="replicas share a database only on PostgreSQL (HONE_TEST_POSTGRES)")
+def test_replicas_starting_together_create_one_first_admin_key(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from service.config import Settings
+
+    settings = Settings(data_dir=tmp_path, database_url=fresh_database_url(tmp_path))
+    first = Database(settings.resolved_database_url)
+    first.migrate()  # so the replicas meet at the key, not at the migration lock
+    first.dispose()
+    checked = auth.has_admin_key
+
+    def slow_check(session):  # type: ignore[no-untyped-def]
+        found = checked(session)
+        time.sleep(0.3)  # widens the window between the check and the insert
+        return found
+
+    monkeypatch.setattr(auth, "has_admin_key", slow_check)
+    replicas = [threading.Thread(target=cli._first_admin_key, args=(settings,)) for _ in range(4)]
+    for t in replicas:
+        t.start()
+    for t in replicas:
+        t.join()
+    assert capsys.readouterr().out.count("sk-admin-") == 1
+    db = Database(settings.resolved_database_url)
+    with db.session() as s:
+        assert len(admin_keys.list_keys(s, after=None, limit=None, order=None)[0]) == 1
+    db.dispose()
