@@ -7,6 +7,7 @@ the model on its next request once the permission is revoked."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from service.db.schema import FineTunedModel, Job, Project
 from tests.contract.helpers import chat_line, upload
 from tests.contract.openapi import SpecChecker
 from tests.fakes.upstream import make_upstream
+from tests.harness.node import run_node
 from tests.harness.records import register_finished_model
 from tests.harness.server import RunningServer, serve_app, start_server
 
@@ -271,3 +273,24 @@ def test_a_deleted_model_is_no_longer_shared(
     _error(lambda: admin.fine_tuning.checkpoints.permissions.list(name), openai.NotFoundError)
     deleted = admin.fine_tuning.checkpoints.permissions.delete(p.id, fine_tuned_model_checkpoint=name)
     assert deleted.deleted
+
+
+def test_sharing_through_the_node_sdk(
+    server: RunningServer, keys: dict[str, str], projects: dict[str, str], tmp_path: Path
+) -> None:
+    name = "ft:hone-tiny:owner:node:N0de0001"
+    job_id = "ftjob-NodeOwner" + "0" * 15
+    register_finished_model(server.ctx.db, "owner", name, "file:///nowhere/node", job_id=job_id)
+    env = {
+        "HONE_SHARED_MODEL": name,
+        "HONE_OWNER_JOB": job_id,
+        "HONE_OWNER_KEY": keys["owner"],
+        "HONE_OWNER_PROJECT": projects["owner"],
+        "HONE_GRANTEE_KEY": keys["grantee"],
+        "HONE_GRANTEE_PROJECT": projects["grantee"],
+        "HONE_OTHER_PROJECT": projects["second"],
+    }
+    results = run_node(
+        "checkpoint_permissions.mjs", tmp_path, base_url=server.v1, admin_key=server.new_admin_key(), env=env
+    )
+    assert len(results["permissions"]) == 2 and results["job"].startswith("ftjob-")
