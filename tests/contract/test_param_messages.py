@@ -473,34 +473,64 @@ def test_wrong_value_message(
     assert message in error.message  # the SDK's str(error) carries it too
 
 
+CKPT = "ft:hone-tiny:acme::abc123:ckpt-step-1"  # request validation answers before any lookup
 ADMIN_ROWS: list[tuple[str, Callable[[Any], Any], str | None, str | None, str]] = [
     (
         "project name not a string",
-        lambda o: o.projects.create(name=5),
+        lambda o: o.admin.organization.projects.create(name=5),
         "name",
         "invalid_type",
         "Invalid type for 'name': expected a string, but got an integer instead.",
     ),
     (
         "project without a name",
-        lambda o: o.projects.create(extra_body={"external_key_id": None}, name=NotGiven()),
+        lambda o: o.admin.organization.projects.create(extra_body={"external_key_id": None}, name=NotGiven()),
         "name",
         "missing_required_parameter",
         "Missing required parameter: 'name'.",
     ),
     (
         "projects limit below 1",
-        lambda o: o.projects.list(limit=0),
+        lambda o: o.admin.organization.projects.list(limit=0),
         "limit",
         "integer_below_min_value",
         "Invalid 'limit': integer below minimum value. Expected a value >= 1, but got 0 instead.",
     ),
     (
         "projects include_archived not a boolean",
-        lambda o: o.projects.list(include_archived="maybe"),
+        lambda o: o.admin.organization.projects.list(include_archived="maybe"),
         "include_archived",
         "invalid_type",
         "Invalid 'include_archived': expected a boolean, but got 'maybe' instead.",
+    ),
+    # ---- checkpoint permissions
+    (
+        "permission project_ids not an array",
+        lambda o: o.fine_tuning.checkpoints.permissions.create(CKPT, project_ids="proj_x"),
+        "project_ids",
+        "invalid_type",
+        "Invalid type for 'project_ids': expected an array, but got a string instead.",
+    ),
+    (
+        "permission project id not a string",
+        lambda o: o.fine_tuning.checkpoints.permissions.create(CKPT, project_ids=[5]),
+        "project_ids[0]",
+        "invalid_type",
+        "Invalid type for 'project_ids[0]': expected a string, but got an integer instead.",
+    ),
+    (
+        "permissions order unknown",
+        lambda o: o.fine_tuning.checkpoints.permissions.list(CKPT, order="sideways"),
+        "order",
+        "invalid_value",
+        "Invalid value for 'order': 'sideways'. Supported values are: 'ascending' and 'descending'.",
+    ),
+    (
+        "permissions limit not a number",
+        lambda o: o.fine_tuning.checkpoints.permissions.list(CKPT, limit="many"),
+        "limit",
+        "invalid_type",
+        "Invalid 'limit': expected an integer, but got 'many' instead.",
     ),
 ]
 
@@ -508,9 +538,8 @@ ADMIN_ROWS: list[tuple[str, Callable[[Any], Any], str | None, str | None, str]] 
 @pytest.fixture(scope="module")
 def admin(server: RunningServer, spec_checker: SpecChecker) -> Iterator[openai.OpenAI]:
     http = httpx.Client(event_hooks={"response": [spec_checker.hook]}, timeout=60)
-    with openai.OpenAI(
-        base_url=server.v1, api_key="unused", admin_api_key=server.new_admin_key(), max_retries=0, http_client=http
-    ) as c:
+    key = server.new_admin_key()  # checkpoint permissions take it as the bearer key, admin calls as admin_api_key
+    with openai.OpenAI(base_url=server.v1, api_key=key, admin_api_key=key, max_retries=0, http_client=http) as c:
         yield c
 
 
@@ -519,7 +548,7 @@ def test_admin_wrong_value_message(
     admin: openai.OpenAI, case: str, call: Callable[[Any], Any], param: str, code: str | None, message: str
 ) -> None:
     with pytest.raises(openai.BadRequestError) as e:
-        call(admin.admin.organization)
+        call(admin)
     body = e.value.body
     assert isinstance(body, dict) and e.value.status_code == 400, case
     assert (body["message"], e.value.param, e.value.code) == (message, param, code)
