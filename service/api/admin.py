@@ -38,6 +38,27 @@ router = APIRouter(prefix="/v1/organization", tags=["admin"])
 Limit = Annotated[int | None, Query()]
 
 
+def _query(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema}
+
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+# The usage routes read their query themselves (arrays arrive as name[]=...); this documents it.
+USAGE_QUERY = {
+    "parameters": [
+        _query("start_time", {"type": "integer"}, required=True),
+        _query("end_time", {"type": "integer"}),
+        _query("bucket_width", {"type": "string", "enum": list(usage.BUCKET_WIDTHS)}),
+        _query("project_ids", _STRINGS),
+        _query("models", _STRINGS),
+        _query("group_by", {"type": "array", "items": {"type": "string", "enum": list(usage.GROUPABLE)}}),
+        _query("batch", {"type": "boolean"}),
+        _query("limit", {"type": "integer"}),
+        _query("page", {"type": "string"}),
+    ]
+}
+
+
 # Projects
 
 
@@ -193,14 +214,14 @@ def delete_admin_api_key(key_id: str, ctx: Ctx, _: CurrentAdmin) -> AdminAPIKeyD
 # Usage
 
 
-@router.get("/usage/completions", response_model=UsageResponse[Any])
+@router.get("/usage/completions", response_model=UsageResponse[Any], openapi_extra=USAGE_QUERY)
 def usage_completions(request: Request, ctx: Ctx, _: CurrentAdmin) -> Response:
     query = usage.parse(request.query_params)
     with ctx.db.session() as s:
         return wire(usage.completions(s, query))
 
 
-@router.get("/usage/fine_tuning", response_model=UsageResponse[Any])
+@router.get("/usage/fine_tuning", response_model=UsageResponse[Any], openapi_extra=USAGE_QUERY)
 def usage_fine_tuning(request: Request, ctx: Ctx, _: CurrentAdmin) -> Response:
     """hone extension: fine-tuning jobs and trained tokens, in the usage bucket shape."""
     query = usage.parse(request.query_params)
