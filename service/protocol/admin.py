@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
+
+from service.protocol.common import RequestModel
 
 T = TypeVar("T")
 
 MAX_KEY_LIFETIME_S = 31_536_000  # a year: the spec's bound on expires_in_seconds
-
-
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Project(BaseModel):
@@ -25,13 +23,13 @@ class Project(BaseModel):
     status: Literal["active", "archived"] = "active"
 
 
-class ProjectCreateParams(_Params):
+class ProjectCreateParams(RequestModel):
     name: str
     residency: str | None = None
     external_key_id: str | None = None
 
 
-class ProjectUpdateParams(_Params):
+class ProjectUpdateParams(RequestModel):
     name: str | None = None
     external_key_id: str | None = None
 
@@ -85,13 +83,13 @@ class ProjectServiceAccount(BaseModel):
     created_at: int
 
 
-class ServiceAccountCreateParams(_Params):
+class ServiceAccountCreateParams(RequestModel):
     name: str
     create_service_account_only: bool | None = None
     expires_in_seconds: int | None = Field(default=None, ge=1, le=MAX_KEY_LIFETIME_S)
 
 
-class ServiceAccountUpdateParams(_Params):
+class ServiceAccountUpdateParams(RequestModel):
     name: str | None = None
     role: ServiceAccountRole | None = None
 
@@ -107,7 +105,7 @@ class ServiceAccountAPIKey(BaseModel):
     expires_at: int | None = None
 
 
-class ServiceAccountAPIKeyCreateParams(_Params):
+class ServiceAccountAPIKeyCreateParams(RequestModel):
     name: str | None = None
     scopes: list[str] | None = None
     expires_in_seconds: int | None = Field(default=None, ge=1, le=MAX_KEY_LIFETIME_S)
@@ -151,7 +149,7 @@ class AdminAPIKeyCreateResponse(AdminAPIKey):
     value: str
 
 
-class AdminAPIKeyCreateParams(_Params):
+class AdminAPIKeyCreateParams(RequestModel):
     name: str
     expires_in_seconds: int | None = Field(default=None, ge=1, le=MAX_KEY_LIFETIME_S)
 
