@@ -169,7 +169,7 @@ def test_create_refusals(client: openai.OpenAI) -> None:
         ({"mime_type": "nonsense"}, "mime_type", "not supported"),
         ({"filename": "a\x01b"}, "filename", "control characters"),
         ({"filename": "dir/x.jsonl"}, "filename", "without '/'"),
-        ({"expires_after": {"anchor": "created_at", "seconds": 5}}, "expires_after[seconds]", "Expected a value >= 3600"),
+        ({"expires_after": {"anchor": "created_at", "seconds": 5}}, "expires_after[seconds]", "value >= 3600"),
     ]
     for change, param, message in cases:
         with pytest.raises(openai.BadRequestError) as exc:
