@@ -12,6 +12,7 @@ from service import auth
 from service.db.schema import AdminApiKey
 from service.errors import InvalidRequest, NotFound, shown
 from service.pagination import check_limit, paginate
+from service.param_errors import invalid_choice
 from service.protocol.admin import AdminAPIKey, AdminAPIKeyCreateParams, AdminAPIKeyCreateResponse
 
 MAX_NAME = 256
@@ -46,7 +47,7 @@ def list_keys(
     session: Session, *, after: str | None, limit: int | None, order: str | None
 ) -> tuple[list[AdminApiKey], bool]:
     if order not in (None, "asc", "desc"):
-        raise InvalidRequest(f"Invalid 'order': {shown(order)!r}; use 'asc' or 'desc'.", param="order")
+        raise invalid_choice("order", order, ["asc", "desc"])
     n = check_limit(limit, 20, 100)
     return paginate(session, AdminApiKey, [], after=after, limit=n, descending=order == "desc")
 

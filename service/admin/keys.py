@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 from service.admin import projects
 from service.context import AppContext
 from service.db.schema import ApiKey, Project, ServiceAccount
-from service.errors import InvalidRequest, NotFound, shown
+from service.errors import NotFound, shown
 from service.pagination import check_limit, paginate
+from service.param_errors import invalid_choice
 from service.protocol.admin import Owner, OwnerServiceAccount, ProjectAPIKey
 
 OWNER_ACCESS = ("active", "inactive", "any")
@@ -67,10 +68,7 @@ def list_keys(
     project = projects.get(session, project_id)
     access = owner_project_access or "any"
     if access not in OWNER_ACCESS:
-        raise InvalidRequest(
-            f"Invalid 'owner_project_access': {shown(access)!r}; use one of {', '.join(OWNER_ACCESS)}.",
-            param="owner_project_access",
-        )
+        raise invalid_choice("owner_project_access", access, OWNER_ACCESS)
     if access != "any" and (access == "active") != (project.archived_at is None):
         return project, [], False
     n = check_limit(limit, 20, 100)

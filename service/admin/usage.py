@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from service.db.schema import InferenceUsage, Job
 from service.errors import InvalidRequest, shown
+from service.param_errors import invalid_choice, missing, not_an_integer, out_of_range
 from service.protocol.admin import UsageCompletionsResult, UsageFineTuningResult, UsageResponse, UsageTimeBucket
 
 # bucket_width -> (seconds, default number of buckets, most buckets a page may hold)
@@ -48,13 +49,12 @@ class UsageQuery:
 def _int(name: str, value: str | None) -> int | None:
     if value is None:
         return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidRequest(f"Invalid '{name}': expected an integer, got {shown(value)!r}.", param=name) from None
-    if number < 0:
-        raise InvalidRequest(f"Invalid '{name}': must not be negative, got {number}.", param=name)
-    return number
+    digits = value[1:] if value.startswith("-") else value
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
+        raise not_an_integer(name, value)
+    if value.startswith("-"):
+        raise out_of_range(name, int(value), minimum=0)
+    return int(value)
 
 
 def parse(query: Any, now: int | None = None) -> UsageQuery:
@@ -66,25 +66,20 @@ def parse(query: Any, now: int | None = None) -> UsageQuery:
 
     start = _int("start_time", query.get("start_time"))
     if start is None:
-        raise InvalidRequest("Missing required parameter: 'start_time'.", param="start_time")
+        raise missing("start_time")
     end = _int("end_time", query.get("end_time"))
     end = end if end is not None else (now if now is not None else int(time.time()) + 1)
     if end <= start:
         raise InvalidRequest(f"Invalid 'end_time': must be after start_time ({start}), got {end}.", param="end_time")
     width_name = query.get("bucket_width", "1d")
     if width_name not in BUCKET_WIDTHS:
-        raise InvalidRequest(
-            f"Invalid 'bucket_width': {shown(width_name)!r}; use one of {', '.join(BUCKET_WIDTHS)}.",
-            param="bucket_width",
-        )
+        raise invalid_choice("bucket_width", width_name, list(BUCKET_WIDTHS))
     width, default_limit, max_limit = BUCKET_WIDTHS[width_name]
     limit = _int("limit", query.get("limit"))
     if limit is not None and not 1 <= limit <= max_limit:
-        raise InvalidRequest(
-            f"Invalid 'limit': with bucket_width={width_name} it must be between 1 and {max_limit}, got {limit}.",
-            param="limit",
-            code="integer_out_of_range",
-        )
+        error = out_of_range("limit", limit, minimum=1, maximum=max_limit)
+        hint = f" (the most buckets with bucket_width={width_name})"
+        raise InvalidRequest(error.message + hint, param=error.param, code=error.code)
     first = start - start % width
     page = query.get("page")
     if page is not None:
@@ -107,7 +102,7 @@ def parse(query: Any, now: int | None = None) -> UsageQuery:
             )
     batch = query.get("batch")
     if batch not in (None, "true", "false"):
-        raise InvalidRequest(f"Invalid 'batch': expected true or false, got {shown(batch)!r}.", param="batch")
+        raise invalid_choice("batch", batch, ["true", "false"])
     return UsageQuery(
         start_time=start,
         end_time=end,

@@ -92,6 +92,9 @@ def test_usage_buckets_align_to_utc_and_page_by_cursor() -> None:
     [
         ({}, "start_time"),
         ({"start_time": "x"}, "start_time"),
+        ({"start_time": "-5"}, "start_time"),
+        ({"start_time": "²"}, "start_time"),
+        ({"start_time": "9" * 5000}, "start_time"),
         ({"start_time": "10", "bucket_width": "1w"}, "bucket_width"),
         ({"start_time": "0", "bucket_width": "1m", "limit": "1441"}, "limit"),
         ({"start_time": "0", "page": "61", "bucket_width": "1m"}, "page"),
@@ -103,7 +106,12 @@ def test_usage_buckets_align_to_utc_and_page_by_cursor() -> None:
 def test_usage_query_errors_name_the_parameter(params: dict[str, str], param: str) -> None:
     with pytest.raises(InvalidRequest) as err:
         usage.parse(QueryParams(params), now=10**6)
-    assert err.value.param == param
+    assert err.value.param == param and param in err.value.message
+
+
+def test_usage_limit_error_names_the_bucket_width_it_depends_on() -> None:
+    with pytest.raises(InvalidRequest, match=r"1440.*bucket_width=1m"):
+        usage.parse(QueryParams({"start_time": "0", "bucket_width": "1m", "limit": "1441"}), now=10**6)
 
 
 @pytest.mark.skipif(not POSTGRES_ADMIN_URL, reason="replicas share a database only on PostgreSQL (HONE_TEST_POSTGRES)")
