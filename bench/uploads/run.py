@@ -258,8 +258,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if args.local_gib > 0:
             log(f"local store: {args.local_gib} GiB in {PART // MiB} MiB parts, {args.parallel} in parallel")
             (work / "local").mkdir()
-            with hone_serve(work / "local", model, env=env) as server:
+            with hone_serve(work / "local", model, env=env) as server, _keep_log(work / "local"):
                 results["local"] = run_store(server, args.local_gib, args.parallel, content)
+            _write(args.out, results)
             shutil.rmtree(work / "local", ignore_errors=True)
         if args.s3_gib > 0:
             log(f"S3 (moto): {args.s3_gib} GiB in {PART // MiB} MiB parts, {args.parallel} in parallel")
@@ -276,16 +277,33 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
                 s3_env = {**env, **aws, "HONE_STORAGE_URL": "s3://bench/hone", "HONE_S3_ENDPOINT_URL": endpoint}
                 (work / "s3").mkdir()
-                with hone_serve(work / "s3", model, env=s3_env) as server:
+                with hone_serve(work / "s3", model, env=s3_env) as server, _keep_log(work / "s3"):
                     results["s3_moto"] = _with_moto_peak(
                         moto_pid, lambda: run_store(server, args.s3_gib, args.parallel, content)
                     )
+                _write(args.out, results)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return results
+
+
+def _write(out: Path, results: dict[str, Any]) -> None:
+    """After each store, so a failure later keeps what was measured."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+@contextmanager
+def _keep_log(workdir: Path) -> Iterator[None]:
+    """On a failure, the server's log goes where it outlives the work directory."""
+    try:
+        yield
+    except BaseException:
+        kept = Path(tempfile.gettempdir()) / f"hone-bench-uploads-{workdir.name}-server.log"
+        shutil.copy(workdir / "server.log", kept)
+        log(f"the server's log: {kept}")
+        raise
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ from urllib.parse import urlparse
 from contract.blobstore.base import CHUNK, BlobNotFound, UriScheme, check_key, compose_through
 
 PART_SIZE = 16 * 1024 * 1024  # S3: 5 MiB .. 5 GiB per part, 10,000 parts (160 GiB here); memory per upload
+# CompleteMultipartUpload of a large object may answer after minutes (AWS documents it; moto's
+# server took over a minute for 2 GiB here), more than botocore's default 60 s read timeout.
+READ_TIMEOUT_S = 600
 MIN_PART, MAX_PART, MAX_PARTS = 5 * 1024 * 1024, 5 * 1024**3, 10_000  # S3's limits on a multipart upload
 
 
@@ -112,8 +115,13 @@ class S3BlobStore(UriScheme):
         self.part_size = part_size
         if client is None:
             import boto3
+            from botocore.config import Config
 
-            client = boto3.client("s3", endpoint_url=os.environ.get("HONE_S3_ENDPOINT_URL") or None)
+            client = boto3.client(
+                "s3",
+                endpoint_url=os.environ.get("HONE_S3_ENDPOINT_URL") or None,
+                config=Config(read_timeout=READ_TIMEOUT_S),
+            )
         self._c = client
 
     def _key(self, key: str) -> str:

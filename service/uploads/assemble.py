@@ -1,7 +1,8 @@
 """Joining an Upload's parts into its File: one streaming pass over the parts in the order the
 client gave, which the blob store turns into the File's blob (``BlobStore.compose``) while the
-pass computes the sha256 and md5 of the whole content and runs the ``fine-tune`` JSONL check
-(line numbers count across parts). Memory: one chunk at a time, whatever the upload's size."""
+pass computes the sha256 of the whole content (and its md5, when the client gives one to check)
+and runs the ``fine-tune`` JSONL check (line numbers count across parts). Memory: one chunk at a
+time, whatever the upload's size."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from service.uploads.service import Claim
 class Assembled:
     bytes: int
     sha256: str
-    md5: str
 
 
 class _BadContent(Exception):
@@ -28,7 +28,8 @@ class _BadContent(Exception):
 def assemble(store: BlobStore, claim: Claim, key: str, *, md5: str | None, max_line_bytes: int) -> Assembled:
     """Write the File's blob at ``key``; raise InvalidRequest (and leave nothing at ``key``) when
     the content fails the purpose's check or does not match ``md5``."""
-    sha256, digest = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    sha256 = hashlib.sha256()
+    digest = hashlib.md5(usedforsecurity=False) if md5 is not None else None  # only when it is checked
     checker = JsonlChecker(max_line_bytes) if claim.purpose == "fine-tune" else None
     size = 0
 
@@ -36,7 +37,8 @@ def assemble(store: BlobStore, claim: Claim, key: str, *, md5: str | None, max_l
         nonlocal size
         size += len(chunk)
         sha256.update(chunk)
-        digest.update(chunk)
+        if digest is not None:
+            digest.update(chunk)
         if checker is not None:
             checker.feed(chunk)
             if checker.error is not None:
@@ -53,7 +55,7 @@ def assemble(store: BlobStore, claim: Claim, key: str, *, md5: str | None, max_l
                 f"The parts hold {size} bytes, not the {claim.bytes} 'bytes' of Upload {claim.upload_id}.",
                 param="bytes",
             )
-        if md5 is not None and digest.hexdigest() != md5.lower():
+        if md5 is not None and digest is not None and digest.hexdigest() != md5.lower():
             raise InvalidRequest(
                 f"The md5 of the assembled content is {digest.hexdigest()}, not the given {md5}.", param="md5"
             )
@@ -69,4 +71,4 @@ def assemble(store: BlobStore, claim: Claim, key: str, *, md5: str | None, max_l
     except BaseException:
         store.delete(key)
         raise
-    return Assembled(size, sha256.hexdigest(), digest.hexdigest())
+    return Assembled(size, sha256.hexdigest())
