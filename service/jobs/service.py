@@ -20,6 +20,7 @@ from service.errors import InvalidRequest, job_not_found
 from service.jobs import events, states
 from service.models import service as models
 from service.pagination import check_limit, paginate
+from service.param_errors import invalid_choice
 from service.protocol.fine_tuning import (
     FineTuningJob,
     FineTuningJobCheckpoint,
@@ -28,8 +29,6 @@ from service.protocol.fine_tuning import (
     JobError,
     JobStatus,
 )
-
-MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
 
 
 def _method(params: FineTuningJobCreateParams) -> tuple[MethodSpec, MethodHyperparameters]:
@@ -43,11 +42,7 @@ def _method(params: FineTuningJobCreateParams) -> tuple[MethodSpec, MethodHyperp
             code="unsupported_method",
         )
     if name not in METHODS:
-        raise InvalidRequest(
-            f"Invalid 'method.type': {name[:64]!r}. Supported values are: {_known()}.",
-            param="method.type",
-            code="unsupported_method",
-        )
+        raise invalid_choice("method.type", name, METHODS.names)
     spec = METHODS.get(name)
     sub = getattr(method, name, None) if method else None
     given = sub.hyperparameters if sub is not None else None
@@ -134,26 +129,6 @@ def _check_file(session: Session, project: Project, file_id: str | None, param: 
         )
 
 
-def _check_metadata(metadata: dict[str, str] | None) -> None:
-    if metadata is None:
-        return
-    if len(metadata) > MAX_METADATA_PAIRS:
-        raise InvalidRequest(
-            f"Invalid 'metadata': at most {MAX_METADATA_PAIRS} pairs, got {len(metadata)}.", param="metadata"
-        )
-    for k, v in metadata.items():
-        if len(k) > MAX_METADATA_KEY:
-            raise InvalidRequest(
-                f"Invalid 'metadata': key {k[:20]!r}... is longer than {MAX_METADATA_KEY} characters.",
-                param=f"metadata.{k}",
-            )
-        if len(v) > MAX_METADATA_VALUE:
-            raise InvalidRequest(
-                f"Invalid 'metadata': value of {k!r} is longer than {MAX_METADATA_VALUE} characters.",
-                param=f"metadata.{k}",
-            )
-
-
 def create(
     session: Session, project: Project, params: FineTuningJobCreateParams, catalog: Catalog, accelerator: str = "cpu"
 ) -> Job:
@@ -168,7 +143,6 @@ def create(
     _check_file(session, project, params.validation_file, "validation_file")
     if params.suffix is not None and not SUFFIX.fullmatch(params.suffix):
         raise InvalidRequest("Invalid 'suffix': use up to 64 letters, digits, '.', '_' or '-'.", param="suffix")
-    _check_metadata(params.metadata)
     if params.integrations:
         raise InvalidRequest(
             "Integrations (Weights & Biases) are not available on this server: it has no route to external services.",

@@ -184,7 +184,7 @@ def test_dpo_job_shape(client: openai.OpenAI) -> None:
             "lora_dropout",
         ),
         # every method comes from the registry; the messages name the range
-        ({"method": {"type": "orpo"}}, "method.type", "Supported values are: 'supervised', 'dpo'"),
+        ({"method": {"type": "orpo"}}, "method.type", "Supported values are: 'supervised' and 'dpo'"),
         (
             {"hyperparameters": {"n_epochs": 60}},
             "hyperparameters.n_epochs",

@@ -167,8 +167,8 @@ ROWS: list[tuple[str, Call, str | None, str | None, str]] = [
         "method.type unknown",
         _create(method={"type": "orpo"}),
         "method.type",
-        "unsupported_method",
-        "Invalid 'method.type': 'orpo'. Supported values are: 'supervised', 'dpo'.",
+        "invalid_value",
+        "Invalid value for 'method.type': 'orpo'. Supported values are: 'supervised' and 'dpo'.",
     ),
     (
         "method's body for a method not an object",
