@@ -447,3 +447,15 @@ def test_every_request_model_words_every_wrong_value(model: type[BaseModel]) -> 
                 assert pydantic_words not in error.message, (key, value, error)
             told += 1
     assert told > 0
+
+
+def test_request_models_take_json_values_as_they_are() -> None:
+    """RequestModel bodies never coerce: ``true`` is not 1, ``"5"`` is not 5, 1.5 is not an
+    integer (pydantic's lax mode takes all three), in nested request models too."""
+    for bad in ({"seed": True}, {"seed": "5"}, {"seed": 1.5}):
+        error = _error({"model": "m", "training_file": "f", **bad}, FineTuningJobCreateParams)
+        assert (error.param, error.code) == ("seed", "invalid_type")
+    nested = {"model": "m", "training_file": "f", "integrations": [{"type": "wandb", "wandb": {"project": 5}}]}
+    error = _error(nested, FineTuningJobCreateParams)
+    assert (error.param, error.code) == ("integrations[0].wandb.project", "invalid_type")
+    assert FineTuningJobCreateParams.model_validate({"model": "m", "training_file": "f", "seed": 5}).seed == 5
