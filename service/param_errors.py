@@ -132,14 +132,15 @@ def _alternatives(parts: Sequence[str]) -> str:
 
 
 def param_path(path: Iterable[Any]) -> str | None:
-    """``("integrations", 0, "type")`` -> ``integrations[0].type``."""
+    """``("integrations", 0, "type")`` -> ``integrations[0].type`` (cut to 256 characters: an
+    unknown field's name is the caller's text)."""
     out = ""
     for part in path:
         if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
         else:
             out += ("." if out else "") + str(part)
-    return out or None
+    return shown(out, 256) if out else None
 
 
 def out_of_range(

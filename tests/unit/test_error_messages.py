@@ -373,6 +373,8 @@ def test_param_paths() -> None:
     assert param_path(("integrations", 0, "wandb", "project")) == "integrations[0].wandb.project"
     assert param_path(("metadata", "a.b")) == "metadata.a.b"
     assert param_path(()) is None
+    long = param_path(("x" * 10_000,))
+    assert long is not None and len(long) == 256 and long.endswith("...")
 
 
 def test_schema_words() -> None:
