@@ -565,3 +565,31 @@ def test_a_wrong_request_stores_nothing(client: openai.OpenAI, ids: dict[str, st
 def test_node_sdk_carries_the_message_param_and_code(server: RunningServer, tmp_path: Path) -> None:
     results = run_node("param_errors.mjs", tmp_path, base_url=server.v1, api_key=server.new_key("node-params"))
     assert results["checked"] == 5
+
+
+@pytest.mark.parametrize(
+    ("call", "param", "message"),
+    [
+        (lambda c: c.files.retrieve("file-nope"), "id", "No such File object: file-nope"),
+        (lambda c: c.files.delete("file-" + "x" * 300), "id", "No such File object: file-" + "x" * 120 + "..."),
+        (
+            lambda c: c.fine_tuning.jobs.retrieve("ftjob-nope"),
+            "fine_tuning_job_id",
+            "Fine-tuning job ftjob-nope not found.",
+        ),
+        (
+            lambda c: c.fine_tuning.jobs.list_events("ftjob-nope", limit=0),
+            "fine_tuning_job_id",
+            "Fine-tuning job ftjob-nope not found.",
+        ),
+    ],
+)
+def test_path_parameters_name_the_id(
+    client: openai.OpenAI, call: Callable[[Any], Any], param: str, message: str
+) -> None:
+    """Path parameters are plain strings (nothing to mistype); an id that names nothing is a 404
+    whose param names the path parameter, and whose message repeats the id (cut when long)."""
+    with pytest.raises(openai.NotFoundError) as e:
+        call(client)
+    body = e.value.body
+    assert isinstance(body, dict) and (body["message"], e.value.param) == (message, param)
