@@ -129,8 +129,20 @@ def check_open(row: Upload, now: int, action: str) -> None:
         raise InvalidRequest(f"Cannot {action} Upload {row.id}: it is being completed.", param="upload_id")
 
 
-def file_of(session: Session, row: Upload) -> File | None:
-    return None if row.file_id is None else session.scalar(select(File).where(File.id == row.file_id))
+def _move(session: Session, row: Upload, action: str, *, claimed: bool, now: int, **values: object) -> None:
+    """Change a pending upload only if it still is (and is, or is not, being completed): one
+    conditional UPDATE, so two requests that both read it pending cannot both act (SQLite has no
+    row locks; PostgreSQL's FOR UPDATE in ``get`` makes the loser wait and then fail here)."""
+    being_completed = Upload.completing_at.is_not(None) if claimed else Upload.completing_at.is_(None)
+    still = [Upload.id == row.id, Upload.status == "pending", being_completed]
+    if not claimed:
+        still.append(Upload.expires_at > now)
+    result = session.execute(update(Upload).where(*still).values(**values).execution_options(synchronize_session=False))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise InvalidRequest(
+            f"Cannot {action} Upload {row.id}: another request changed it meanwhile.", param="upload_id"
+        )
+    session.refresh(row)
 
 
 # Parts
@@ -202,7 +214,7 @@ def claim_completion(session: Session, project: Project, upload_id: str, params:
             f"The listed parts hold {total} bytes, but Upload {row.id} was created with 'bytes' {row.bytes}.",
             param="bytes",
         )
-    row.completing_at = now
+    _move(session, row, "complete", claimed=False, now=now, completing_at=now)
     return Claim(row.id, row.purpose, row.filename, row.bytes, [parts[p].storage_key for p in params.part_ids])
 
 
@@ -217,14 +229,12 @@ def finish_completion(
     """Record the File assembled at ``key`` and mark the upload completed; the part blobs go once
     that has committed."""
     row = get(session, project, claim.upload_id, lock=True)
-    if row.status != "pending" or row.completing_at is None:
-        raise InvalidRequest(f"Upload {row.id} is {row.status}; it was not completed.", param="upload_id")
+    _move(session, row, "complete", claimed=True, now=now(), status="completed", file_id=file_id, completing_at=None)
     file = files.record_generated(
         session, project.id, file_id, key=key, filename=row.filename, purpose=row.purpose, size=row.bytes, sha256=sha256
     )
     if row.file_expires_after_s is not None:
         file.expires_at = file.created_at + row.file_expires_after_s
-    row.status, row.file_id, row.completing_at = "completed", file_id, None
     session.execute(delete(UploadPart).where(UploadPart.upload_id == row.id))
     prefix = upload_prefix(row.id)
     after_commit(session, lambda: store.delete_prefix(prefix))
@@ -234,9 +244,8 @@ def finish_completion(
 
 def cancel(session: Session, project: Project, upload_id: str) -> Upload:
     row = get(session, project, upload_id, lock=True)
-    check_open(row, int(time.time()), "cancel")
-    row.status = "cancelled"  # the janitor deletes its parts
-    session.flush()
+    check_open(row, now(), "cancel")
+    _move(session, row, "cancel", claimed=False, now=now(), status="cancelled")  # the janitor deletes its parts
     return row
 
 

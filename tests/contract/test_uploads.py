@@ -311,3 +311,26 @@ def test_the_file_expiry_follows_expires_after(client: openai.OpenAI) -> None:
         done = client.uploads.complete(upload.id, part_ids=[client.uploads.parts.create(upload.id, data=line).id])
         assert done.file is not None and done.file.expires_at is not None
         assert done.file.expires_at - done.file.created_at == expected
+
+
+@pytest.mark.parametrize("rival", ["complete", "cancel"])
+def test_racing_completions_and_cancel_yield_one_outcome(client: openai.OpenAI, rival: str) -> None:
+    data = training(6000)
+    upload = client.uploads.create(bytes=len(data), filename="race.jsonl", mime_type="text/jsonl", purpose="fine-tune")
+    ids = [client.uploads.parts.create(upload.id, data=c).id for c in split(data, PART_MAX)]
+
+    def complete() -> str:
+        return client.uploads.complete(upload.id, part_ids=ids).status
+
+    def other() -> str:
+        return complete() if rival == "complete" else client.uploads.cancel(upload.id).status
+
+    outcomes: list[str] = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for future in [pool.submit(complete), pool.submit(other)]:
+            try:
+                outcomes.append(future.result())
+            except openai.BadRequestError as e:
+                assert e.body is not None
+                outcomes.append("refused")
+    assert sorted(outcomes) in (["completed", "refused"], ["cancelled", "refused"]), outcomes
