@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-from service.protocol.common import CursorPage
+from service.protocol.common import CursorPage, RequestModel
 
 
-class PermissionCreateParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PermissionCreateParams(RequestModel):
     project_ids: list[str]  # how many, and which, is checked by service.models.permissions
 
 
