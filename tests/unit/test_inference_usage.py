@@ -1,6 +1,7 @@
-"""Inference usage recording: the upsert adds to a minute's row on SQLite and (with
-HONE_TEST_POSTGRES) PostgreSQL, the recorder batches in memory and keeps its tally through a
-failed write, and the relay's SSE reading finds usage and drops only the chunk it was told to."""
+"""Inference usage recording: migration 0007 creates exactly the model's table; the upsert adds
+to a minute's row on SQLite and (with HONE_TEST_POSTGRES) PostgreSQL; the recorder batches in
+memory and keeps its tally through a failed write; the relay's SSE reading finds usage and drops
+only the chunk it was told to."""
 
 from __future__ import annotations
 
@@ -10,16 +11,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.auth import get_or_create_project
-from service.db.schema import InferenceUsage
-from service.db.session import Database
+from service.db.schema import Base, InferenceUsage
+from service.db.session import MIGRATIONS_DIR, Database
 from service.errors import DatabaseUnavailable
 from service.gateway.proxy import SeenEvent, SseEvents, _read_event, split_events
 from service.gateway.usage import Tokens, UsageRecorder, add_usage, tokens_of
 from tests.harness.server import fresh_database_url
+
+TABLE = InferenceUsage.__tablename__
 
 
 @pytest.fixture
@@ -143,3 +151,52 @@ def test_sse_events_are_cut_whole_and_usage_is_found() -> None:
     assert _read_event(completed) == SeenEvent(completed, Tokens(8, 2, 0))
     created = sse({"type": "response.created", "response": {"usage": None}}, "response.created")
     assert _read_event(created) == SeenEvent(created)
+
+
+def _to(engine: Engine, revision: str, *, down: bool = False) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, revision)
+
+
+def test_0007_creates_the_model_table_and_drops_it(tmp_path: Path) -> None:
+    url = fresh_database_url(tmp_path) or f"sqlite:///{tmp_path / 'hone.db'}"
+    db = Database(url)
+    db.migrate()
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert [d for d in diff if TABLE in repr(d)] == []  # other tables are other migrations' business
+    p = project_id(db, "acme")
+    with pytest.raises(IntegrityError), db.session() as s:  # one row per (project, model, minute)
+        s.add(
+            InferenceUsage(
+                project_id=p,
+                model="m",
+                bucket_start=60,
+                input_tokens=1,
+                output_tokens=1,
+                input_cached_tokens=0,
+                num_model_requests=1,
+            )
+        )
+        s.flush()
+        s.add(
+            InferenceUsage(
+                project_id=p,
+                model="m",
+                bucket_start=60,
+                input_tokens=1,
+                output_tokens=1,
+                input_cached_tokens=0,
+                num_model_requests=1,
+            )
+        )
+    db.dispose()
+    engine = create_engine(url)
+    _to(engine, "0006", down=True)
+    assert TABLE not in inspect(engine).get_table_names()
+    _to(engine, "head")
+    assert TABLE in inspect(engine).get_table_names()
+    engine.dispose()
