@@ -13,10 +13,11 @@ from contract.spec import JobSpec
 from service.catalog.catalog import Catalog, TrainingResources
 from service.config import Settings
 from service.db import locks
-from service.db.schema import File, FineTunedModel, Job
+from service.db.schema import File, FineTunedModel, Job, Project
 from service.db.session import Database
 from service.jobs import lifecycle
 from service.launcher.base import AttemptState, Launcher
+from service.models import service as models
 from service.protocol.fine_tuning import JobStatus
 
 log = logging.getLogger(__name__)
@@ -90,15 +91,10 @@ class Dispatcher:
                 if claimed is None:
                     continue
                 job, token = claimed
-                if self.catalog.get(job.base_model) is None:  # never loop on a job that cannot run
+                unavailable = self.unavailable_model(s, job)
+                if unavailable is not None:  # never loop on a job that cannot run
                     job.active_attempt = None
-                    lifecycle.fail(
-                        s,
-                        job,
-                        "model_not_available",
-                        f"Base model {job.base_model} is no longer in this server's catalog.",
-                        "model",
-                    )
+                    lifecycle.fail(s, job, "model_not_available", unavailable, "model")
                     continue
                 try:
                     specs.append(self.build_spec(s, job, token))
@@ -107,6 +103,21 @@ class Dispatcher:
                     job.active_attempt = None
                     lifecycle.fail(s, job, "training_failed", f"The job cannot be started: {lifecycle.first_error(e)}")
             return specs
+
+    def unavailable_model(self, s: Session, job: Job) -> str | None:
+        """Why the job's model can no longer be trained from, or None: its base left the catalog,
+        or the fine-tuned model it continues from was deleted or is no longer shared with the
+        job's project (a revoked checkpoint permission stops jobs that had not started yet)."""
+        if self.catalog.get(job.base_model) is None:
+            return f"Base model {job.base_model} is no longer in this server's catalog."
+        if job.init_adapter is not None:
+            project = s.get(Project, job.project_id)
+            if project is None or models.usable(s, project, job.init_adapter) is None:
+                return (
+                    f"The model {job.init_adapter} this job continues from was deleted or is no longer "
+                    "shared with this project."
+                )
+        return None
 
     def build_spec(self, s: Session, job: Job, token: str) -> JobSpec:
         entry = self.catalog.get(job.base_model)

@@ -18,8 +18,10 @@ from sqlalchemy import select, update
 from service import auth
 from service.catalog.catalog import BaseModelEntry, Catalog
 from service.db.schema import FineTunedModel, Job, Project
-from tests.contract.helpers import chat_line, upload
+from service.scheduling.dispatcher import Dispatcher
+from tests.contract.helpers import chat_line, upload, wait_status
 from tests.contract.openapi import SpecChecker
+from tests.fakes.launcher import FakeTrainerLauncher
 from tests.fakes.upstream import make_upstream
 from tests.harness.node import run_node
 from tests.harness.records import register_finished_model
@@ -259,6 +261,31 @@ def test_revoking_takes_effect_on_the_next_request(
     assert FINAL not in [m.id for m in grantee.models.list()]
     e = _error(lambda: grantee.fine_tuning.jobs.create(model=FINAL, training_file=training), openai.BadRequestError)
     assert e.code == "model_not_available"
+
+
+def test_a_revoke_stops_a_queued_job_from_the_shared_model(
+    server: RunningServer, admin: openai.OpenAI, clients: dict[str, openai.OpenAI], projects: dict[str, str]
+) -> None:
+    """A job the grantee queued before the revoke never starts from the adapter afterwards: the
+    dispatcher fails it (model_not_available) instead of launching it."""
+    grantee = clients["grantee"]
+    (p,) = admin.fine_tuning.checkpoints.permissions.create(FINAL, project_ids=[projects["grantee"]]).data
+    job = grantee.fine_tuning.jobs.create(model=FINAL, training_file=upload(grantee, [chat_line(i) for i in range(10)]))
+    wait_status(grantee, job.id, {"queued"})
+    admin.fine_tuning.checkpoints.permissions.delete(p.id, fine_tuned_model_checkpoint=FINAL)
+    launcher = FakeTrainerLauncher(server.ctx.store)
+    ctx = server.ctx
+    # This module's server has no launcher (jobs stay queued); one dispatcher pass with a FAKE
+    # launcher, and room for every queued job of the module, stands in for its dispatch loop.
+    settings = ctx.settings.model_copy(update={"max_running_jobs": 10_000})
+    Dispatcher(ctx.db, ctx.store, ctx.catalog, launcher, settings).run_once()
+    failed = grantee.fine_tuning.jobs.retrieve(job.id)
+    assert failed.status == "failed" and failed.error is not None
+    assert (failed.error.code, failed.error.param) == ("model_not_available", "model")
+    assert FINAL in failed.error.message and "no longer shared" in failed.error.message
+    assert job.id not in [spec.job_id for spec in launcher.started]
+    for spec in launcher.started:  # other tests' jobs: stop their fake trainers
+        launcher.cancel(spec.job_id, spec.attempt)
 
 
 def test_a_deleted_model_is_no_longer_shared(
