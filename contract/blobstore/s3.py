@@ -34,7 +34,7 @@ READ_TIMEOUT_S = 600
 MIN_PART, MAX_PART, MAX_PARTS = 5 * 1024 * 1024, 5 * 1024**3, 10_000  # S3's limits on a multipart upload
 
 
-def _b64sha256(data: bytes) -> str:
+def _b64sha256(data: bytes | bytearray) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
@@ -47,12 +47,16 @@ class _S3Writer:
         self._done = False
 
     def write(self, data: bytes) -> None:
-        self._buf += data
-        while len(self._buf) >= self._part_size:
-            part, self._buf = bytes(self._buf[: self._part_size]), self._buf[self._part_size :]
-            self._send_part(part)
+        rest = memoryview(data)  # the buffer fills up to one part and is sent as it is, never copied
+        while rest:
+            room = self._part_size - len(self._buf)
+            self._buf += rest[:room]
+            rest = rest[room:]
+            if len(self._buf) == self._part_size:
+                part, self._buf = self._buf, bytearray()
+                self._send_part(part)
 
-    def _send_part(self, part: bytes) -> None:
+    def _send_part(self, part: bytes | bytearray) -> None:
         if self._upload_id is None:
             self._upload_id = self._c.create_multipart_upload(
                 Bucket=self._bucket, Key=self._key, ChecksumAlgorithm="SHA256"
