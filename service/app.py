@@ -24,6 +24,7 @@ from service.api import (
     internal,
     metrics,
     models,
+    uploads,
 )
 from service.api.guard import RequestGuard
 from service.catalog.catalog import Catalog, default_catalog
@@ -127,6 +128,7 @@ def create_app(
     for router in (
         admin.router,
         files.router,
+        uploads.router,
         fine_tuning.router,
         checkpoint_permissions.router,
         models.router,

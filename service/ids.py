@@ -50,3 +50,11 @@ def service_account_id() -> str:
 
 def checkpoint_permission_id() -> str:
     return "cp_" + random_token(24)
+
+
+def upload_id() -> str:
+    return "upload_" + random_token(24)
+
+
+def upload_part_id() -> str:
+    return "part_" + random_token(24)

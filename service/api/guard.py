@@ -29,6 +29,7 @@ _REPORT_PATH = re.compile(r"^/internal/v1/jobs/([^/]+)/")
 # Routes an organization admin key (sk-admin-...) calls instead of a project key.
 ADMIN_PATHS = re.compile(r"^/v1/(organization/|fine_tuning/checkpoints/[^/]+/permissions(/|$))")
 _STREAMED = {("POST", "/v1/files")}  # the upload receiver streams and limits the body itself
+_STREAMED_PATHS = re.compile(r"^/v1/uploads/[^/]+/parts$")  # POST: an Upload's part, received the same way
 
 
 class ClientGone(Exception):
@@ -37,7 +38,7 @@ class ClientGone(Exception):
 
 def body_limit(settings: Settings, method: str, path: str) -> int | None:
     """The most bytes a request body may have on this route; None: streamed, limited elsewhere."""
-    if (method, path) in _STREAMED:
+    if (method, path) in _STREAMED or (method == "POST" and _STREAMED_PATHS.match(path)):
         return None
     if path in ("/v1/chat/completions", "/v1/completions", "/v1/responses"):
         return settings.max_request_bytes
