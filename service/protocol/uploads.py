@@ -5,21 +5,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from service.protocol.common import RequestModel
 from service.protocol.files import FileObject
 
 UploadStatus = Literal["pending", "completed", "cancelled", "expired"]
 
 
-class ExpiresAfter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ExpiresAfter(RequestModel):
     anchor: str
     seconds: int
 
 
-class UploadCreateParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UploadCreateParams(RequestModel):
     bytes: int
     filename: str
     mime_type: str
@@ -27,8 +26,7 @@ class UploadCreateParams(BaseModel):
     expires_after: ExpiresAfter | None = None
 
 
-class UploadCompleteParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UploadCompleteParams(RequestModel):
     part_ids: list[str]
     md5: str | None = None
 
