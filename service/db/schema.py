@@ -68,7 +68,8 @@ class ApiKey(Base):
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
     id: Mapped[str] = mapped_column(String(64), unique=True)  # "key_..." (the Admin API's id)
     name: Mapped[str] = mapped_column(String(256), default="Secret key")
-    service_account_id: Mapped[str | None] = mapped_column(ForeignKey("service_accounts.id"), default=None)  # else a user's
+    # The service account the key belongs to; None: a user's key (the CLI's, hone has no user accounts)
+    service_account_id: Mapped[str | None] = mapped_column(ForeignKey("service_accounts.id"), default=None)
     last_used_at: Mapped[int | None] = mapped_column(BigInteger, default=None)  # updated at most once a minute
     expires_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
