@@ -11,28 +11,24 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, inspect, select
+from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.auth import get_or_create_project
-from service.db.schema import Base, InferenceUsage
-from service.db.session import MIGRATIONS_DIR, Database
+from service.db.schema import InferenceUsage
+from service.db.session import Database
 from service.errors import DatabaseUnavailable
 from service.gateway.proxy import SeenEvent, SseEvents, _read_event, split_events
 from service.gateway.usage import Tokens, UsageRecorder, add_usage, tokens_of
-from tests.harness.server import fresh_database_url
+from tests.harness.migrations import database_url, migrate, model_differences
 
 TABLE = InferenceUsage.__tablename__
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(fresh_database_url(tmp_path) or f"sqlite:///{tmp_path / 'db.sqlite'}")
+    database = Database(database_url(tmp_path))
     database.migrate()
     yield database
     database.dispose()
@@ -153,50 +149,30 @@ def test_sse_events_are_cut_whole_and_usage_is_found() -> None:
     assert _read_event(created) == SeenEvent(created)
 
 
-def _to(engine: Engine, revision: str, *, down: bool = False) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(cfg, revision)
-
-
 def test_0007_creates_the_model_table_and_drops_it(tmp_path: Path) -> None:
-    url = fresh_database_url(tmp_path) or f"sqlite:///{tmp_path / 'hone.db'}"
+    url = database_url(tmp_path)
     db = Database(url)
     db.migrate()
-    with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-    assert [d for d in diff if TABLE in repr(d)] == []  # other tables are other migrations' business
+    assert model_differences(db.engine, TABLE) == []  # other tables are other migrations' business
     p = project_id(db, "acme")
     with pytest.raises(IntegrityError), db.session() as s:  # one row per (project, model, minute)
-        s.add(
-            InferenceUsage(
-                project_id=p,
-                model="m",
-                bucket_start=60,
-                input_tokens=1,
-                output_tokens=1,
-                input_cached_tokens=0,
-                num_model_requests=1,
+        for _ in range(2):
+            s.add(
+                InferenceUsage(
+                    project_id=p,
+                    model="m",
+                    bucket_start=60,
+                    input_tokens=1,
+                    output_tokens=1,
+                    input_cached_tokens=0,
+                    num_model_requests=1,
+                )
             )
-        )
-        s.flush()
-        s.add(
-            InferenceUsage(
-                project_id=p,
-                model="m",
-                bucket_start=60,
-                input_tokens=1,
-                output_tokens=1,
-                input_cached_tokens=0,
-                num_model_requests=1,
-            )
-        )
+            s.flush()
     db.dispose()
     engine = create_engine(url)
-    _to(engine, "0006", down=True)
+    migrate(engine, "0006", down=True)
     assert TABLE not in inspect(engine).get_table_names()
-    _to(engine, "head")
+    migrate(engine, "head")
     assert TABLE in inspect(engine).get_table_names()
     engine.dispose()
