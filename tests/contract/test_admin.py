@@ -19,6 +19,7 @@ from service.db.schema import Job, Project
 from service.gateway.usage import add_usage
 from tests.contract.helpers import chat_line
 from tests.contract.openapi import SpecChecker
+from tests.harness.cli import run_cli
 from tests.harness.jobs import upload
 from tests.harness.server import RunningServer
 
@@ -293,6 +294,6 @@ def test_first_start_creates_and_prints_one_admin_key(tmp_path: Path, monkeypatc
     secret = next(line.strip() for line in first.splitlines() if line.strip().startswith("sk-admin-"))
     cli._first_admin_key(settings)  # a second start: a key exists, nothing printed
     assert "sk-admin-" not in capsys.readouterr().out
-    assert cli.main(["admin-keys", "create", "--quiet"]) == 0  # recovery
+    assert run_cli(["admin-keys", "create", "--quiet"]) == 0  # recovery
     again = capsys.readouterr().out.strip()
     assert again.startswith("sk-admin-") and again != secret

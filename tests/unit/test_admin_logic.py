@@ -16,6 +16,7 @@ from service.admin import admin_keys, projects, usage
 from service.db.session import Database
 from service.errors import InvalidRequest
 from service.protocol.admin import ProjectCreateParams
+from tests.harness.cli import run_cli
 from tests.harness.server import POSTGRES_ADMIN_URL, fresh_database_url
 
 
@@ -60,13 +61,13 @@ def test_a_slug_taken_between_read_and_insert_is_retried(db: Database, monkeypat
 
 def test_keys_create_refuses_an_archived_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("HONE_DATA_DIR", str(tmp_path))
-    assert cli.main(["keys", "create", "--project", "old"]) == 0
+    assert run_cli(["keys", "create", "--project", "old"]) == 0
     assert capsys.readouterr().out.startswith("sk-hone-")
     db = Database(f"sqlite:///{tmp_path / 'hone.db'}")
     with db.session() as s:
         auth.get_or_create_project(s, "old").archived_at = 1
     db.dispose()
-    assert cli.main(["keys", "create", "--project", "old"]) == 2
+    assert run_cli(["keys", "create", "--project", "old"]) == 2
     assert "archived" in capsys.readouterr().err
 
 
