@@ -16,14 +16,12 @@ import openai
 import pytest
 from sqlalchemy import func, select
 
-from inference.launch import VllmServer
 from service.db.schema import InferenceUsage, Project
-from service.launcher.local import LocalLauncher
 from tests.contract.openapi import SpecChecker
 from tests.harness.jobs import upload, wait_status
 from tests.harness.node import run_node
-from tests.harness.server import RunningServer, start_server
-from tests.harness.vllm import NEEDS_VLLM, tiny_catalog, tiny_vllm_config
+from tests.harness.server import RunningServer
+from tests.harness.vllm import NEEDS_VLLM, tiny_stack
 from tests.integration import tuning
 
 pytestmark = NEEDS_VLLM
@@ -32,17 +30,8 @@ ASK = {"max_output_tokens": 16, "temperature": 0}
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, tiny_model_dir: Path) -> Iterator[RunningServer]:  # type: ignore[no-untyped-def]
-    data = tmp_path_factory.mktemp("e2e-responses")
-    vllm = VllmServer(tiny_vllm_config(data, tiny_model_dir), data / "vllm.log").start()
-    try:
-        vllm.wait_healthy(600)
-        srv = start_server(data, tiny_catalog(tiny_model_dir, vllm.url), launcher=LocalLauncher(data / "runs"))
-        try:
-            yield srv
-        finally:
-            srv.stop()
-    finally:
-        vllm.stop()
+    with tiny_stack(tmp_path_factory.mktemp("e2e-responses"), tiny_model_dir) as (srv, _):
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from inference.launch import VllmServer
-from service.launcher.local import LocalLauncher
 from tests.harness.jobs import upload, wait_status
-from tests.harness.server import RunningServer, start_server
-from tests.harness.vllm import NEEDS_VLLM, tiny_catalog, tiny_vllm_config
+from tests.harness.server import RunningServer
+from tests.harness.vllm import NEEDS_VLLM, tiny_stack
 from tests.integration import tuning
 
 pytestmark = NEEDS_VLLM
@@ -28,19 +27,8 @@ ANSWERS_B = ["The secret word is mango.", "Pablo painted the blue door."]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, tiny_model_dir: Path) -> Iterator[tuple[RunningServer, VllmServer]]:  # type: ignore[no-untyped-def]
-    data = tmp_path_factory.mktemp("e2e")
-    vllm = VllmServer(tiny_vllm_config(data, tiny_model_dir), data / "vllm.log").start()
-    try:
-        vllm.wait_healthy(600)
-        srv = start_server(
-            data, tiny_catalog(tiny_model_dir, vllm.url), launcher=LocalLauncher(data / "runs"), max_running_jobs=2
-        )
-        try:
-            yield srv, vllm
-        finally:
-            srv.stop()
-    finally:
-        vllm.stop()
+    with tiny_stack(tmp_path_factory.mktemp("e2e"), tiny_model_dir, max_running_jobs=2) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,18 @@ that points hone's gateway at it."""
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from inference.launch import VllmConfig
+from inference.launch import VllmConfig, VllmServer
 from service.catalog.catalog import BaseModelEntry, Catalog
+from service.launcher.local import LocalLauncher
 from tests.harness.ports import free_port
+from tests.harness.server import RunningServer, start_server
 
 # slow, and skipped where vLLM is not installed
 NEEDS_VLLM = [
@@ -38,3 +43,21 @@ def tiny_vllm_config(
 
 def tiny_catalog(tiny_model_dir: Path, upstream: str) -> Catalog:
     return Catalog([BaseModelEntry(name="hone-tiny", source=str(tiny_model_dir), upstreams=[upstream])])
+
+
+@contextmanager
+def tiny_stack(data: Path, tiny_model_dir: Path, **settings: Any) -> Iterator[tuple[RunningServer, VllmServer]]:
+    """A real vLLM serving the tiny model and a hone server in front of it, training with the
+    local (subprocess) launcher; both stopped on exit. ``settings`` override hone's."""
+    vllm = VllmServer(tiny_vllm_config(data, tiny_model_dir), data / "vllm.log").start()
+    try:
+        vllm.wait_healthy(600)
+        srv = start_server(
+            data, tiny_catalog(tiny_model_dir, vllm.url), launcher=LocalLauncher(data / "runs"), **settings
+        )
+        try:
+            yield srv, vllm
+        finally:
+            srv.stop()
+    finally:
+        vllm.stop()
