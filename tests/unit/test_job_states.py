@@ -68,9 +68,11 @@ def test_only_the_state_machine_assigns_a_job_status() -> None:
         "status_code=",
         "status=status",
     )
+    # Packages whose ``status`` is another resource's (a file's, an upload's, a project's).
+    other_statuses = {"migrations", "files", "uploads", "admin"}
     offenders = []
     for path in (ROOT / "service").rglob("*.py"):
-        if path.name == "states.py" or "migrations" in path.parts or "files" in path.parts:
+        if path.name == "states.py" or other_statuses & set(path.parts):
             continue
         for i, line in enumerate(path.read_text().splitlines(), 1):
             if assignment.search(line) and not any(a in line for a in allowed):
