@@ -24,7 +24,7 @@ from tests.harness.server import RunningServer
 from tests.harness.vllm import NEEDS_VLLM, tiny_stack
 from tests.integration import tuning
 
-pytestmark = NEEDS_VLLM
+pytestmark = [*NEEDS_VLLM, pytest.mark.db_incidental]
 ASK = {"max_output_tokens": 16, "temperature": 0}
 
 

@@ -20,7 +20,7 @@ from tests.harness.server import RunningServer
 from tests.harness.vllm import NEEDS_VLLM, tiny_stack
 from tests.integration import tuning
 
-pytestmark = NEEDS_VLLM
+pytestmark = [*NEEDS_VLLM, pytest.mark.db_incidental]
 
 ANSWERS_B = ["The secret word is mango.", "Pablo painted the blue door."]
 

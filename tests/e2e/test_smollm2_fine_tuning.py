@@ -22,7 +22,7 @@ from tests.harness.jobs import wait_status
 from tests.harness.process import ServerProcess, hone_up
 from tests.harness.vllm import NEEDS_VLLM
 
-pytestmark = NEEDS_VLLM
+pytestmark = [*NEEDS_VLLM, pytest.mark.db_incidental]
 
 MODEL = "smollm2-135m-instruct"
 DATA = Path(__file__).resolve().parents[2] / "examples" / "data" / "veloria.jsonl"

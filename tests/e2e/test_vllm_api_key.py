@@ -8,12 +8,13 @@ from pathlib import Path
 
 import httpx
 import openai
+import pytest
 
 from inference.launch import API_KEY_ENV, VllmServer, command, environment
 from tests.harness.server import start_server
 from tests.harness.vllm import NEEDS_VLLM, tiny_catalog, tiny_vllm_config
 
-pytestmark = NEEDS_VLLM
+pytestmark = [*NEEDS_VLLM, pytest.mark.db_incidental]
 
 
 def test_vllm_requires_the_key_that_only_the_gateway_sends(tmp_path: Path, tiny_model_dir: Path) -> None:

@@ -14,13 +14,14 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 
 from inference.launch import Supervisor, VllmServer, group_alive
 from tests.harness.server import start_server
 from tests.harness.vllm import NEEDS_VLLM, tiny_catalog, tiny_vllm_config
 from tests.harness.waiting import wait_until
 
-pytestmark = NEEDS_VLLM
+pytestmark = [*NEEDS_VLLM, pytest.mark.db_incidental]
 
 
 def test_vllm_sigkilled_under_load_is_restarted_and_leaves_no_orphans(tmp_path: Path, tiny_model_dir: Path) -> None:

@@ -23,7 +23,7 @@ import pytest
 
 from tests.harness.process import ServerProcess, proc_status, reset_peak
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.db_incidental]
 
 MB = 1_000_000
 LIMIT = 512 * 1024 * 1024  # the default HONE_MAX_UPLOAD_BYTES

@@ -18,7 +18,7 @@ import pytest
 from tests.harness.process import ServerProcess, proc_status, reset_peak
 from tests.integration.test_large_upload import MAX_RSS_GROWTH, MB
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.db_incidental]
 
 PART = 64 * 1024 * 1024
 PARTS = 16

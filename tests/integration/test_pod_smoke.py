@@ -41,7 +41,7 @@ from tests.harness.waiting import wait_until
 from tests.integration import tuning
 from tests.s3server import moto_s3
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.db_incidental]
 K8S = pods.REPO / "k8s"
 BUCKET = "hone"  # the dev overlay's bucket (s3://hone/dev)
 # 10 steps; checkpoint_interval is hone's own hyperparameter (checkpoints at 5; the final adapter at 10)

@@ -20,7 +20,7 @@ import torch
 from service.catalog import builtin
 from service.catalog.smollm2 import ModelBuildFailed
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.db_incidental]
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT = "The capital of France is"
