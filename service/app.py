@@ -17,8 +17,10 @@ from service.api import (
     admin,
     checkpoint_permissions,
     errors,
+    evals,
     files,
     fine_tuning,
+    graders,
     health,
     inference,
     internal,
@@ -32,6 +34,7 @@ from service.config import Settings
 from service.context import AppContext
 from service.db.schema import Job
 from service.db.session import Database
+from service.evals.runner import EvalRunner
 from service.gateway.discovery import build_upstream_source
 from service.gateway.proxy import Gateway
 from service.gateway.usage import UsageRecorder
@@ -108,12 +111,15 @@ def create_app(
             api_key=key.get_secret_value() if key else None,
             usage=usage,
         )
+        runner = ctx.eval_runner = EvalRunner(ctx)
         if settings.run_loops:
             add_loops(ctx)
             ctx.loops.start()
+            await runner.start()
         try:
             yield
         finally:
+            await runner.stop()
             await ctx.loops.stop()
             gateway.source.close()
             await anyio.to_thread.run_sync(usage.close)  # writes the last tally
@@ -130,6 +136,8 @@ def create_app(
         files.router,
         uploads.router,
         fine_tuning.router,
+        graders.router,
+        evals.router,
         checkpoint_permissions.router,
         models.router,
         inference.router,

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.evals.config import EvalSettings
 from service.gateway.config import GatewaySettings
 from service.launcher.config import LauncherSettings, comma_separated
 
@@ -63,6 +64,10 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = Field(
         default_factory=GatewaySettings,
         description="how the gateway finds and calls vLLM replicas: HONE_GATEWAY__DISCOVERY, HONE_GATEWAY__...",
+    )
+    evals: EvalSettings = Field(
+        default_factory=EvalSettings,
+        description="how eval runs execute and what graders may do: HONE_EVALS__RUN_CONCURRENCY, HONE_EVALS__...",
     )
     max_request_bytes: int = Field(default=16 * MB, description="largest chat/completions request body")
     request_threads: int = Field(

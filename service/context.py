@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from contract.blobstore import BlobStore
 from service.auth import KeyCache
@@ -15,6 +16,9 @@ from service.gateway.proxy import Gateway
 from service.launcher.base import Launcher
 from service.observability import Metrics
 from service.scheduling.loops import BackgroundLoops
+
+if TYPE_CHECKING:  # the runner imports this module
+    from service.evals.runner import EvalRunner
 
 
 @dataclass
@@ -33,3 +37,6 @@ class AppContext:
     # Project keys the request guard authenticated lately; the Admin API evicts a project's
     # entries when it archives the project or revokes one of its keys.
     keys: KeyCache = field(default_factory=lambda: KeyCache(1.0))
+    # Executes eval runs; created in the app's lifespan (it uses the gateway). Its kick() after a
+    # run is created starts it at once.
+    eval_runner: EvalRunner | None = None

@@ -58,3 +58,15 @@ def upload_id() -> str:
 
 def upload_part_id() -> str:
     return "part_" + random_token(24)
+
+
+def eval_id() -> str:
+    return "eval_" + random_token(32)
+
+
+def eval_run_id() -> str:
+    return "evalrun_" + random_token(32)
+
+
+def eval_output_item_id() -> str:
+    return "outputitem_" + random_token(32)

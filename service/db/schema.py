@@ -255,3 +255,76 @@ class UploadPart(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     storage_key: Mapped[str] = mapped_column(String(512))
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Eval(Base):
+    """An OpenAI Eval: a data source config and testing criteria, stored as the wire shapes
+    the API returns (``data_source_config`` already expanded to its ``schema``).
+    ``updated_at`` orders ``GET /v1/evals?order_by=updated_at``; a deleted eval's row goes
+    with its runs and output items."""
+
+    __tablename__ = "evals"
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(512))
+    data_source_config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    testing_criteria: Mapped[list[Any]] = mapped_column(JSON)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (Index("ix_evals_project_seq", "project_id", "seq"),)
+
+
+class EvalRun(Base):
+    """A run of an eval over one data source. ``status``: queued | in_progress | completed |
+    failed | canceled. The counters (``result_counts``, ``per_model_usage``,
+    ``per_testing_criteria_results``) change only in the transaction that inserts an output
+    item, so an item is counted exactly once. A runner holds a run while ``lease_until`` is in
+    the future (``lease_owner``: which process); a run whose lease lapsed (its process died) is
+    taken over and continues after the items already recorded."""
+
+    __tablename__ = "eval_runs"
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    eval_id: Mapped[str] = mapped_column(ForeignKey("evals.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(512))
+    model: Mapped[str | None] = mapped_column(String(256), default=None)
+    status: Mapped[str] = mapped_column(String(16))
+    data_source: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    result_counts: Mapped[dict[str, Any]] = mapped_column(JSON)  # total, errored, failed, passed
+    per_model_usage: Mapped[list[Any]] = mapped_column(JSON)
+    per_testing_criteria_results: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
+    lease_until: Mapped[float | None] = mapped_column(Float, default=None)
+    __table_args__ = (
+        Index("ix_eval_runs_eval_seq", "eval_id", "seq"),
+        Index("ix_eval_runs_status", "status"),
+    )
+
+
+class EvalOutputItem(Base):
+    """One graded data-source item of a run. ``(run_id, datasource_item_id)`` is unique: a
+    runner that takes over a run never records an item twice."""
+
+    __tablename__ = "eval_output_items"
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("eval_runs.id", ondelete="CASCADE"))
+    eval_id: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    datasource_item_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # pass | fail | error
+    datasource_item: Mapped[dict[str, Any]] = mapped_column(JSON)
+    results: Mapped[list[Any]] = mapped_column(JSON)
+    sample: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (
+        UniqueConstraint("run_id", "datasource_item_id", name="uq_eval_output_items_run_item"),
+        Index("ix_eval_output_items_run_seq", "run_id", "seq"),
+    )
