@@ -255,6 +255,31 @@ def _make_tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_compare(args: argparse.Namespace) -> int:
+    """A client command: talks to a running hone over HTTP (``--base-url``/``--api-key``, else
+    OPENAI_BASE_URL/OPENAI_API_KEY, else ``hone up``'s address and the key in its data dir)."""
+    import os
+
+    from service.evals import compare
+
+    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1"
+    api_key = args.api_key or os.environ.get("OPENAI_API_KEY")
+    if api_key is None and (key_file := Settings().data_dir / "api-key").exists():
+        api_key = key_file.read_text().strip()
+    if not api_key:
+        print("error: no API key: pass --api-key or set OPENAI_API_KEY", file=sys.stderr)
+        return 2
+    opts = compare.Options(
+        job_id=args.job_id,
+        file_id=args.file,
+        grader=args.grader,
+        pass_threshold=args.pass_threshold,
+        max_tokens=args.max_tokens,
+        timeout_s=args.timeout,
+    )
+    return compare.main(opts, base_url, api_key, as_json=args.json)
+
+
 def keep_torch_out() -> None:
     """The control plane needs tokenizers, never torch; but transformers imports torch whenever
     it is installed (as it is beside ``hone up``'s trainers): ~375 MB in every API process at
@@ -315,6 +340,26 @@ def main(argv: list[str] | None = None) -> int:
     tiny.add_argument("dir")
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(func=_make_tiny_model)
+
+    evals = sub.add_parser("eval", help="evaluate models (client of a running hone)").add_subparsers(
+        dest="eval_command", required=True
+    )
+    cmp = evals.add_parser(
+        "compare",
+        help="grade a fine-tuned model against its base on held-out examples",
+        description="Create one eval and two runs (the job's base model and its fine-tuned model) on the job's "
+        "validation file or --file, wait, and print the pass rates and the items whose outcome changed.",
+    )
+    cmp.add_argument("job_id", metavar="FTJOB_ID", help="a succeeded fine-tuning job")
+    cmp.add_argument("--file", default=None, help="held-out chat JSONL file id (default: the job's validation file)")
+    cmp.add_argument("--grader", choices=["string_check", "fuzzy_match"], default="string_check")
+    cmp.add_argument("--pass-threshold", type=float, default=0.9, help="fuzzy_match score that passes")
+    cmp.add_argument("--max-tokens", type=int, default=64, help="max_completion_tokens of each answer")
+    cmp.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the runs")
+    cmp.add_argument("--base-url", default=None, help="hone's /v1 URL (default: OPENAI_BASE_URL, else hone up's)")
+    cmp.add_argument("--api-key", default=None, help="default: OPENAI_API_KEY, else hone up's key")
+    cmp.add_argument("--json", action="store_true", help="print the comparison as JSON on stdout")
+    cmp.set_defaults(func=_eval_compare, log_level="warning")
 
     args = parser.parse_args(argv)
     from service.observability import configure_logging
