@@ -25,6 +25,9 @@ from pathlib import Path
 from openai import OpenAI
 
 DATA = Path(__file__).parent / "data" / "veloria.jsonl"
+# The same facts asked in phrasings the training file does not have, and two real ones: the job's
+# validation file, which scripts/demo.sh then grades both models on with `hone eval compare`.
+HELD_OUT = Path(__file__).parent / "data" / "veloria-held-out.jsonl"
 BASE = "smollm2-135m-instruct"
 # 12 examples, one per step, 4 epochs: 48 steps.
 HYPERPARAMETERS = {"n_epochs": 4, "batch_size": 1, "learning_rate_multiplier": 5}
@@ -60,11 +63,14 @@ def main() -> None:
     f = client.files.create(file=DATA.open("rb"), purpose="fine-tune")
     f = client.files.wait_for_processing(f.id)
     print(f"   {f.id}  {f.bytes} bytes  status={f.status}")
+    held_out = client.files.wait_for_processing(client.files.create(file=HELD_OUT.open("rb"), purpose="fine-tune").id)
+    print(f"   {held_out.id}  {HELD_OUT.name}: the validation file (held-out phrasings)")
 
     print(f"== create a fine-tuning job on {BASE} (LoRA, trained on this machine's CPU)")
     job = client.fine_tuning.jobs.create(
         model=BASE,
         training_file=f.id,
+        validation_file=held_out.id,
         suffix="veloria",
         metadata={"demo": "true"},
         seed=42,
