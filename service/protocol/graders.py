@@ -154,6 +154,7 @@ class RunGraderErrors(BaseModel):
     model_grader_refusal_error: bool = False
     model_grader_parse_error: bool = False
     model_grader_server_error_details: str | None = None
+    details: str | None = None  # hone's extra field: the error's message, whichever flag is set
 
 
 class RunGraderMetadata(BaseModel):
