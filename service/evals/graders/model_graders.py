@@ -202,7 +202,7 @@ class ScoreModel:
             if isinstance(score, bool) or not isinstance(score, int | float):
                 raise ParseError(f"the judge answered {shown(json.dumps(score), 128)}, which is not a number")
             if not low <= score <= high:
-                raise ParseError(f"the judge's score {score} is outside the range [{low}, {high}]")
+                raise ParseError(f"the judge's score {score} is outside the range [{low:g}, {high:g}]")
         except ParseError as e:
             return _errored(spec.name, self.type, "model_grader_parse_error", str(e), sample, [reply.usage])
         threshold = high if spec.pass_threshold is None else spec.pass_threshold

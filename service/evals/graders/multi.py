@@ -35,12 +35,13 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "sqrt": math.sqrt,
     "log": math.log,
 }
-OPERATORS: dict[type, Any] = {
-    **DEFAULT_OPERATORS,
-    ast.BitXor: safe_power,
-    ast.Pow: safe_power,
-    ast.Div: operator.truediv,
-}
+OPERATORS: dict[type, Any] = {**DEFAULT_OPERATORS, ast.Pow: safe_power, ast.Div: operator.truediv}
+
+
+def _python(formula: str) -> str:
+    """The formula in Python's syntax: OpenAI's ``^`` is a power, which binds tighter than
+    ``*`` as ``**`` does (Python's ``^``, a bitwise xor, binds looser than ``+``)."""
+    return formula.strip().replace("^", "**")
 
 
 class FormulaError(Exception):
@@ -58,7 +59,7 @@ def inner_graders(spec: MultiGrader) -> dict[str, GraderSpec]:
 def formula_names(formula: str) -> tuple[set[str], set[str]]:
     """(variables, functions) the formula uses. Raises FormulaError when it does not parse."""
     try:
-        tree = ast.parse(formula.strip(), mode="eval")
+        tree = ast.parse(_python(formula), mode="eval")
     except SyntaxError as e:
         raise FormulaError(f"the formula does not parse: {e.msg} at column {e.offset}") from None
     called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
@@ -70,7 +71,7 @@ def evaluate(formula: str, scores: Mapping[str, float]) -> float:
     """The formula's value with each name bound to its grader's score."""
     evaluator = SimpleEval(operators=OPERATORS, functions=FUNCTIONS, names=dict(scores))
     try:
-        value = evaluator.eval(formula.strip())
+        value = evaluator.eval(_python(formula))
     except Exception as e:  # simpleeval's own errors and arithmetic (ZeroDivisionError, math domain)
         raise FormulaError(f"the formula could not be computed: {e}") from None
     if isinstance(value, bool):
