@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -300,6 +301,38 @@ def test_processes_the_code_starts_die_with_the_grade(marker: str, then: str) ->
         score = None
     assert score == (1.0 if then == "return" else None)
     # The kernel tears the pid namespace down as its first process dies; give it a moment.
+    for _ in range(100):
+        if not _processes_with(marker):
+            break
+        time.sleep(0.1)
+    assert _processes_with(marker) == []
+
+
+HOLDER = """
+import os
+from service.evals.config import PythonGraderSettings
+from service.evals.sandbox import run_python_grade
+from tests.unit.evals.test_sandbox import SPAWN
+item = {"marker": os.environ["HONE_TEST_MARKER"], "then": "sleep"}
+run_python_grade(SPAWN, {}, item, PythonGraderSettings(timeout_s=120))
+"""
+
+
+def test_a_grade_does_not_outlive_the_service(marker: str) -> None:
+    """hone is killed (SIGKILL, no cleanup) while a grade and a process it started run: both go."""
+    # The marker goes in the environment: in argv it would make the holder itself match.
+    env = {**os.environ, "HONE_TEST_MARKER": marker}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER], cwd=Path(__file__).parents[3], env=env)
+    try:
+        for _ in range(200):
+            if _processes_with(marker) or holder.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not _processes_with(marker):
+            pytest.skip("RLIMIT_NPROC refused the fork (not root): nothing was started to outlive hone")
+    finally:
+        holder.kill()
+        holder.wait()
     for _ in range(100):
         if not _processes_with(marker):
             break
