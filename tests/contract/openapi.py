@@ -41,6 +41,10 @@ ERRATA: dict[tuple[str, str], dict[str, Any]] = {
     # response that is still in progress (the response.created / in_progress events).
     ("ModelResponseProperties", "user"): {"anyOf": [{"type": "string"}, {"type": "null"}]},
     ("Response", "usage"): {"anyOf": [{"$ref": "#/components/schemas/ResponseUsage"}, {"type": "null"}]},
+    # The Evals API sends "error": null on a run and on a sample that did not fail (the spec's
+    # own EvalRun and EvalRunOutputItem examples).
+    ("EvalRun", "error"): {"anyOf": [{"$ref": "#/components/schemas/EvalApiError"}, {"type": "null"}]},
+    ("EvalRunOutputItem", "sample.error"): {"anyOf": [{"$ref": "#/components/schemas/EvalApiError"}, {"type": "null"}]},
 }
 
 
@@ -67,10 +71,14 @@ def _spec() -> dict[str, Any]:
     spec = yaml.load(SPEC_PATH.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     spec["components"] = _normalize(spec["components"])
     schemas = spec["components"]["schemas"]
-    for (name, prop), replacement in ERRATA.items():
-        # the schema's own properties, or those of the allOf member that declares ``prop``
+    for (name, path), replacement in ERRATA.items():
+        # the schema's own properties, or those of the allOf member that declares ``prop``;
+        # a dotted path walks nested objects' properties
+        *outer, prop = path.split(".")
         parts = [schemas[name], *schemas[name].get("allOf", [])]
-        properties = next(p["properties"] for p in parts if prop in p.get("properties", {}))
+        properties = next(p["properties"] for p in parts if (outer or [prop])[0] in p.get("properties", {}))
+        for key in outer:
+            properties = properties[key]["properties"]
         properties[prop] = copy.deepcopy(replacement)
     return spec
 
