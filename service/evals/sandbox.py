@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import shutil
 import signal
@@ -218,6 +219,9 @@ def run_python_grade(
         raise SandboxError(
             f"the grade exceeded the wall-clock limit of {settings.timeout_s:g} s and was killed", "limit"
         ) from None
+    except BaseException:
+        _kill(proc)  # interrupted while waiting: leave nothing running
+        raise
     finally:
         for thread in (out, err, feeder):
             thread.join(timeout=5)
@@ -245,8 +249,9 @@ def _outcome(returncode: int, out: _Reader, stderr: str, settings: PythonGraderS
     if answer is None:
         detail = f"; stderr: {stderr.strip()[-500:]}" if stderr.strip() else ""
         raise SandboxError(f"the grade ended (exit status {returncode}) without a result{detail}", "runtime")
-    if "score" in answer and isinstance(answer["score"], (int, float)):
-        return float(answer["score"])
+    score = answer.get("score")
+    if isinstance(score, (int, float)) and math.isfinite(score):
+        return float(score)
     message = str(answer.get("message", "the grade failed"))
     if answer.get("error") == "memory":
         raise SandboxError(f"{message}: it exceeded the memory limit of {settings.memory_mb} MB", "limit")
