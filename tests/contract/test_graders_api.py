@@ -165,8 +165,10 @@ def test_run_multi_reads_output_json(client: openai.OpenAI) -> None:
     )
     assert resp.reward == 1.0 and resp.sub_rewards == {"city": 1.0, "mentions": 1.0}
     wrong = client.fine_tuning.alpha.graders.run(
-        grader=grader, model_sample='{"city": "Lyon"}', item={"label": "Paris"}
-    )  # type: ignore[arg-type]
+        grader=grader,  # type: ignore[arg-type]
+        model_sample='{"city": "Lyon"}',
+        item={"label": "Paris"},
+    )
     assert wrong.reward == 0.0 and wrong.sub_rewards == {"city": 0.0, "mentions": 0.0}
 
 
@@ -181,12 +183,12 @@ def test_run_score_model_reports_the_judges_parse_failure(client: openai.OpenAI)
     assert resp.reward == 0.0 and errors_set(resp) == {"model_grader_parse_error"}
     assert "fake-judge answers for hone-tiny" in resp.metadata.errors.to_dict()["details"]  # what the FAKE said
     assert resp.metadata.sampled_model_name == "hone-tiny"
-    assert set(resp.model_grader_token_usage_per_model) == {"hone-tiny"}
+    assert set(resp.to_dict()["model_grader_token_usage_per_model"]) == {"hone-tiny"}
 
 
 def test_run_score_model_with_an_unknown_judge_is_a_server_error(client: openai.OpenAI) -> None:
     grader = {**SCORE, "model": "no-such-judge"}
     resp = client.fine_tuning.alpha.graders.run(grader=grader, model_sample="Paris", item={"label": "Paris"})  # type: ignore[arg-type]
     assert errors_set(resp) == {"model_grader_server_error"}
-    details = resp.metadata.errors.model_grader_server_error_details
-    assert details is not None and "no-such-judge" in details and "HTTP 404" in details
+    details = resp.metadata.errors.to_dict()["model_grader_server_error_details"]
+    assert isinstance(details, str) and "no-such-judge" in details and "HTTP 404" in details

@@ -15,6 +15,7 @@ passed: score >= ``pass_threshold`` (required in an eval's testing_criteria; in
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from collections.abc import Callable
 from functools import cache
@@ -111,6 +112,8 @@ class TextSimilarity:
     async def grade(
         self, spec: TextSimilarityGrader, ns: Namespaces, judge: Judge | None, options: GraderOptions
     ) -> GradeResult:
-        score = similarity(spec.evaluation_metric, render(spec.input, ns), render(spec.reference, ns))
+        text, reference = render(spec.input, ns), render(spec.reference, ns)
+        # off the event loop: on long texts a metric takes milliseconds, and the loop serves the API
+        score = await asyncio.to_thread(similarity, spec.evaluation_metric, text, reference)
         threshold = 1.0 if spec.pass_threshold is None else spec.pass_threshold
         return GradeResult(name=spec.name, type=self.type, score=score, passed=score >= threshold)
