@@ -125,6 +125,7 @@ def retrieve_run(eval_id: str, run_id: str, request: Request, ctx: Ctx, project:
 
 
 @router.post("/evals/{eval_id}/runs/{run_id}", response_model=EvalRun)
+@router.post("/evals/{eval_id}/runs/{run_id}/cancel", response_model=EvalRun)  # the path openai-python calls
 def cancel_run(eval_id: str, run_id: str, request: Request, ctx: Ctx, project: CurrentProject) -> Response:
     with ctx.db.session() as s:
         body = runs.to_wire(runs.cancel(s, project, eval_id, run_id), _base_url(request, ctx))

@@ -31,6 +31,22 @@ ERRATA: dict[tuple[str, str], dict[str, Any]] = {
     # Real API responses send "expires_at": null and "status_details": null.
     ("OpenAIFile", "expires_at"): {"anyOf": [{"type": "integer"}, {"type": "null"}]},
     ("OpenAIFile", "status_details"): {"anyOf": [{"type": "string"}, {"type": "null"}]},
+    # Files uploaded for the Evals API have purpose "evals" (OpenAI's evals guide uploads them so;
+    # the spec's upload purposes have it, the file object's enum does not).
+    ("OpenAIFile", "purpose"): {
+        "type": "string",
+        "enum": [
+            "assistants",
+            "assistants_output",
+            "batch",
+            "batch_output",
+            "fine-tune",
+            "fine-tune-results",
+            "vision",
+            "user_data",
+            "evals",
+        ],
+    },
     # An empty list has no first/last id.
     ("ListFilesResponse", "first_id"): {"anyOf": [{"type": "string"}, {"type": "null"}]},
     ("ListFilesResponse", "last_id"): {"anyOf": [{"type": "string"}, {"type": "null"}]},
@@ -101,7 +117,14 @@ def _routes() -> list[tuple[re.Pattern[str], str]]:
     return [(_template_regex(p), p) for p in paths]
 
 
+# Paths the SDK calls where the spec writes another: openai-python cancels an eval run with
+# POST .../runs/{run_id}/cancel, the spec with POST .../runs/{run_id} (hone serves both).
+PATH_ALIASES = [(re.compile(r"^(/evals/[^/]+/runs/[^/]+)/cancel$"), r"\1")]
+
+
 def response_schema(method: str, path: str, status: int, media_type: str = "application/json") -> dict[str, Any] | None:
+    for alias, spec_path in PATH_ALIASES:
+        path = alias.sub(spec_path, path)
     if status >= 400:
         return {"$ref": f"{SPEC_URI}#/components/schemas/ErrorResponse"}
     for regex, template in _routes():
