@@ -212,7 +212,21 @@ class _Err:
         return self.path == self.anchor
 
 
-def _parse(err: Mapping[str, Any], prefix: tuple[Any, ...]) -> _Err:
+def _discriminated(node: Mapping[str, Any] | None, part: Any, defs: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The branch ``part`` names when ``node`` is a discriminated union (pydantic puts the tag's
+    value, e.g. ``string_check``, in the error location); None otherwise."""
+    node = _resolve(node, defs)
+    if node is None or not isinstance(part, str):
+        return None
+    for option in (node, *node.get("anyOf", ())):
+        option = _resolve(option, defs)
+        mapping = (option or {}).get("discriminator", {}).get("mapping", {})
+        if part in mapping:
+            return _resolve({"$ref": mapping[part]}, defs)
+    return None
+
+
+def _parse(err: Mapping[str, Any], prefix: tuple[Any, ...], schema: Mapping[str, Any] | None = None) -> _Err:
     loc = tuple(err.get("loc", ()))
     source = loc[0] if loc and loc[0] in _SOURCES else None
     if source is not None:
@@ -221,7 +235,13 @@ def _parse(err: Mapping[str, Any], prefix: tuple[Any, ...]) -> _Err:
     anchor: tuple[Any, ...] | None = None
     branch = None
     is_key = False
+    defs = (schema or {}).get("$defs", {})
+    node = schema_at(schema, prefix) if schema is not None else None  # walked alongside the location
     for part in loc:
+        if (chosen := _discriminated(node, part, defs)) is not None:  # a tagged union's tag: not a field
+            node = chosen
+            continue
+        node = _child(_resolve(node, defs), part, defs) if not (isinstance(part, str) and _TAG.match(part)) else node
         if isinstance(part, str) and _TAG.match(part):
             if part == "[key]":
                 is_key = True
@@ -251,7 +271,7 @@ def describe(
     ``prefix`` is prepended to every location (a model validated as part of a larger body)."""
     if not errors:
         return ParamError("Invalid request.", None)
-    parsed = [_parse(e, tuple(prefix)) for e in errors]
+    parsed = [_parse(e, tuple(prefix), schema) for e in errors]
     first = parsed[0]
     if first.branch is None:
         return _single(first)

@@ -347,6 +347,18 @@ def test_a_model_validated_later_is_told_like_the_same_model_in_a_body() -> None
     )
 
 
+def test_a_tagged_unions_tag_is_not_a_field() -> None:
+    """pydantic puts a discriminated union's tag value in the error location
+    (``grader.string_check.operation``); the param names the field as OpenAI does, at any depth."""
+    from service.protocol.graders import ValidateGraderParams
+
+    inner = {"type": "string_check", "name": "s", "input": "a", "reference": "b", "operation": "regex"}
+    top = _error({"grader": inner}, ValidateGraderParams)
+    assert (top.param, top.code) == ("grader.operation", "invalid_value")
+    nested = {"type": "multi", "name": "m", "calculate_output": "s", "graders": {"s": inner}}
+    assert _error({"grader": nested}, ValidateGraderParams).param == "grader.graders.s.operation"
+
+
 # --------------------------------------------------------------------------- builders and schema words
 
 
