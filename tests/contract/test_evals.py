@@ -108,7 +108,11 @@ def test_an_unknown_config_type_is_refused(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as exc:
         client.evals.create(data_source_config={"type": "spreadsheet"}, testing_criteria=[EXACT])  # type: ignore[misc,list-item]
     err = error_of(exc)  # told by the shared describer of pydantic's tagged-union errors
-    assert err["param"] == "data_source_config" and "'spreadsheet'" in err["message"] and "'custom'" in err["message"]
+    assert (
+        err["param"].startswith("data_source_config")
+        and "'spreadsheet'" in err["message"]
+        and "'custom'" in err["message"]
+    )
 
 
 def test_an_invalid_item_schema_is_refused(client: openai.OpenAI) -> None:
