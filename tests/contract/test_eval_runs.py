@@ -18,7 +18,7 @@ import pytest
 from openai.types.evals import RunCancelResponse
 from sqlalchemy import select, update
 
-from service.db.schema import EvalRun
+from service.db.schema import EvalOutputItem, EvalRun
 from service.evals.config import EvalSettings
 from tests.contract.openapi import SpecChecker
 from tests.harness.server import RunningServer, start_server
@@ -347,7 +347,9 @@ def test_output_items_list_filter_and_retrieve(executed: tuple[openai.OpenAI, An
     assert error_of(bad)["param"] == "status"
 
 
-def test_output_items_go_with_their_run(executed: tuple[openai.OpenAI, Any, Any], running: RunningServer) -> None:
+def test_output_items_go_with_their_run_and_eval(
+    executed: tuple[openai.OpenAI, Any, Any], running: RunningServer
+) -> None:
     c, ev, run = executed
     with sdk(running, "someone-else", SpecChecker()) as stranger:
         with pytest.raises(openai.NotFoundError):
@@ -356,3 +358,14 @@ def test_output_items_go_with_their_run(executed: tuple[openai.OpenAI, Any, Any]
     with pytest.raises(openai.NotFoundError) as exc:
         c.evals.runs.output_items.list(run.id, eval_id=ev.id)
     assert error_of(exc)["param"] == "run_id"
+    assert item_rows(running, EvalOutputItem.run_id == run.id) == 0
+    second = c.evals.runs.create(ev.id, data_source=jsonl_source(content(2)))  # type: ignore[arg-type]
+    wait_until(lambda: c.evals.runs.retrieve(second.id, eval_id=ev.id).status == "completed", "the second run")
+    assert item_rows(running, EvalOutputItem.eval_id == ev.id) == 2
+    c.evals.delete(ev.id)
+    assert item_rows(running, EvalOutputItem.eval_id == ev.id) == 0
+
+
+def item_rows(server: RunningServer, where: Any) -> int:
+    with server.ctx.db.session() as s:
+        return len(list(s.scalars(select(EvalOutputItem).where(where))))
