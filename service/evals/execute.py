@@ -193,14 +193,17 @@ SAMPLERS: dict[str, Callable[[Any, GatewayModels], Sampler]] = {
 
 
 def load_plan(ctx: AppContext, run_id: str) -> RunPlan | None:
-    """The plan of a run (database reads: call it from a thread); None when the run or its
-    eval is gone. Raises DataSourceError for what fails the run before any item is read."""
+    """The plan of a run (database reads: call it from a thread); None when the run is gone
+    (deleted, or with its eval). Raises DataSourceError for what fails the run before any item
+    is read."""
     with ctx.db.session() as s:
         run = s.scalar(select(EvalRun).where(EvalRun.id == run_id))
-        ev = s.scalar(select(Eval).where(Eval.id == run.eval_id)) if run is not None else None
-        project = s.get(Project, run.project_id) if run is not None else None
-        if run is None or ev is None or project is None:
+        if run is None:
             return None
+        ev = s.scalar(select(Eval).where(Eval.id == run.eval_id))
+        project = s.get(Project, run.project_id)
+        if ev is None or project is None:  # the foreign keys make this unreachable; never loop on it
+            raise DataSourceError("eval_not_found", f"The eval {run.eval_id} of this run no longer exists.")
         data_source = data_sources.parse_stored(run.data_source)
         checker = data_sources.checker_for(ev, data_source.type)
         stored_criteria = [dict(c) for c in ev.testing_criteria]

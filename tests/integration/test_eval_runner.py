@@ -307,8 +307,7 @@ def test_cancel_stops_the_run_before_its_next_item(client: openai.OpenAI, fake: 
     eval_id = _eval(client)
     run = client.evals.runs.create(eval_id, data_source=_completions(_items([f"c{i}" for i in range(40)])))  # type: ignore[arg-type]
     wait_until(lambda: len(_rows(server, run.id)) >= 2, "the first items", timeout_s=60)
-    cancelled = client.post(f"/evals/{eval_id}/runs/{run.id}", cast_to=httpx.Response)
-    assert cancelled.json()["status"] == "canceled"
+    assert client.evals.runs.cancel(run.id, eval_id=eval_id).status == "canceled"
     recorded = len(_output_items(client, eval_id, run.id))
     wait_until(lambda: fake.state.in_flight == 0, "the cancelled run's calls to end", timeout_s=30)
     calls = sum(fake.state.calls.values())
@@ -318,6 +317,22 @@ def test_cancel_stops_the_run_before_its_next_item(client: openai.OpenAI, fake: 
     assert len(_output_items(client, eval_id, run.id)) == recorded < 40
     assert sum(after.result_counts.model_dump()[k] for k in ("passed", "failed", "errored")) == recorded
     assert sum(fake.state.calls.values()) == calls  # nothing more was sampled
+
+
+def test_a_deleted_run_stops_being_executed(client: openai.OpenAI, fake: FastAPI, server: RunningServer) -> None:
+    fake.state.delay_s = 0.3
+    eval_id = _eval(client)
+    run = client.evals.runs.create(eval_id, data_source=_completions(_items([f"d{i}" for i in range(40)])))  # type: ignore[arg-type]
+    runner = server.ctx.eval_runner
+    assert runner is not None
+    wait_until(lambda: len(_rows(server, run.id)) >= 1, "the first item", timeout_s=60)
+    assert client.evals.runs.delete(run.id, eval_id=eval_id).deleted
+    wait_until(lambda: run.id not in runner.running, "the runner to let the deleted run go", timeout_s=30)
+    wait_until(lambda: fake.state.in_flight == 0, "the deleted run's calls to end", timeout_s=30)
+    calls = sum(fake.state.calls.values())
+    time.sleep(1.0)  # several runner ticks
+    assert sum(fake.state.calls.values()) == calls < 40
+    assert _rows(server, run.id) == []
 
 
 def test_a_run_survives_a_restart_without_grading_an_item_twice(
