@@ -266,3 +266,23 @@ def test_another_projects_eval_is_not_found(client: openai.OpenAI, other: openai
         assert error_of(exc)["param"] == "eval_id"
     assert ev.id not in [e.id for e in other.evals.list()]
     assert client.evals.retrieve(ev.id).name == "qa"
+
+
+def test_a_wrong_key_is_401_on_every_evals_endpoint(client: openai.OpenAI, server: RunningServer) -> None:
+    ev = make(client)
+    with openai.OpenAI(base_url=server.base_url + "/v1", api_key="sk-hone-" + "x" * 32, max_retries=0) as anon:
+        for call in (
+            lambda: anon.evals.create(data_source_config=CUSTOM, testing_criteria=[EXACT]),  # type: ignore[arg-type,list-item]
+            lambda: anon.evals.list(),
+            lambda: anon.evals.retrieve(ev.id),
+            lambda: anon.evals.update(ev.id, name="x"),
+            lambda: anon.evals.delete(ev.id),
+            lambda: anon.evals.runs.list(ev.id),
+            lambda: anon.evals.runs.retrieve("evalrun_x", eval_id=ev.id),
+            lambda: anon.evals.runs.cancel("evalrun_x", eval_id=ev.id),
+            lambda: anon.evals.runs.output_items.list("evalrun_x", eval_id=ev.id),
+        ):
+            with pytest.raises(openai.AuthenticationError) as exc:
+                call()
+            assert error_of(exc)["code"] == "invalid_api_key"
+    assert client.evals.retrieve(ev.id).name == "qa"
