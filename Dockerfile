@@ -29,8 +29,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HONE_DATA_DI
     HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1 \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+# bubblewrap: the sandbox of the python grader (off unless HONE_EVALS__PYTHON_GRADER__ENABLED=true;
+# docs/python-grader.md says what the pod's security context must then allow).
 RUN if [ -n "$CA_CERT" ]; then printf '%s\n' "$CA_CERT" > /usr/local/share/ca-certificates/hone-build.crt \
       && update-ca-certificates; fi \
+    && apt-get update && apt-get install -y --no-install-recommends bubblewrap && rm -rf /var/lib/apt/lists/* \
     && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin hone
 WORKDIR /app
 COPY pyproject.toml README.md ./
