@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 _CRITERIA = TypeAdapter(list[TestingCriterion])
 # the spec's defaults for a completions run's sampling_params (also what an output item shows)
 DEFAULT_SAMPLING = {"temperature": 1.0, "top_p": 1.0, "seed": 42}
+# an item's own messages (item_reference) go out as template.render_messages sends a template's:
+# OpenAI's developer role as the system prompt of models that have no separate developer role
+_ROLES = {"developer": "system"}
 
 
 @dataclass
@@ -140,7 +143,7 @@ class CompletionsSampler:
         if isinstance(value, str):
             return [{"role": "user", "content": value}]
         if isinstance(value, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in value):
-            return [dict(m) for m in value]
+            return [{**m, "role": _ROLES.get(m["role"], m["role"])} for m in value]
         raise TemplateError(
             f"'{self.item_reference}' (input_messages.item_reference) is neither a string nor a list of "
             "messages with a role and a content"

@@ -61,6 +61,7 @@ def fake_vllm() -> FastAPI:
         body = await request.json()
         prompt = body["messages"][-1]["content"]
         app.state.calls[prompt] += 1
+        app.state.last_body = body
         app.state.in_flight += 1
         app.state.most_in_flight = max(app.state.most_in_flight, app.state.in_flight)
         try:
@@ -224,6 +225,8 @@ def test_completions_run_samples_through_the_gateway_and_sums_usage(client: open
         }
     ]
     assert fake.state.calls == Counter({f"say {w}": 1 for w in words})
+    sent = {k: v for k, v in fake.state.last_body.items() if k != "messages"}  # vLLM's names, the spec's defaults
+    assert sent == {"model": "hone-tiny", "max_tokens": 16, "temperature": 0, "top_p": 1.0, "seed": 42, "stream": False}
     items = {i.datasource_item["word"]: i for i in _output_items(client, eval_id, run.id)}
     blue = items["blue"].sample
     assert [m.model_dump() for m in blue.input] == [{"role": "user", "content": "say blue"}]
@@ -241,6 +244,36 @@ def test_completions_run_samples_through_the_gateway_and_sums_usage(client: open
         "cached_tokens": 1,
     }
     assert items["pink"].status == "fail" and items["blue"].status == "pass"
+
+
+def test_item_reference_sends_the_items_own_messages(client: openai.OpenAI, fake: FastAPI) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"prompt": {"type": ["array", "string"]}, "expected": {"type": "string"}},
+        "required": ["prompt", "expected"],
+    }
+    config = {"type": "custom", "item_schema": schema, "include_sample_schema": True}
+    eval_id = client.evals.create(data_source_config=config, testing_criteria=[ECHO]).id  # type: ignore[arg-type, list-item]
+    conversation = [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "say tea"}]
+    content = [
+        {"item": {"prompt": conversation, "expected": "tea"}},
+        {"item": {"prompt": "say cup", "expected": "cup"}},
+    ]
+    data_source = {
+        "type": "completions",
+        "model": "hone-tiny",
+        "input_messages": {"type": "item_reference", "item_reference": "item.prompt"},
+        "source": {"type": "file_content", "content": content},
+    }
+    run = client.evals.runs.create(eval_id, data_source=data_source)  # type: ignore[arg-type]
+    assert _finished(client, eval_id, run.id).result_counts.passed == 2
+    assert fake.state.calls == Counter({"say tea": 1, "say cup": 1})
+    inputs = {i.datasource_item["expected"]: i.sample.input for i in _output_items(client, eval_id, run.id)}
+    assert [m.model_dump() for m in inputs["tea"]] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "say tea"},
+    ]
+    assert [m.model_dump() for m in inputs["cup"]] == [{"role": "user", "content": "say cup"}]
 
 
 def test_items_in_flight_never_exceed_run_concurrency(client: openai.OpenAI, fake: FastAPI) -> None:
