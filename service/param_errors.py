@@ -160,11 +160,15 @@ def out_of_range(
 
 def invalid_choice(param: str, value: Any, choices: Sequence[Any]) -> InvalidRequest:
     """A value that is not one of ``choices`` (OpenAI's ``invalid_value``)."""
+    return _not_a_choice(param, value, choices).exception()
+
+
+def _not_a_choice(param: str, value: Any, choices: Sequence[Any]) -> ParamError:
     return ParamError(
         f"Invalid value for '{param}': {show(value)}. Supported values are: {_choices([show(c) for c in choices])}.",
         param,
         "invalid_value",
-    ).exception()
+    )
 
 
 def missing(param: str) -> InvalidRequest:
@@ -307,6 +311,13 @@ def _single(e: _Err) -> ParamError:
         return ParamError(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
     if kind == "extra_forbidden":
         return ParamError(f"Unrecognized request argument supplied: {param}", param)
+    if kind in ("union_tag_invalid", "union_tag_not_found"):  # a tagged union's tag: told at the tag's own field
+        tag = str(ctx.get("discriminator", "type")).strip("'")
+        at = param_path((*e.path, tag))
+        if kind == "union_tag_not_found":
+            return ParamError(f"Missing required parameter: '{at}'.", at, "missing_required_parameter")
+        expected = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()]
+        return _not_a_choice(str(at), ctx.get("tag"), expected)
     if kind in ("model_attributes_type", "dict_type", "model_type") and param is None:
         return ParamError("The request body must be a JSON object.", None)
     what = f"key in '{param_path(e.path[:-1])}'" if e.is_key else f"'{param}'"

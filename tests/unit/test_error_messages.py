@@ -357,6 +357,11 @@ def test_a_tagged_unions_tag_is_not_a_field() -> None:
     assert (top.param, top.code) == ("grader.operation", "invalid_value")
     nested = {"type": "multi", "name": "m", "calculate_output": "s", "graders": {"s": inner}}
     assert _error({"grader": nested}, ValidateGraderParams).param == "grader.graders.s.operation"
+    unknown = _error({"grader": {**inner, "type": "regex"}}, ValidateGraderParams)
+    assert (unknown.param, unknown.code) == ("grader.type", "invalid_value")
+    assert unknown.message.startswith("Invalid value for 'grader.type': 'regex'. Supported values are: 'string_check',")
+    untagged = _error({"grader": {"name": "s"}}, ValidateGraderParams)
+    assert (untagged.param, untagged.message) == ("grader.type", "Missing required parameter: 'grader.type'.")
 
 
 # --------------------------------------------------------------------------- builders and schema words
