@@ -24,8 +24,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select, update
 
+from service import ids
 from service.catalog.catalog import BaseModelEntry, Catalog
-from service.db.schema import EvalOutputItem, EvalRun
+from service.db.schema import Eval, EvalOutputItem, EvalRun
 from service.evals.config import EvalSettings
 from tests.contract.openapi import SpecChecker
 from tests.harness.server import RunningServer, serve_app, start_server
@@ -333,6 +334,49 @@ def test_file_id_source_is_streamed_and_a_bad_line_fails_the_run_naming_it(
     failed = _finished(client, eval_id, mismatch.id)
     assert failed.status == "failed" and failed.error is not None
     assert "Line 2" in failed.error.message and "item schema" in failed.error.message
+
+
+def _queue_directly(server: RunningServer, eval_id: str, data_source: dict[str, Any]) -> str:
+    """A run stored as the API stores one, for what the API refuses at creation but can become
+    true by the time the run executes (its model or file gone)."""
+    run_id = ids.eval_run_id()
+    with server.ctx.db.session() as s:
+        project_id = s.scalar(select(Eval.project_id).where(Eval.id == eval_id))
+        s.add(
+            EvalRun(
+                id=run_id,
+                eval_id=eval_id,
+                project_id=project_id,
+                name="direct",
+                model=data_source.get("model"),
+                status="queued",
+                data_source=data_source,
+                metadata_={},
+                result_counts={"total": 0, "errored": 0, "failed": 0, "passed": 0},
+                per_model_usage=[],
+                per_testing_criteria_results=[],
+                created_at=int(time.time()),
+            )
+        )
+    assert server.ctx.eval_runner is not None
+    server.ctx.eval_runner.kick()
+    return run_id
+
+
+def test_a_model_or_file_gone_by_execution_fails_the_run(client: openai.OpenAI, server: RunningServer) -> None:
+    eval_id = _eval(client)
+    stored = client.evals.runs.create(eval_id, data_source=_completions(_items(["a"]))).data_source.to_dict()  # type: ignore[arg-type]
+    no_model = {**stored, "model": "ft:hone-tiny:runner::Gone0001"}  # as the API stores one, for a model gone since
+    failed = _finished(client, eval_id, _queue_directly(server, eval_id, no_model))
+    assert failed.status == "failed" and failed.error is not None
+    assert failed.error.code == "model_not_found" and "ft:hone-tiny:runner::Gone0001" in failed.error.message
+    line = '{"item": {"word": "a", "expected": "a"}, "sample": {"output_text": "a"}}'
+    file_id = _upload(client, [line])
+    assert client.files.delete(file_id).deleted
+    no_file = {"type": "jsonl", "source": {"type": "file_id", "id": file_id}}
+    failed = _finished(client, eval_id, _queue_directly(server, eval_id, no_file))
+    assert failed.status == "failed" and failed.error is not None
+    assert failed.error.code == "file_not_found" and file_id in failed.error.message
 
 
 def test_cancel_stops_the_run_before_its_next_item(client: openai.OpenAI, fake: FastAPI, server: RunningServer) -> None:
