@@ -415,10 +415,10 @@ def test_a_deleted_run_stops_being_executed(client: openai.OpenAI, fake: FastAPI
 def test_a_run_survives_a_restart_without_grading_an_item_twice(
     tmp_path: Path, catalog_with_upstream: Catalog, fake: FastAPI, spec_checker: SpecChecker
 ) -> None:
-    fake.state.delay_s = 0.2
+    fake.state.delay_s = 0.3
     first = _start(tmp_path, catalog_with_upstream)
     key = first.new_key("restart")
-    words = [f"r{i}" for i in range(24)]
+    words = [f"r{i}" for i in range(30)]
     with _client(first, key, spec_checker) as c:
         eval_id = _eval(c)
         run_id = c.evals.runs.create(eval_id, data_source=_completions(_items(words))).id  # type: ignore[arg-type]
@@ -434,11 +434,11 @@ def test_a_run_survives_a_restart_without_grading_an_item_twice(
         with _client(second, key, spec_checker) as c:
             done = _finished(c, eval_id, run_id)
             assert done.status == "completed"
-            assert done.result_counts.model_dump() == {"total": 24, "errored": 0, "failed": 0, "passed": 24}
-            assert done.per_model_usage[0].invocation_count == 24
+            assert done.result_counts.model_dump() == {"total": 30, "errored": 0, "failed": 0, "passed": 30}
+            assert done.per_model_usage[0].invocation_count == 30
             items = _output_items(c, eval_id, run_id)
         ids = [i.datasource_item_id for i in items]
-        assert sorted(ids) == list(range(24))  # every item once
+        assert sorted(ids) == list(range(30))  # every item once
         assert all(fake.state.calls[f"say {w}"] == 1 for w in before)  # recorded before the stop: not sampled again
         assert all(fake.state.calls[f"say {w}"] >= 1 for w in words)
     finally:
