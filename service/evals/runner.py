@@ -145,7 +145,9 @@ class EvalRunner:
                     log.info("eval run %s: no longer held by %s (cancelled, deleted or taken over)", run_id, self.owner)
                     work.cancel()
                     break
-            await asyncio.gather(work, return_exceptions=True)
+            [outcome] = await asyncio.gather(work, return_exceptions=True)
+            if isinstance(outcome, Exception):  # e.g. the database went away while the run was being failed
+                log.error("eval run %s: its execution ended on %r; the next claim continues it", run_id, outcome)
         except asyncio.CancelledError:  # stop(): give the run up for the next runner
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)
