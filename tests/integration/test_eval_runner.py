@@ -107,7 +107,12 @@ def fake(vllm: tuple[str, FastAPI]) -> FastAPI:
 
 @pytest.fixture(scope="module")
 def catalog_with_upstream(tiny_model_dir: Path, vllm: tuple[str, FastAPI]) -> Catalog:
-    return Catalog([BaseModelEntry(name="hone-tiny", source=str(tiny_model_dir), upstreams=[vllm[0]])])
+    return Catalog(
+        [
+            BaseModelEntry(name=name, source=str(tiny_model_dir), upstreams=[vllm[0]])
+            for name in ("hone-tiny", "hone-judge")
+        ]
+    )
 
 
 def _start(data_dir: Path, catalog: Catalog, **overrides: Any) -> RunningServer:
@@ -245,6 +250,32 @@ def test_completions_run_samples_through_the_gateway_and_sums_usage(client: open
         "cached_tokens": 1,
     }
     assert items["pink"].status == "fail" and items["blue"].status == "pass"
+
+
+def test_judge_models_are_counted_in_per_model_usage(client: openai.OpenAI, fake: FastAPI) -> None:
+    judge = {
+        "type": "label_model",
+        "name": "judge",
+        "model": "hone-judge",
+        # the fake answers "say X" with X: here the judge's structured answer naming the sample
+        "input": [{"role": "user", "content": 'say {"result": "{{sample.output_text}}"}'}],
+        "labels": ["tea", "cup"],
+        "passing_labels": ["tea"],
+    }
+    config = {"type": "custom", "item_schema": SCHEMA, "include_sample_schema": True}
+    eval_id = client.evals.create(data_source_config=config, testing_criteria=[ECHO, judge]).id  # type: ignore[arg-type, list-item]
+    run = client.evals.runs.create(eval_id, data_source=_completions(_items(["tea", "cup", "tea"])))  # type: ignore[arg-type]
+    done = _finished(client, eval_id, run.id)
+    assert done.result_counts.model_dump() == {"total": 3, "errored": 0, "failed": 1, "passed": 2}
+    assert [(c.testing_criteria.split("-")[0], c.passed, c.failed) for c in done.per_testing_criteria_results] == [
+        ("echo", 3, 0),
+        ("judge", 2, 1),
+    ]
+    usage = {u.model_name: (u.invocation_count, u.prompt_tokens, u.completion_tokens) for u in done.per_model_usage}
+    assert usage == {"hone-tiny": (3, 15, 6), "hone-judge": (3, 15, 6)}
+    cup = next(i for i in _output_items(client, eval_id, run.id) if i.datasource_item["word"] == "cup")
+    assert cup.status == "fail"
+    assert [(r.name, r.passed) for r in cup.results] == [("echo", True), ("judge", False)]
 
 
 def test_item_reference_sends_the_items_own_messages(client: openai.OpenAI, fake: FastAPI) -> None:
