@@ -365,6 +365,16 @@ def test_file_id_source_is_streamed_and_a_bad_line_fails_the_run_naming_it(
     failed = _finished(client, eval_id, mismatch.id)
     assert failed.status == "failed" and failed.error is not None
     assert "Line 2" in failed.error.message and "item schema" in failed.error.message
+    no_sample = client.evals.runs.create(
+        eval_id,
+        data_source={
+            "type": "jsonl",
+            "source": {"type": "file_id", "id": _upload(client, [good[0], '{"item": {"word": "a", "expected": "a"}}'])},
+        },  # type: ignore[typeddict-item]
+    )
+    failed = _finished(client, eval_id, no_sample.id)
+    assert failed.status == "failed" and failed.error is not None
+    assert "Line 2" in failed.error.message and "'sample'" in failed.error.message
 
 
 def _queue_directly(server: RunningServer, eval_id: str, data_source: dict[str, Any]) -> str:
