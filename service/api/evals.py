@@ -82,6 +82,7 @@ def update_eval(eval_id: str, params: EvalUpdateParams, ctx: Ctx, project: Curre
 def delete_eval(eval_id: str, ctx: Ctx, project: CurrentProject) -> Response:
     with ctx.db.session() as s:
         evals.delete_eval(s, project, eval_id)
+    _kick(ctx)  # a runner executing one of its runs lets it go now, not at its next lease renewal
     return wire(EvalDeleted(eval_id=eval_id))
 
 
@@ -137,6 +138,7 @@ def cancel_run(eval_id: str, run_id: str, request: Request, ctx: Ctx, project: C
 def delete_run(eval_id: str, run_id: str, ctx: Ctx, project: CurrentProject) -> Response:
     with ctx.db.session() as s:
         runs.delete_run(s, project, eval_id, run_id)
+    _kick(ctx)
     return wire(EvalRunDeleted(run_id=run_id))
 
 

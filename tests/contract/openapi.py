@@ -50,6 +50,11 @@ ERRATA: dict[tuple[str, str], dict[str, Any]] = {
     # An empty list has no first/last id.
     ("ListFilesResponse", "first_id"): {"anyOf": [{"type": "string"}, {"type": "null"}]},
     ("ListFilesResponse", "last_id"): {"anyOf": [{"type": "string"}, {"type": "null"}]},
+    **{
+        (name, field): {"anyOf": [{"type": "string"}, {"type": "null"}]}
+        for name in ("EvalList", "EvalRunList", "EvalRunOutputItemList")
+        for field in ("first_id", "last_id")
+    },
     # The spec's own pause example returns "paused", absent from its enum; "pausing" is hone's
     # state between a pause request and the trainer's checkpoint.
     ("FineTuningJob", "status"): {"type": "string", "enum": [s.value for s in JobStatus]},

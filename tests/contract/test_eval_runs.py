@@ -245,6 +245,9 @@ def test_cancel(client: openai.OpenAI, server: RunningServer, ev: Any) -> None:
         client.evals.runs.cancel(done.id, eval_id=ev.id)
     err = error_of(exc)
     assert err["param"] == "run_id" and "completed" in err["message"]
+    # a cancelled run that graded nothing lists no output items (first_id / last_id null)
+    empty = client.evals.runs.output_items.list(run.id, eval_id=ev.id)
+    assert (empty.data, empty.has_more, empty.first_id, empty.last_id) == ([], False, None, None)
 
 
 def test_delete(client: openai.OpenAI, server: RunningServer, ev: Any) -> None:
