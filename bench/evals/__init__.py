@@ -1,0 +1,1 @@
+"""Benchmarks of the Evals API (``python -m bench.evals.run``)."""
