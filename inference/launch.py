@@ -1,5 +1,8 @@
 """Starts a vLLM OpenAI server for one catalog base model with LoRA enabled and the hone
-resolver plugin, bound to loopback only and requiring an API key that only the gateway holds:
+resolver plugin (or, for a catalog entry with ``runner: pooling``, as an embedding model:
+``--runner pooling --convert embed``, which serves /v1/embeddings from a decoder's normalised
+last-token hidden state, or a native embedding model as it is; no LoRA, as nothing fine-tunes
+an embedding model here), bound to loopback only and requiring an API key that only the gateway holds:
 vLLM's runtime LoRA endpoints must never be reachable by users, who reach models through the
 hone gateway. ``--max-model-len`` is the catalog entry's context length."""
 
@@ -37,6 +40,7 @@ class VllmConfig:
     extra_args: list[str] = field(default_factory=list)
     cpu: bool = True
     api_key: str | None = None  # required on /v1 (LoRA load/unload too): only the gateway has it
+    runner: str = "generate"  # the catalog entry's runner: "generate" (LoRA) or "pooling" (embeddings)
 
 
 def command(cfg: VllmConfig) -> list[str]:
@@ -52,15 +56,20 @@ def command(cfg: VllmConfig) -> list[str]:
         "127.0.0.1",
         "--port",
         str(cfg.port),
-        "--enable-lora",
-        "--max-loras",
-        str(cfg.max_loras),
-        "--max-cpu-loras",
-        str(cfg.max_cpu_loras),
-        "--max-lora-rank",
-        str(cfg.max_lora_rank),
         "--disable-log-stats",
     ]
+    if cfg.runner == "pooling":
+        cmd += ["--runner", "pooling", "--convert", "embed"]
+    else:
+        cmd += [
+            "--enable-lora",
+            "--max-loras",
+            str(cfg.max_loras),
+            "--max-cpu-loras",
+            str(cfg.max_cpu_loras),
+            "--max-lora-rank",
+            str(cfg.max_lora_rank),
+        ]
     if cfg.max_model_len:
         cmd += ["--max-model-len", str(cfg.max_model_len)]
     if cfg.cpu:

@@ -183,6 +183,7 @@ def _start_vllm(settings: Settings, catalog: Catalog, on_restart: Callable[[str,
             port=port,
             max_lora_rank=entry.max_lora_rank,
             max_model_len=entry.resolved_context_length(),
+            runner=entry.runner,
             cpu=settings.accelerator == "cpu",
             api_key=settings.gateway.upstream_api_key.get_secret_value() if settings.gateway.upstream_api_key else None,
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,6 +52,9 @@ class BaseModelEntry(BaseModel):
     created: int = 0
     owned_by: str = "system"
     training: TrainingResources = Field(default_factory=TrainingResources)
+    # "pooling": served as an embedding model (vLLM --runner pooling --convert embed, no LoRA):
+    # /v1/embeddings only, and never fine-tuned. "generate": chat, completions, responses.
+    runner: Literal["generate", "pooling"] = "generate"
 
     def resolved_context_length(self) -> int:
         if self.context_length:

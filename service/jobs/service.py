@@ -137,6 +137,12 @@ def create(
     base, init_adapter = _base_model(session, project, params.model, catalog)
     entry = catalog.get(base)
     assert entry is not None
+    if entry.runner == "pooling":
+        raise InvalidRequest(
+            f"Model {params.model} is an embedding model (served for /v1/embeddings); it cannot be fine-tuned.",
+            param="model",
+            code="model_not_available",
+        )
     hp_param = f"method.{mtype}.hyperparameters" if params.method else "hyperparameters"
     _serving_gate(hp, entry, accelerator, hp_param)
     _check_file(session, project, params.training_file, "training_file")
