@@ -40,7 +40,7 @@ def body_limit(settings: Settings, method: str, path: str) -> int | None:
     """The most bytes a request body may have on this route; None: streamed, limited elsewhere."""
     if (method, path) in _STREAMED or (method == "POST" and _STREAMED_PATHS.match(path)):
         return None
-    if path in ("/v1/chat/completions", "/v1/completions", "/v1/responses"):
+    if path in ("/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings"):
         return settings.max_request_bytes
     if path.startswith("/internal/"):
         return settings.max_report_bytes

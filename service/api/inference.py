@@ -1,4 +1,4 @@
-"""/v1/chat/completions, /v1/completions and /v1/responses — the gateway to vLLM. Only the
+"""/v1/chat/completions, /v1/completions, /v1/responses and /v1/embeddings — the gateway to vLLM. Only the
 caller's project's models (and the base models) get through; the body goes upstream as sent
 except for what service.gateway.requests checks or adds per endpoint (usage reporting on
 streams; the Responses API's stateful parameters are refused). Nothing is stored, so the
@@ -15,7 +15,7 @@ from starlette.responses import Response
 from service.api.deps import Ctx, CurrentProject
 from service.errors import InvalidRequest, NotFound
 from service.gateway.proxy import Relay
-from service.gateway.requests import NOT_STORED, PREPARE
+from service.gateway.requests import NOT_STORED, PREPARE, check_runner
 from service.models import service as models
 
 router = APIRouter(prefix="/v1", tags=["inference"])
@@ -45,6 +45,7 @@ async def _forward(path: str, request: Request, ctx: Ctx, project: CurrentProjec
     base = await run_in_threadpool(lookup)
     entry = ctx.catalog.get(base)
     assert entry is not None and ctx.gateway is not None
+    check_runner(path, entry.runner, model)
     return await ctx.gateway.forward(
         path,
         body,
@@ -69,6 +70,11 @@ async def completions(request: Request, ctx: Ctx, project: CurrentProject) -> Re
 @router.post("/responses")
 async def create_response(request: Request, ctx: Ctx, project: CurrentProject) -> Response:
     return await _forward("/v1/responses", request, ctx, project)
+
+
+@router.post("/embeddings")
+async def embeddings(request: Request, ctx: Ctx, project: CurrentProject) -> Response:
+    return await _forward("/v1/embeddings", request, ctx, project)
 
 
 def _not_stored(response_id: str) -> NotFound:

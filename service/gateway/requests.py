@@ -11,7 +11,13 @@ that made it; the gateway spreads requests over replicas and restarts lose that 
 later request would find nothing or, worse, another replica's state. Those parameters get a
 400 naming them. ``store`` omitted is accepted and means what vLLM does with it: nothing is
 stored (the response says ``"store": false``). Conversations and stored prompts are OpenAI
-objects hone does not have; vLLM would ignore them silently, so they are refused too."""
+objects hone does not have; vLLM would ignore them silently, so they are refused too.
+
+Embeddings are answered whole (the API has no stream): ``stream`` is refused rather than
+relayed as a stream whose usage nobody reads. Each endpoint is served by one kind of vLLM
+(``RUNNERS``, the catalog entry's ``runner``): a chat request to an embedding model, or an
+embeddings request to a chat model, is a 400 naming ``model`` instead of vLLM's bare 404 for a
+route it did not mount."""
 
 from __future__ import annotations
 
@@ -77,8 +83,35 @@ def refuse_stateful(payload: dict[str, Any]) -> Prepared:
     return Prepared(responses=True)
 
 
+def refuse_stream(payload: dict[str, Any]) -> Prepared:
+    if payload.get("stream") is not None:
+        raise InvalidRequest(
+            "Embeddings are not streamed; leave stream out.", param="stream", code="unsupported_parameter"
+        )
+    return Prepared()
+
+
 PREPARE: dict[str, Callable[[dict[str, Any]], Prepared]] = {
     "/v1/chat/completions": ask_for_usage,
     "/v1/completions": ask_for_usage,
     "/v1/responses": refuse_stateful,
+    "/v1/embeddings": refuse_stream,
 }
+# the catalog runner whose vLLM serves each endpoint
+RUNNERS: dict[str, str] = {
+    "/v1/chat/completions": "generate",
+    "/v1/completions": "generate",
+    "/v1/responses": "generate",
+    "/v1/embeddings": "pooling",
+}
+_SERVES = {"generate": "chat, completions and responses", "pooling": "embeddings"}
+
+
+def check_runner(path: str, runner: str, model: str) -> None:
+    """A 400 naming ``model`` when its base model's vLLM does not serve ``path``."""
+    if RUNNERS[path] != runner:
+        raise InvalidRequest(
+            f"Model {model} does not serve {path}: it is served for {_SERVES[runner]} only.",
+            param="model",
+            code="model_not_supported",
+        )
