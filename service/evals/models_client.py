@@ -1,5 +1,6 @@
-"""Model calls an eval makes (a run's samples, a model grader's judge), through hone's own
-gateway exactly as ``POST /v1/chat/completions`` makes them for the project: the model is
+"""Model calls an eval makes (a run's samples, a model grader's judge, the cosine metric's
+embeddings), through hone's own gateway exactly as ``POST /v1/chat/completions`` (and
+``/v1/embeddings``) makes them for the project: the model is
 resolved within the project (its fine-tuned models, those shared with it, the base models),
 routed with adapter affinity, failed over between replicas, and counted in the project's
 inference usage."""
@@ -16,8 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from service.context import AppContext
 from service.db.schema import Project
 from service.errors import HoneError
-from service.evals.graders.base import JudgeReply, ModelCallError, Usage
+from service.evals.graders.base import Embeddings, JudgeReply, ModelCallError, Usage
 from service.gateway.proxy import Relay
+from service.gateway.requests import check_runner
 from service.models import service as models
 
 
@@ -50,32 +52,47 @@ class Completion:
 
 
 class GatewayModels:
-    """Chat completions for one project through the app's gateway. Also the ``Judge`` of
-    label_model / score_model graders."""
+    """Chat completions and embeddings for one project through the app's gateway. Also the
+    ``Judge`` of label_model / score_model graders and of the cosine metric."""
 
     def __init__(self, ctx: AppContext, project: Project) -> None:
         self.ctx, self.project = ctx, project
 
     async def chat(self, payload: dict[str, Any]) -> Completion:
+        return Completion(await self._call("/v1/chat/completions", {**payload, "stream": False}))
+
+    async def embed(self, model: str, texts: list[str]) -> Embeddings:
+        """``texts`` embedded by ``model`` (floats, in the order sent)."""
+        doc = await self._call("/v1/embeddings", {"model": model, "input": texts, "encoding_format": "float"})
+        try:
+            data = sorted(doc["data"], key=lambda d: d["index"])
+            vectors = [[float(x) for x in d["embedding"]] for d in data]
+        except (KeyError, TypeError, ValueError):
+            raise ModelCallError("The inference server sent embeddings hone cannot read.", 502) from None
+        if len(vectors) != len(texts):
+            raise ModelCallError(f"The inference server sent {len(vectors)} embeddings for {len(texts)} texts.", 502)
+        u = doc.get("usage") or {}
+        return Embeddings(vectors, Usage(model=model, prompt_tokens=int(u.get("prompt_tokens") or 0)))
+
+    async def _call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """``payload`` answered by ``path`` through the gateway; a ModelCallError for whatever
+        the gateway would have answered a client with an error."""
         model = payload["model"]
 
         def lookup() -> str:
             with self.ctx.db.session() as s:
                 return models.servable_base(s, self.project, self.ctx.catalog, model)
 
+        gateway = self.ctx.gateway
         try:
             base = await run_in_threadpool(lookup)
-        except HoneError as e:
-            raise ModelCallError(e.message, e.status_code, e.code) from None
-        entry = self.ctx.catalog.get(base)
-        gateway = self.ctx.gateway
-        if entry is None or gateway is None:
-            raise ModelCallError("The gateway is not running.", 503)
-        body = json.dumps({**payload, "stream": False}).encode()
-        try:
+            entry = self.ctx.catalog.get(base)
+            if entry is None or gateway is None:
+                raise ModelCallError("The gateway is not running.", 503)
+            check_runner(path, entry.runner, model)
             response = await gateway.forward(
-                "/v1/chat/completions",
-                body,
+                path,
+                json.dumps(payload).encode(),
                 base=base,
                 model=model,
                 upstreams=gateway.source.upstreams(entry),
@@ -92,7 +109,7 @@ class GatewayModels:
             err = doc.get("error") if isinstance(doc, dict) else None
             message = err.get("message") if isinstance(err, dict) else None
             raise ModelCallError(str(message or f"HTTP {response.status_code}"), response.status_code)
-        return Completion(doc if isinstance(doc, dict) else {})
+        return doc if isinstance(doc, dict) else {}
 
     async def complete(
         self,

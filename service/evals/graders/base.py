@@ -61,6 +61,14 @@ class JudgeReply:
     usage: Usage
 
 
+@dataclass(frozen=True)
+class Embeddings:
+    """One embedding per text sent, in order, and the tokens the call used."""
+
+    vectors: list[list[float]]
+    usage: Usage
+
+
 class ModelCallError(Exception):
     """A model could not answer: ``status`` is the HTTP status the gateway would have sent
     (404 unknown model, 400 a request vLLM refused, 503 no upstream), ``message`` its text."""
@@ -71,8 +79,10 @@ class ModelCallError(Exception):
 
 
 class Judge(Protocol):
-    """Calls a model for label_model / score_model graders: in the service, hone's own gateway
-    within the caller's project (any base or fine-tuned model the project may use)."""
+    """Calls a model for label_model / score_model graders (``complete``) and embeds texts for
+    text_similarity's cosine metric (``embed``): in the service, hone's own gateway within the
+    caller's project (any base or fine-tuned model the project may use; an embedding model is
+    a catalog base model served with ``runner: pooling``)."""
 
     async def complete(
         self,
@@ -81,6 +91,8 @@ class Judge(Protocol):
         sampling: Mapping[str, Any],
         response_format: dict[str, Any] | None,
     ) -> JudgeReply: ...
+
+    async def embed(self, model: str, texts: list[str]) -> Embeddings: ...
 
 
 @dataclass(frozen=True)

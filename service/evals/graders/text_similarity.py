@@ -7,8 +7,12 @@ and ``reference``, each from a well-kept library, as a score in [0, 1]:
 - meteor: nltk ``meteor_score`` with exact and Porter-stem matching only: the WordNet corpus
   its synonym stage reads is a separate download hone does not ship, so no synonyms match;
 - rouge_1 .. rouge_5, rouge_l: rouge-score's F-measure (its tokenizer: lowercase, alphanumeric);
-- cosine: needs an embedding model, and hone's gateway does not serve embeddings yet: refused
-  at creation with a message saying so.
+- cosine: the cosine similarity of the two texts' embeddings by the operator's embedding
+  model (``HONE_EVALS__EMBEDDING_MODEL``: a catalog base model served with ``runner: pooling``),
+  called through hone's gateway in the caller's project like a model grader's judge, with
+  numpy; negative similarities (opposed vectors) score 0, keeping every metric in [0, 1].
+  Without an embedding model it is refused at creation with what to set; a model that cannot
+  answer errors the item (``model_grader_server_error``).
 
 passed: score >= ``pass_threshold`` (required in an eval's testing_criteria; in
 ``graders/run`` without one, passed means a perfect score of 1)."""
@@ -21,6 +25,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any, cast
 
+import numpy as np
 import sacrebleu
 from nltk.tokenize import TreebankWordTokenizer  # type: ignore[import-untyped]
 from nltk.translate.gleu_score import sentence_gleu  # type: ignore[import-untyped]
@@ -29,8 +34,16 @@ from pydantic import BaseModel
 from rapidfuzz import fuzz
 from rouge_score import rouge_scorer  # type: ignore[import-untyped]
 
-from service.errors import InvalidRequest
-from service.evals.graders.base import GradeResult, GraderOptions, Judge, Namespaces, SchemaHints
+from service.errors import InvalidRequest, shown
+from service.evals.graders.base import (
+    GradeError,
+    GradeResult,
+    GraderOptions,
+    Judge,
+    ModelCallError,
+    Namespaces,
+    SchemaHints,
+)
 from service.evals.graders.template import check_references, render
 from service.protocol.graders import TextSimilarityGrader
 
@@ -89,21 +102,25 @@ def similarity(metric: str, text: str, reference: str) -> float:
     return min(1.0, max(0.0, METRICS[metric](text, reference)))
 
 
+def cosine(a: list[float], b: list[float]) -> float:
+    """The cosine similarity of two embeddings, clipped to [0, 1]; 0 when either is all zeros."""
+    u, v = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    norms = float(np.linalg.norm(u) * np.linalg.norm(v))
+    if norms == 0.0:
+        return 0.0
+    return min(1.0, max(0.0, float(np.dot(u, v)) / norms))
+
+
 class TextSimilarity:
     type = "text_similarity"
     wire: builtins.type[BaseModel] = TextSimilarityGrader
     threshold_required = True  # in an eval's testing_criteria, as OpenAI requires
 
     def check(self, spec: TextSimilarityGrader, hints: SchemaHints, options: GraderOptions, param: str) -> None:
-        if spec.evaluation_metric == "cosine":
-            reason = (
-                "the cosine metric needs an embedding model; set HONE_EVALS__EMBEDDING_MODEL"
-                if options.embedding_model is None
-                else f"the cosine metric needs embeddings of {options.embedding_model!r}, and hone does not "
-                "serve embeddings yet"
-            )
+        if spec.evaluation_metric == "cosine" and options.embedding_model is None:
             raise InvalidRequest(
-                f"Invalid '{param}.evaluation_metric': {reason}. Use one of: {', '.join(METRICS)}.",
+                f"Invalid '{param}.evaluation_metric': the cosine metric needs an embedding model; set "
+                f"HONE_EVALS__EMBEDDING_MODEL. Use one of: {', '.join(METRICS)}.",
                 param=f"{param}.evaluation_metric",
             )
         check_references(spec.input, hints, f"{param}.input")
@@ -113,7 +130,33 @@ class TextSimilarity:
         self, spec: TextSimilarityGrader, ns: Namespaces, judge: Judge | None, options: GraderOptions
     ) -> GradeResult:
         text, reference = render(spec.input, ns), render(spec.reference, ns)
+        threshold = 1.0 if spec.pass_threshold is None else spec.pass_threshold
+        if spec.evaluation_metric == "cosine":
+            return await self._cosine(spec, text, reference, judge, options, threshold)
         # off the event loop: on long texts a metric takes milliseconds, and the loop serves the API
         score = await asyncio.to_thread(similarity, spec.evaluation_metric, text, reference)
-        threshold = 1.0 if spec.pass_threshold is None else spec.pass_threshold
         return GradeResult(name=spec.name, type=self.type, score=score, passed=score >= threshold)
+
+    async def _cosine(
+        self,
+        spec: TextSimilarityGrader,
+        text: str,
+        reference: str,
+        judge: Judge | None,
+        options: GraderOptions,
+        threshold: float,
+    ) -> GradeResult:
+        model = options.embedding_model
+        if judge is None or model is None:
+            return self._errored(spec, "No embedding model is available here.")
+        try:
+            got = await judge.embed(model, [text, reference])
+        except ModelCallError as e:
+            return self._errored(
+                spec, f"The embedding model {shown(model, 64)!r} could not answer (HTTP {e.status}): {e.message}"
+            )
+        score = cosine(got.vectors[0], got.vectors[1])
+        return GradeResult(name=spec.name, type=self.type, score=score, passed=score >= threshold, usage=[got.usage])
+
+    def _errored(self, spec: TextSimilarityGrader, message: str) -> GradeResult:
+        return GradeResult(spec.name, self.type, 0.0, False, error=GradeError("model_grader_server_error", message))

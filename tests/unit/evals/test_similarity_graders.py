@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import cast
 
 import pytest
 
 from service.errors import InvalidRequest
 from service.evals.graders import registry
-from service.evals.graders.base import GradeResult, GraderOptions, Namespaces, SchemaHints
+from service.evals.graders.base import (
+    Embeddings,
+    GradeResult,
+    GraderOptions,
+    Judge,
+    ModelCallError,
+    Namespaces,
+    SchemaHints,
+    Usage,
+)
 from service.evals.graders.text_similarity import similarity
 from service.protocol.graders import StringCheckGrader, TextSimilarityGrader
 
@@ -114,13 +124,57 @@ def test_missing_item_field_is_an_errored_result() -> None:
     assert (r.score, r.passed) == (0.0, False)
 
 
-def test_cosine_is_refused_with_what_to_set() -> None:
+def test_cosine_is_refused_without_an_embedding_model_and_accepted_with_one() -> None:
     spec = TextSimilarityGrader(name="t", type="text_similarity", input="a", reference="b", evaluation_metric="cosine")
     with pytest.raises(InvalidRequest) as e:
         registry.check(spec, SchemaHints(None, True), OPTIONS, "grader")
     assert e.value.param == "grader.evaluation_metric" and "HONE_EVALS__EMBEDDING_MODEL" in e.value.message
-    with pytest.raises(InvalidRequest, match="hone does not serve embeddings yet"):
-        registry.check(spec, SchemaHints(None, True), GraderOptions(embedding_model="e5"), "grader")
+    registry.check(spec, SchemaHints(None, True), GraderOptions(embedding_model="e5"), "grader")
+
+
+class FakeEmbedder:
+    """A FAKE embedding model: a fixed vector per text (or raises ``error``), recording calls."""
+
+    def __init__(self, vectors: dict[str, list[float]], error: ModelCallError | None = None) -> None:
+        self.vectors, self.error = vectors, error
+        self.calls: list[tuple[str, list[str]]] = []
+
+    async def embed(self, model: str, texts: list[str]) -> Embeddings:
+        self.calls.append((model, texts))
+        if self.error is not None:
+            raise self.error
+        return Embeddings([self.vectors[t] for t in texts], Usage(model, prompt_tokens=3 * len(texts)))
+
+
+def grade_cosine(embedder: FakeEmbedder, threshold: float | None = 0.5) -> GradeResult:
+    spec = TextSimilarityGrader(
+        name="t",
+        type="text_similarity",
+        input="{{sample.output_text}}",
+        reference="{{item.ref}}",
+        evaluation_metric="cosine",
+        pass_threshold=threshold,
+    )
+    ns = Namespaces(item={"ref": "ref"}, sample={"output_text": "out", "output_json": None})
+    judge = cast(Judge, embedder)
+    return asyncio.run(registry.grade(spec, ns, judge, GraderOptions(embedding_model="e5")))
+
+
+def test_cosine_scores_the_embeddings_angle() -> None:
+    embedder = FakeEmbedder({"out": [1.0, 1.0, 0.0], "ref": [1.0, 0.0, 0.0]})
+    r = grade_cosine(embedder)
+    assert r.score == pytest.approx(1 / math.sqrt(2)) and r.passed and r.error is None
+    assert embedder.calls == [("e5", ["out", "ref"])]  # the rendered input and reference, one call
+    assert r.usage == [Usage("e5", prompt_tokens=6)]
+    opposed = grade_cosine(FakeEmbedder({"out": [-1.0, 0.0], "ref": [1.0, 0.0]}))
+    assert (opposed.score, opposed.passed) == (0.0, False)  # clipped to [0, 1] like every metric
+
+
+def test_cosine_with_a_model_that_cannot_answer_is_an_errored_result() -> None:
+    r = grade_cosine(FakeEmbedder({}, error=ModelCallError("Model e5 does not exist.", 404)))
+    assert r.error is not None and r.error.flag == "model_grader_server_error"
+    assert "'e5' could not answer (HTTP 404): Model e5 does not exist." in r.error.message
+    assert (r.score, r.passed) == (0.0, False)
 
 
 def test_pass_threshold_is_required_in_testing_criteria() -> None:
