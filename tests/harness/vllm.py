@@ -27,11 +27,19 @@ NEEDS_VLLM = [
 
 
 def tiny_vllm_config(
-    data: Path, tiny_model_dir: Path, *, max_model_len: int = 2048, api_key: str | None = None
+    data: Path,
+    tiny_model_dir: Path,
+    *,
+    max_model_len: int = 2048,
+    api_key: str | None = None,
+    name: str = "hone-tiny",
+    runner: str = "generate",
 ) -> VllmConfig:
-    """The tiny model on a free port, its adapters stored and cached under ``data``."""
+    """The tiny model on a free port, its adapters stored and cached under ``data``; with
+    ``runner="pooling"`` served as an embedding model (no LoRA)."""
     return VllmConfig(
-        name="hone-tiny",
+        name=name,
+        runner=runner,
         source=str(tiny_model_dir),
         storage_url=(data / "blobs").resolve().as_uri(),
         cache_dir=data / "adapter-cache",
