@@ -125,11 +125,9 @@ async def direct(
     return answers
 
 
-def through_hone(
-    server: ServerProcess, items: list[dict[str, Any]], max_tokens: int
-) -> tuple[Any, Any, Callable[[], Any]]:
-    """Create the eval and the run; returns them and a function that waits for the run."""
-    client = server.client()
+def through_hone(client: Any, items: list[dict[str, Any]], max_tokens: int) -> tuple[Any, Any, Callable[[], Any]]:
+    """Create the eval and the run with ``client`` (an ``openai.OpenAI``); returns them and a
+    function that waits for the run."""
     ev = client.evals.create(
         name="bench",
         data_source_config={
@@ -204,7 +202,7 @@ def measure(work: Path, n: int, max_tokens: int, concurrency: int) -> dict[str, 
             with phase("gateway", n, meters, out):
                 asyncio.run(direct(server.base_url, items, concurrency, max_tokens, server.api_key))
             with phase("hone", n, meters, out):
-                ev, run, wait = through_hone(server, items, max_tokens)
+                ev, run, wait = through_hone(server.client(), items, max_tokens)
                 done = wait()
             with phase("direct_after", n, meters, out):
                 asyncio.run(direct(vllm.url, items, concurrency, max_tokens))
