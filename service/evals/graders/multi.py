@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
-from simpleeval import DEFAULT_OPERATORS, SimpleEval, safe_power  # type: ignore[import-untyped]
+from simpleeval import DEFAULT_OPERATORS, SimpleEval  # type: ignore[import-untyped]
 
 from service.errors import InvalidRequest, shown
 from service.evals.graders.base import GradeError, GradeResult, GraderOptions, Judge, Namespaces, SchemaHints
@@ -35,7 +35,25 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "sqrt": math.sqrt,
     "log": math.log,
 }
-OPERATORS: dict[type, Any] = {**DEFAULT_OPERATORS, ast.Pow: safe_power, ast.Div: operator.truediv}
+
+
+def _in_floats(op: Callable[[float, float], float]) -> Callable[[Any, Any], float]:
+    """``op`` on floats: a formula's literals are Python ints, and int arithmetic is exact and
+    unbounded (``3999999 ** 3999999`` held the event loop for minutes; simpleeval's own guard
+    allows it). In floats every step is O(1) and an overflow is an OverflowError."""
+    return lambda a, b: op(float(a), float(b))
+
+
+OPERATORS: dict[type, Any] = {
+    **DEFAULT_OPERATORS,
+    ast.Add: _in_floats(operator.add),
+    ast.Sub: _in_floats(operator.sub),
+    ast.Mult: _in_floats(operator.mul),
+    ast.Div: _in_floats(operator.truediv),
+    ast.FloorDiv: _in_floats(operator.floordiv),
+    ast.Mod: _in_floats(operator.mod),
+    ast.Pow: _in_floats(operator.pow),
+}
 
 
 def _python(formula: str) -> str:
@@ -61,7 +79,12 @@ def formula_names(formula: str) -> tuple[set[str], set[str]]:
     try:
         tree = ast.parse(_python(formula), mode="eval")
     except SyntaxError as e:
-        raise FormulaError(f"the formula does not parse: {e.msg} at column {e.offset}") from None
+        at = f" at column {e.offset}" if e.offset is not None else ""
+        raise FormulaError(f"the formula does not parse: {e.msg}{at}") from None
+    except (RecursionError, MemoryError):  # e.g. 100,000 terms "a+a+...": the parser's own limits
+        raise FormulaError("the formula does not parse: it is nested too deeply") from None
+    except ValueError as e:  # a NUL character
+        raise FormulaError(f"the formula does not parse: {e}") from None
     called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     return names - called, called
@@ -74,11 +97,13 @@ def evaluate(formula: str, scores: Mapping[str, float]) -> float:
         value = evaluator.eval(_python(formula))
     except Exception as e:  # simpleeval's own errors and arithmetic (ZeroDivisionError, math domain)
         raise FormulaError(f"the formula could not be computed: {e}") from None
-    if isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, int | float) or not math.isfinite(value):
+    try:
+        number = float(value) if isinstance(value, int | float) else math.nan  # bool is an int
+    except OverflowError:  # an int beyond floats (floor(), a bare literal)
+        number = math.inf
+    if not math.isfinite(number):
         raise FormulaError(f"the formula gave {shown(repr(value), 64)}, not a finite number")
-    return float(value)
+    return number
 
 
 class Multi:
