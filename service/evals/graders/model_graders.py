@@ -138,7 +138,8 @@ class LabelModel:
     def check(self, spec: LabelModelGrader, hints: SchemaHints, options: GraderOptions, param: str) -> None:
         if not spec.labels:
             raise InvalidRequest(f"Invalid '{param}.labels': give at least one label.", param=f"{param}.labels")
-        unknown = [label for label in spec.passing_labels if label not in spec.labels]
+        labels = set(spec.labels)  # a set: 10,000 labels checked against a list took seconds
+        unknown = [label for label in spec.passing_labels if label not in labels]
         if unknown:
             raise InvalidRequest(
                 f"Invalid '{param}.passing_labels': {shown(unknown[0], 64)!r} is not one of the labels "
