@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
+from referencing.exceptions import Unresolvable
 from sqlalchemy.orm import Session
 
 from service.catalog.catalog import Catalog
@@ -92,12 +92,21 @@ class RowChecker:
     where the testing criteria read one (``needs_sample``)."""
 
     def __init__(self, item_schema: Mapping[str, Any], needs_sample: bool) -> None:
-        self.validator = Draft202012Validator(item_schema)
+        self.validator = data_config.item_validator(item_schema)
         self.needs_sample = needs_sample
 
     def problem(self, row: Row) -> tuple[str, str] | None:
         """(field, message) of what is wrong with ``row``, None when it is fine."""
-        error = best_match(self.validator.iter_errors(row.item))
+        for field, value in (("item", row.item), ("sample", row.sample)):
+            bad = data_config.json_problem(value)
+            if bad is not None:
+                return field, f"{bad[1]}" + (f" (at {field}{bad[0]})" if bad[0] else "")
+        try:
+            error = best_match(self.validator.iter_errors(row.item))
+        except data_config.PatternTimeout as e:
+            return "item", str(e)
+        except Unresolvable as e:  # a schema stored before creation refused unresolvable refs
+            return "item", f"the eval's item schema has a $ref that resolves to nothing ({e})"
         if error is not None:
             where = "".join(f"[{p!r}]" for p in error.absolute_path)
             return "item", f"it does not match the eval's item schema: {error.message}" + (
@@ -239,7 +248,10 @@ KINDS: dict[str, Callable[[Any, Checks], Checked]] = {
 
 def check(data_source: wire.RunDataSource, c: Checks) -> Checked:
     """Check a create request's data source against its eval (400 naming the field)."""
-    return KINDS[data_source.type](data_source, c)
+    checked = KINDS[data_source.type](data_source, c)
+    # the rest (e.g. a NaN in sampling_params.tools) before the JSON dump turns NaN into null
+    data_config.refuse_bad_json(data_source.model_dump(exclude_unset=True), "data_source")
+    return checked
 
 
 def parse_stored(data_source: Mapping[str, Any]) -> wire.JsonlDataSource | wire.CompletionsDataSource:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from service.evals import data_config
 from service.evals.graders import registry
 from service.evals.graders.base import GradeResult, GraderOptions, Judge, Namespaces, SchemaHints, Usage
 from service.evals.graders.template import sample_namespace
@@ -35,6 +36,7 @@ def validate(params: ValidateGraderParams, options: GraderOptions) -> ValidateGr
 
 async def run(params: RunGraderParams, judge: Judge | None, options: GraderOptions) -> RunGraderResponse:
     registry.check(params.grader, HINTS, options, "grader")
+    data_config.refuse_bad_json(params.item, "item")  # the response echoes what graders read of it
     ns = Namespaces(item=params.item or {}, sample=sample_namespace(params.model_sample))
     started = time.perf_counter()
     result = await registry.grade(params.grader, ns, judge, options)

@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.protocol.common import RequestModel
 
+# A number a grader keeps: finite (Python's JSON parser takes NaN and Infinity, which JSON and
+# PostgreSQL do not, and NaN compares false with everything: a range [NaN, 1] passed its check).
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
 
 class InputText(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -72,20 +76,20 @@ class TextSimilarityGrader(_Grader):
     input: str
     reference: str
     evaluation_metric: TextSimilarityMetric
-    pass_threshold: float | None = None  # required in testing_criteria (checked there), absent in graders/run
+    pass_threshold: Finite | None = None  # required in testing_criteria (checked there), absent in graders/run
 
 
 class PythonGrader(_Grader):
     type: Literal["python"]
     source: str
     image_tag: str | None = None
-    pass_threshold: float | None = None
+    pass_threshold: Finite | None = None
 
 
 class ScoreModelSamplingParams(RequestModel):
     seed: int | None = None
-    top_p: float | None = None
-    temperature: float | None = None
+    top_p: Finite | None = None
+    temperature: Finite | None = None
     max_completions_tokens: int | None = Field(default=None, ge=1)
     reasoning_effort: str | None = None
 
@@ -94,9 +98,9 @@ class ScoreModelGrader(_Grader):
     type: Literal["score_model"]
     model: str
     input: list[EvalItem]
-    range: list[float] | None = None
+    range: list[Finite] | None = None
     sampling_params: ScoreModelSamplingParams | None = None
-    pass_threshold: float | None = None
+    pass_threshold: Finite | None = None
 
 
 class LabelModelGrader(_Grader):
