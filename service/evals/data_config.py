@@ -66,7 +66,8 @@ MAX_DEPTH = 64
 def json_problem(value: Any, where: str = "", depth: int = 0) -> tuple[str, str] | None:
     """(where, why) ``value`` cannot be stored and sent back as JSON, None when it can: a
     NaN or Infinity (Python's JSON parser takes them; PostgreSQL and JSON do not), a lone
-    surrogate (``"\\ud800"``: no UTF-8 encodes it), or nesting beyond MAX_DEPTH."""
+    surrogate (``"\\ud800"``: no UTF-8 encodes it), a NUL (PostgreSQL stores none), or nesting
+    beyond MAX_DEPTH."""
     if depth > MAX_DEPTH:
         return where, f"it is nested more than {MAX_DEPTH} levels deep"
     if isinstance(value, float) and not math.isfinite(value):
@@ -94,6 +95,8 @@ def _text_problem(text: str, where: str) -> tuple[str, str] | None:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
         return where, f"it holds a lone surrogate (\\u{ord(text[e.start]):04x}), which is not valid Unicode"
+    if "\x00" in text:  # a runner writing it under its lease would fail the run with internal_error
+        return where, "it holds a NUL character (\\u0000), which PostgreSQL cannot store"
     return None
 
 

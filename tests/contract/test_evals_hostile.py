@@ -247,6 +247,11 @@ def test_nan_and_lone_surrogates_in_an_eval_are_refused(raw: httpx.Client, body:
         ('{"item": {"q": NaN}}', "data_source.source.content[0].item", "NaN is not a JSON number (at item['q'])"),
         ('{"item": {"q": "\\ud800"}}', "data_source.source.content[0].item", "lone surrogate"),
         ('{"item": {"\\ud800": 1}}', "data_source.source.content[0].item", "lone surrogate"),
+        (
+            '{"item": {"q": ["\\u0000"]}}',
+            "data_source.source.content[0].item",
+            "PostgreSQL cannot store (at item['q'][0])",
+        ),
         ('{"item": {"q": 1}, "sample": {"s": -Infinity}}', "data_source.source.content[0].sample", "-Infinity"),
     ],
 )
@@ -309,6 +314,7 @@ def run_on_file(client: openai.OpenAI, data: bytes) -> Any:
     [
         (b'{"item": {"q": NaN}}', "NaN is not a JSON number"),
         (b'{"item": {"q": "\\ud800"}}', "lone surrogate"),
+        (b'{"item": {"q": "x\\u0000"}}', "NUL character"),
         (b'{"item": {"q": "x", "d": ' + b"[" * 200 + b"]" * 200 + b"}}", "nested more than 64"),
         (b"\xff\xfe\x00garbage", "not JSON"),
     ],
