@@ -139,44 +139,61 @@ class ItemRecord:
     usage: list[Usage] = field(default_factory=list)
 
 
-def record(
-    session: Session, run_id: str, owner: str, lease_s: float, item: ItemRecord, criteria_names: Sequence[str]
+def record_many(
+    session: Session,
+    run_id: str,
+    owner: str,
+    lease_s: float,
+    items: Sequence[ItemRecord],
+    criteria_names: Sequence[str],
 ) -> bool:
-    """Insert the output item and add it to the run's counters in this one transaction; False
-    (and nothing written) when ``owner`` no longer holds the run. An item already recorded is
-    left as it is (True: the caller moves on)."""
+    """Insert the output items and add them to the run's counters in this one transaction (one
+    lease check, the inserts, the counters written once): the runner's writer records whatever
+    items are waiting in one go, so items do not queue one transaction each for the database's
+    write lock. False (and nothing written) when ``owner`` no longer holds the run. Items already
+    recorded (by a runner before this one, or twice in ``items``) are left as they are and not
+    counted again."""
     run = held(session, run_id, owner, lease_s)
     if run is None:
         return False
-    exists = session.scalar(
-        select(EvalOutputItem.id).where(
-            EvalOutputItem.run_id == run_id, EvalOutputItem.datasource_item_id == item.datasource_item_id
-        )
-    )
-    if exists is not None:
-        return True
-    session.add(
-        EvalOutputItem(
-            id=eval_output_item_id(),
-            run_id=run_id,
-            eval_id=run.eval_id,
-            project_id=run.project_id,
-            datasource_item_id=item.datasource_item_id,
-            status=item.status,
-            datasource_item=item.datasource_item,
-            results=item.results,
-            sample=item.sample,
-            created_at=int(time.time()),
+    ids = [item.datasource_item_id for item in items]
+    seen = set(
+        session.scalars(
+            select(EvalOutputItem.datasource_item_id).where(
+                EvalOutputItem.run_id == run_id, EvalOutputItem.datasource_item_id.in_(ids)
+            )
         )
     )
     counts = _counts(run.result_counts)
-    key = {"pass": "passed", "fail": "failed", "error": "errored"}[item.status]
-    run.result_counts = {**counts, key: counts[key] + 1}
-    run.per_model_usage = add_usage(run.per_model_usage or [], item.usage)
-    run.per_testing_criteria_results = add_criteria(
-        run.per_testing_criteria_results or [], criteria_names, item.criteria
-    )
+    usage = list(run.per_model_usage or [])
+    criteria = list(run.per_testing_criteria_results or [])
+    now = int(time.time())
+    for item in items:
+        if item.datasource_item_id in seen:
+            continue
+        seen.add(item.datasource_item_id)
+        session.add(
+            EvalOutputItem(
+                id=eval_output_item_id(),
+                run_id=run_id,
+                eval_id=run.eval_id,
+                project_id=run.project_id,
+                datasource_item_id=item.datasource_item_id,
+                status=item.status,
+                datasource_item=item.datasource_item,
+                results=item.results,
+                sample=item.sample,
+                created_at=now,
+            )
+        )
+        counts[_COUNTER[item.status]] += 1
+        usage = add_usage(usage, item.usage)
+        criteria = add_criteria(criteria, criteria_names, item.criteria)
+    run.result_counts, run.per_model_usage, run.per_testing_criteria_results = counts, usage, criteria
     return True
+
+
+_COUNTER = {"pass": "passed", "fail": "failed", "error": "errored"}
 
 
 def _counts(stored: Mapping[str, Any] | None) -> dict[str, int]:

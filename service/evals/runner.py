@@ -50,6 +50,9 @@ class EvalRunner:
     ``evals.max_running_runs`` at once, each with at most ``evals.run_concurrency`` items in
     flight. Looks every ``loop_interval_s`` and whenever ``kick()`` is called."""
 
+    # items recorded in one transaction at most (also the size of a run's queue of records)
+    RECORD_BATCH = 64
+
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.owner = f"evals-{uuid.uuid4().hex[:12]}"
@@ -194,9 +197,14 @@ class EvalRunner:
 
     async def _items(self, plan: RunPlan, done: set[int]) -> None:
         """Execute every row not yet recorded, at most ``run_concurrency`` at once; rows are
-        read (in a thread) only as fast as there is room for them."""
+        read (in a thread) only as fast as there is room for them. An item holds its slot while
+        it is sampled and graded and until its record is in the writer's queue (bounded: when the
+        writer falls behind, items wait for room, so a run holds at most ``run_concurrency`` +
+        twice ``RECORD_BATCH`` records); the writer records them in batches. Returns once every
+        item is recorded."""
         room = self.ctx.settings.evals.run_concurrency
         slots = asyncio.Semaphore(room)
+        queue: asyncio.Queue[ItemRecord | None] = asyncio.Queue(maxsize=self.RECORD_BATCH)
         tasks: set[asyncio.Task[None]] = set()
         failures: list[BaseException] = []
         rows = plan.source.rows()
@@ -207,6 +215,15 @@ class EvalRunner:
             if not task.cancelled() and (e := task.exception()) is not None:
                 failures.append(e)
 
+        def writer_ended(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and (e := task.exception()) is not None:
+                failures.append(e)
+                for item in list(tasks):  # their records can no longer be written: free their slots
+                    item.cancel()
+
+        writer = asyncio.create_task(self._writer(plan, queue), name=f"eval-run-{plan.run_id}-writer")
+        writer.add_done_callback(writer_ended)
+        closing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:
             while not failures:
                 batch = await asyncio.to_thread(_take, rows, room)
@@ -219,31 +236,49 @@ class EvalRunner:
                     if failures:
                         slots.release()
                         break
-                    task = asyncio.create_task(self._one(plan, row))
+                    task = asyncio.create_task(self._one(plan, row, queue))
                     tasks.add(task)
                     task.add_done_callback(finished)
             while tasks and not failures:
                 await asyncio.wait(set(tasks), return_when=asyncio.FIRST_EXCEPTION)
+            if not failures:  # every item is queued: the writer records the rest, reads the end marker and ends
+                closing = asyncio.create_task(queue.put(None))  # (a writer that fails instead never reads it)
+                await asyncio.wait({writer})
         finally:
-            for task in list(tasks):
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for pending in [*tasks, writer, closing]:
+                pending.cancel()
+            await asyncio.gather(*tasks, writer, closing, return_exceptions=True)
             with contextlib.suppress(ValueError):  # still being read by a cancelled thread: left to the GC
                 rows.close()
         if failures:
             raise failures[0]
 
-    async def _one(self, plan: RunPlan, row: Row) -> None:
-        record = await execute_item(plan, row)
-        if not await asyncio.to_thread(self._record, plan, record):
-            raise _Lost()
+    async def _one(self, plan: RunPlan, row: Row, queue: asyncio.Queue[ItemRecord | None]) -> None:
+        await queue.put(await execute_item(plan, row))
 
-    def _record(self, plan: RunPlan, record: ItemRecord) -> bool:
+    async def _writer(self, plan: RunPlan, queue: asyncio.Queue[ItemRecord | None]) -> None:
+        """The run's one writer: records whatever is queued, up to ``RECORD_BATCH`` items, in
+        one transaction, until the end marker (None). Raises _Lost when the run is no longer
+        held: nothing of that batch is written and the execution stops."""
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self.RECORD_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            records = [record for record in batch if record is not None]
+            if records and not await asyncio.to_thread(self._record_batch, plan, records):
+                raise _Lost()
+            if len(records) < len(batch):
+                return
+
+    def _record_batch(self, plan: RunPlan, records: list[ItemRecord]) -> bool:
         try:
-            with self.ctx.db.session() as s:
-                return leases.record(s, plan.run_id, self.owner, self._lease_s, record, plan.criteria_names)
-        except IntegrityError:  # recorded meanwhile (the unique run/item pair): never twice
-            return True
+            return self._record_many(plan, records)
+        except IntegrityError:  # an item recorded meanwhile (the unique run/item pair): once more, skipping it
+            return self._record_many(plan, records)
+
+    def _record_many(self, plan: RunPlan, records: list[ItemRecord]) -> bool:
+        with self.ctx.db.session() as s:
+            return leases.record_many(s, plan.run_id, self.owner, self._lease_s, records, plan.criteria_names)
 
 
 def _count(source: ItemSource) -> int:

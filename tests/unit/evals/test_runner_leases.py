@@ -1,6 +1,7 @@
 """What a runner may write to an eval run (service.evals.leases), on SQLite and (with
 HONE_TEST_POSTGRES) PostgreSQL: one claimant of many wins, a lapsed lease is taken over, an item
-is recorded with its counters only while its runner holds the run, never twice; and the line
+is recorded with its counters only while its runner holds the run, never twice, a batch of items
+in one transaction (all or nothing); and the line
 splitting of a file_id source across chunk boundaries (service.evals.item_source)."""
 
 from __future__ import annotations
@@ -84,9 +85,9 @@ def _claim(db: Database, run_id: str, owner: str) -> bool:
         return leases.claim(s, run_id, owner, 30.0)
 
 
-def _record(db: Database, run_id: str, owner: str, item: ItemRecord) -> bool:
+def _record(db: Database, run_id: str, owner: str, *items: ItemRecord) -> bool:
     with db.session() as s:
-        return leases.record(s, run_id, owner, 30.0, item, CRITERIA)
+        return leases.record_many(s, run_id, owner, 30.0, items, CRITERIA)
 
 
 def _read(db: Database, run_id: str) -> tuple[EvalRun, list[int]]:
@@ -163,6 +164,38 @@ def test_an_item_recorded_twice_is_kept_once_and_counted_once(db: Database) -> N
     assert items == [4]
     assert run.result_counts == {"total": 0, "errored": 1, "failed": 0, "passed": 0}
     assert [(c["passed"], c["failed"]) for c in run.per_testing_criteria_results] == [(0, 0), (0, 0)]
+
+
+def test_a_batch_is_recorded_in_one_transaction_counted_once_each_skipping_recorded_items(db: Database) -> None:
+    run_id = _run(db)
+    assert _claim(db, run_id, "me")
+    assert _record(db, run_id, "me", _item(2))
+    errored: list[bool | None] = [None, None]
+    batch = [_item(0), _item(1, "fail", [True, False]), _item(2, "error", errored), _item(3, "error", errored)]
+    assert _record(db, run_id, "me", *batch, _item(3, "error", errored))  # 2 recorded before, 3 twice here
+    run, items = _read(db, run_id)
+    assert items == [0, 1, 2, 3]
+    assert run.result_counts == {"total": 0, "errored": 1, "failed": 1, "passed": 2}
+    assert run.per_testing_criteria_results == [
+        {"testing_criteria": "echo-1", "passed": 3, "failed": 0},
+        {"testing_criteria": "length-2", "passed": 2, "failed": 1},
+    ]
+    [usage] = run.per_model_usage
+    assert (usage["invocation_count"], usage["prompt_tokens"], usage["total_tokens"]) == (4, 12, 20)
+    with db.session() as s:  # the item recorded before the batch kept its own row
+        assert s.scalar(select(EvalOutputItem.status).where(EvalOutputItem.datasource_item_id == 2)) == "pass"
+
+
+def test_a_batch_after_the_lease_is_lost_writes_nothing(db: Database) -> None:
+    run_id = _run(db)
+    assert _claim(db, run_id, "me")
+    assert _record(db, run_id, "me", _item(0))
+    with db.session() as s:
+        s.execute(update(EvalRun).where(EvalRun.id == run_id).values(status="canceled"))
+    assert not _record(db, run_id, "me", *(_item(n) for n in range(1, 40)))
+    run, items = _read(db, run_id)
+    assert (run.status, items, run.result_counts["passed"]) == ("canceled", [0], 1)
+    assert run.per_model_usage[0]["invocation_count"] == 1
 
 
 def test_release_lets_the_next_runner_claim_at_once_and_finish_completes(db: Database) -> None:
