@@ -140,6 +140,9 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterat
         found = regex.search(pattern, instance, timeout=PATTERN_TIMEOUT_S)
     except TimeoutError:
         raise PatternTimeout(pattern) from None
+    except regex.error as e:  # a schema stored before creation compiled its patterns with regex
+        yield ValidationError(f"the item schema's pattern {pattern!r} does not compile: {e}")
+        return
     if found is None:
         yield ValidationError(f"{shown(instance, 64)!r} does not match {pattern!r}")
 
@@ -212,6 +215,22 @@ def _walk_schema(node: Any, resolver: Any, where: str) -> None:
             _walk_schema(value, resolver, f"{where}[{key!r}]")
 
 
+def _refuse_ref_cycles(schema: Mapping[str, Any]) -> None:
+    """A ``$ref`` cycle that consumes nothing of the item (``{"$ref": "#"}``, ``a: {allOf: [$ref a]}``)
+    recurses until Python stops it on every item. Checked here on one value of each JSON type;
+    a cycle only some items reach is refused row by row (data_sources.RowChecker)."""
+    validator = item_validator(schema)
+    probes: tuple[Any, ...] = ({}, [], "", 0, None, True)
+    for probe in probes:
+        try:
+            for _ in validator.iter_errors(probe):
+                pass
+        except RecursionError:
+            raise _refuse("", "it refers to itself without end (a $ref cycle that never reaches a value)") from None
+        except PatternTimeout:
+            pass
+
+
 def _custom(config: wire.CustomDataSourceConfigParams) -> dict[str, Any]:
     problem = json_problem(config.item_schema)
     if problem:
@@ -227,6 +246,7 @@ def _custom(config: wire.CustomDataSourceConfigParams) -> dict[str, Any]:
             param="data_source_config.item_schema",
         ) from None
     _walk_schema(config.item_schema, Registry().resolver_with_root(DRAFT202012.create_resource(config.item_schema)), "")
+    _refuse_ref_cycles(config.item_schema)
     properties: dict[str, Any] = {"item": config.item_schema}
     required = ["item"]
     if config.include_sample_schema:

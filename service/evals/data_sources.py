@@ -107,6 +107,8 @@ class RowChecker:
             return "item", str(e)
         except Unresolvable as e:  # a schema stored before creation refused unresolvable refs
             return "item", f"the eval's item schema has a $ref that resolves to nothing ({e})"
+        except RecursionError:  # a $ref cycle that consumes no part of the item ({"$ref": "#"})
+            return "item", "the eval's item schema refers to itself without end ($ref cycle) on this item"
         if error is not None:
             where = "".join(f"[{p!r}]" for p in error.absolute_path)
             return "item", f"it does not match the eval's item schema: {error.message}" + (

@@ -159,6 +159,34 @@ def test_a_stored_remote_ref_is_a_400_without_a_fetch(
     assert hits == []
 
 
+def test_a_ref_cycle_is_refused(client: openai.OpenAI) -> None:
+    """``{"$ref": "#"}`` recursed until Python stopped it: a 500 on every run created."""
+    for schema in ({"$ref": "#"}, {"$defs": {"a": {"allOf": [{"$ref": "#/$defs/a"}]}}, "$ref": "#/$defs/a"}):
+        err = refused_schema(client, schema)
+        assert "refers to itself without end" in err["message"], err
+    # a cycle only some items reach: those rows are refused (a tree schema recursing on its data is fine)
+    ev = new_eval(
+        client,
+        {
+            "type": "object",
+            "properties": {"q": {}, "loop": {"$ref": "#/$defs/loop"}, "tree": {"$ref": "#/$defs/tree"}},
+            "$defs": {
+                "loop": {"allOf": [{"$ref": "#/$defs/loop"}]},
+                "tree": {
+                    "type": "object",
+                    "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/tree"}}},
+                },
+            },
+        },
+    )
+    tree = {"kids": [{"kids": [{"kids": []}]}]}
+    assert client.evals.runs.create(ev.id, data_source=content({"tree": tree})).status == "queued"  # type: ignore[arg-type]
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.evals.runs.create(ev.id, data_source=content({"tree": tree}, {"loop": 1}))  # type: ignore[arg-type]
+    err = sdk_error(exc)
+    assert err["param"] == "data_source.source.content[1].item" and "($ref cycle)" in err["message"], err
+
+
 # ----------------------------------------------------------------------------- patterns
 
 
