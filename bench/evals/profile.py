@@ -6,8 +6,9 @@ hone runs in this process (tests/harness/vllm.py ``tiny_stack``: real vLLM, hone
 thread), so its threads can be sampled with the standard library alone
 (``sys._current_frames()`` every 2 ms). A thread that is idle (waiting on its queue, the event
 loop's selector) is not counted. Per sample, the innermost frame of hone's own code on the
-thread's stack is counted, and the number of threads inside the runner's per-item recording
-(``EvalRunner._record``) per round: the eval's concurrency slots that are not sampling.
+thread's stack is counted, and per round whether the run's writer is recording a batch
+(``EvalRunner._record_batch``, one thread at most: the share of the run's time spent writing;
+items no longer hold a concurrency slot while their record waits to be written).
 Printed, not written to bench/results (bench.evals.run measures throughput; this explains it).
 """
 
@@ -64,7 +65,9 @@ class Sampler:
                     else f"{own.f_code.co_filename.split('/service/')[1]}:{own.f_code.co_name}"
                 )
                 self.by_function[where] += 1
-                self.recording += any(f.f_code.co_name == "_record" and "runner" in f.f_code.co_filename for f in stack)
+                self.recording += any(
+                    f.f_code.co_name == "_record_batch" and "runner" in f.f_code.co_filename for f in stack
+                )
             time.sleep(0.002)
 
 
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         sampler.stop.set()
         thread.join()
     print(f"run {done.status} in {time.perf_counter() - t0:.1f} s; {sampler.samples} busy-thread samples")
-    print(f"threads inside EvalRunner._record per round (slots not sampling): {sampler.recording / sampler.rounds:.2f}")
+    print(f"rounds with the writer inside EvalRunner._record_batch: {sampler.recording / sampler.rounds:.1%}")
     for where, n in sampler.by_function.most_common(12):
         print(f"{n / sampler.samples:6.1%}  {where}")
 
