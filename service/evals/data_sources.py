@@ -214,6 +214,9 @@ def _completions(ds: wire.CompletionsDataSource, c: Checks) -> Checked:
     stored = ds.model_dump(mode="json", exclude_unset=True)
     messages = ds.input_messages
     if isinstance(messages, wire.TemplateInputMessages):
+        if not messages.template:  # every call would go out with no messages, and every item error
+            param = "data_source.input_messages.template"
+            raise InvalidRequest(f"Invalid '{param}': give at least one message.", param=param)
         template.check_messages(messages.template, hints, "data_source.input_messages.template")
         stored["input_messages"]["template"] = [_normalized(m) for m in messages.template]
     else:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.protocol.common import Metadata, RequestModel
-from service.protocol.graders import EvalItem, TestingCriterion
+from service.protocol.graders import EvalItem, Seed, TestingCriterion
 
 MAX_NAME_CHARS = 512  # the name columns' size
 
@@ -134,7 +134,7 @@ class CompletionsSamplingParams(RequestModel):
 
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = None
+    seed: Seed | None = None
     max_completion_tokens: int | None = Field(default=None, ge=1)
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
     response_format: dict[str, Any] | None = None

@@ -13,6 +13,9 @@ from service.protocol.common import RequestModel
 # A number a grader keeps: finite (Python's JSON parser takes NaN and Infinity, which JSON and
 # PostgreSQL do not, and NaN compares false with everything: a range [NaN, 1] passed its check).
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+# A sampling seed: vLLM takes a signed 64-bit one (and answers each call with a 400 otherwise, so
+# a run with a seed of 10**30 errored every item instead of being refused once).
+Seed = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
 
 class InputText(BaseModel):
@@ -87,7 +90,7 @@ class PythonGrader(_Grader):
 
 
 class ScoreModelSamplingParams(RequestModel):
-    seed: int | None = None
+    seed: Seed | None = None
     top_p: Finite | None = None
     temperature: Finite | None = None
     max_completions_tokens: int | None = Field(default=None, ge=1)

@@ -312,6 +312,38 @@ def test_nan_in_sampling_params_is_refused_not_nulled(client: openai.OpenAI, raw
     assert err["param"] == "data_source" and "NaN" in err["message"] and "['tools'][0]['x']" in err["message"]
 
 
+def completions(**kw: Any) -> dict[str, Any]:
+    ds: dict[str, Any] = {
+        "type": "completions",
+        "model": "hone-tiny",
+        "input_messages": {"type": "template", "template": [{"role": "user", "content": "hi"}]},
+        "source": {"type": "file_content", "content": [{"item": {}}]},
+    }
+    return {**ds, **kw}
+
+
+@pytest.mark.parametrize(
+    ("data_source", "param", "words"),
+    [
+        (
+            completions(input_messages={"type": "template", "template": []}),
+            "data_source.input_messages.template",
+            "at least one message",
+        ),
+        (completions(sampling_params={"seed": 10**30}), "data_source.sampling_params.seed", "9223372036854775807"),
+    ],
+)
+def test_runs_every_item_of_which_would_error_are_refused(
+    client: openai.OpenAI, data_source: dict[str, Any], param: str, words: str
+) -> None:
+    ev = new_eval(client, OPEN)
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.evals.runs.create(ev.id, data_source=data_source)  # type: ignore[arg-type]
+    err = sdk_error(exc)
+    assert err["param"] == param and words in err["message"], err
+    assert list(client.evals.runs.list(ev.id)) == []
+
+
 def test_bad_json_in_graders_run_items_is_refused(raw: httpx.Client) -> None:
     grader = '{"type": "string_check", "name": "a", "input": "{{item.q}}", "reference": "b", "operation": "eq"}'
     for item, words in (('{"q": NaN}', "NaN"), ('{"q": "\\ud800"}', "lone surrogate")):
