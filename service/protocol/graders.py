@@ -114,22 +114,25 @@ class LabelModelGrader(_Grader):
     passing_labels: list[str]
 
 
-class MultiGrader(_Grader):
-    type: Literal["multi"]
-    graders: dict[str, GraderSpec] | GraderSpec  # the SDK sends one grader or a name -> grader map
-    calculate_output: str
-
-
-GraderSpec = Annotated[
-    StringCheckGrader | TextSimilarityGrader | PythonGrader | ScoreModelGrader | LabelModelGrader | MultiGrader,
-    Field(discriminator="type"),
-]
-# What an eval's testing_criteria may hold (the spec leaves multi out there).
+# What an eval's testing_criteria and a multi grader's graders hold (the spec leaves multi out).
 TestingCriterion = Annotated[
     StringCheckGrader | TextSimilarityGrader | PythonGrader | ScoreModelGrader | LabelModelGrader,
     Field(discriminator="type"),
 ]
-MultiGrader.model_rebuild()
+
+
+class MultiGrader(_Grader):
+    type: Literal["multi"]
+    graders: dict[str, TestingCriterion] | TestingCriterion  # the SDK sends one grader or a name -> grader map
+    calculate_output: str
+
+
+# What graders/run and graders/validate take: the spec's RunGraderRequest.grader (label_model only
+# inside a multi grader, whose formula turns its pass/fail into a score).
+GraderSpec = Annotated[
+    StringCheckGrader | TextSimilarityGrader | PythonGrader | ScoreModelGrader | MultiGrader,
+    Field(discriminator="type"),
+]
 
 
 class RunGraderParams(RequestModel):

@@ -26,6 +26,11 @@ from service.protocol.fine_tuning import JobStatus
 SPEC_PATH = Path(__file__).parent.parent / "data" / "openai-openapi.yaml"
 SPEC_URI = "urn:openai-openapi"
 
+# The graders a multi grader combines (the spec's GraderMulti.graders).
+MULTI_INNER = [
+    {"$ref": f"#/components/schemas/Grader{name}"}
+    for name in ("StringCheck", "TextSimilarity", "Python", "ScoreModel", "LabelModel")
+]
 # (schema, property path) -> replacement. Every entry is a documented deviation of the spec.
 ERRATA: dict[tuple[str, str], dict[str, Any]] = {
     # Real API responses send "expires_at": null and "status_details": null.
@@ -65,6 +70,14 @@ ERRATA: dict[tuple[str, str], dict[str, Any]] = {
     # The Evals API sends "error": null on a run and on a sample that did not fail (the spec's
     # own EvalRun and EvalRunOutputItem examples).
     ("EvalRun", "error"): {"anyOf": [{"$ref": "#/components/schemas/EvalApiError"}, {"type": "null"}]},
+    # A multi grader's graders: the spec types one grader, while OpenAI's graders guide (its
+    # "multigraders" section) writes a map from the names its formula uses to the graders.
+    ("GraderMulti", "graders"): {
+        "anyOf": [
+            *MULTI_INNER,
+            {"type": "object", "additionalProperties": {"oneOf": MULTI_INNER}},
+        ]
+    },
     ("EvalRunOutputItem", "sample.error"): {"anyOf": [{"$ref": "#/components/schemas/EvalApiError"}, {"type": "null"}]},
 }
 

@@ -47,6 +47,17 @@ SCORE: dict[str, Any] = {
 }
 
 
+# label_model grades only inside a multi grader here (the spec's RunGraderRequest leaves it out).
+LABEL = {
+    "type": "label_model",
+    "name": "l",
+    "model": "hone-tiny",
+    "input": [{"role": "user", "content": "x"}],
+    "labels": ["yes", "no"],
+    "passing_labels": ["yes"],
+}
+
+
 def bad_request(call: Any) -> openai.BadRequestError:
     with pytest.raises(openai.BadRequestError) as e:
         call()
@@ -61,7 +72,8 @@ def test_validate_returns_the_grader(client: openai.OpenAI) -> None:
     sim = {"type": "text_similarity", "name": "s", "input": "{{sample.output_text}}", "reference": "{{item.label}}",
            "evaluation_metric": "rouge_l"}  # fmt: skip
     multi = {"type": "multi", "name": "m", "graders": EXACT, "calculate_output": "0.5 * exact + 0.5"}
-    for grader in (EXACT, sim, SCORE, multi):
+    judged = {"type": "multi", "name": "j", "graders": {"l": LABEL}, "calculate_output": "l"}
+    for grader in (EXACT, sim, SCORE, multi, judged):
         assert client.fine_tuning.alpha.graders.validate(grader=grader).grader.to_dict() == grader  # type: ignore[arg-type]
 
 
@@ -85,16 +97,15 @@ def test_validate_returns_the_grader(client: openai.OpenAI) -> None:
             "grader.type",
             "HONE_EVALS__PYTHON_GRADER__ENABLED=true",
         ),
+        ({**LABEL, "passing_labels": ["yes"]}, "grader.type", "Supported values are: 'string_check',"),  # as the spec
         (
             {
-                "type": "label_model",
-                "name": "l",
-                "model": "hone-tiny",
-                "input": [{"role": "user", "content": "x"}],
-                "labels": ["yes", "no"],
-                "passing_labels": ["maybe"],
+                "type": "multi",
+                "name": "m",
+                "graders": {"l": {**LABEL, "passing_labels": ["maybe"]}},
+                "calculate_output": "l",
             },  # fmt: skip
-            "grader.passing_labels",
+            "grader.graders.l.passing_labels",
             "'maybe' is not one of the labels",
         ),
     ],

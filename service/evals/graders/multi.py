@@ -23,7 +23,7 @@ from simpleeval import DEFAULT_OPERATORS, SimpleEval  # type: ignore[import-unty
 
 from service.errors import InvalidRequest, shown
 from service.evals.graders.base import GradeError, GradeResult, GraderOptions, Judge, Namespaces, SchemaHints
-from service.protocol.graders import GraderSpec, MultiGrader
+from service.protocol.graders import MultiGrader, TestingCriterion
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": min,
@@ -66,7 +66,7 @@ class FormulaError(Exception):
     pass
 
 
-def inner_graders(spec: MultiGrader) -> dict[str, GraderSpec]:
+def inner_graders(spec: MultiGrader) -> dict[str, TestingCriterion]:
     """The inner graders by the name the formula uses."""
     graders = spec.graders
     if isinstance(graders, Mapping):
