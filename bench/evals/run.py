@@ -21,9 +21,9 @@ the same vLLM, one after the other:
 Recorded per phase: wall seconds, items/s, and the CPU seconds of the hone process and of vLLM
 (with its engine subprocesses), per item; the ratios of the eval run's and the gateway's items/s
 to the mean of the two direct phases; hone's CPU per item in the run less that of the gateway
-phase (what the runner adds: the run's bookkeeping, grading, the output item's transaction); and
-how many of hone's answers are the same text vLLM gave directly (temperature 0, so all of them
-unless the batches differ in floating point).
+phase (what the runner adds: the run's bookkeeping, grading, its share of the batched record
+transactions); and how many of hone's answers are the same text vLLM gave directly (temperature
+0, so all of them unless the batches differ in floating point).
 """
 
 from __future__ import annotations
