@@ -339,8 +339,12 @@ def test_fsdp2_sharded_steps_equal_one_process(tmp_path: Path, tiny_model_dir: P
 
     sharded, whole = run(2, "sharded"), run(1, "whole")
     assert sharded.keys() == whole.keys() and len(whole) > 0
+    # AdamW divides by the root of tiny second moments, so float32 sums reduced in another order
+    # (two ranks' all-reduce) move a rare element by ~1e-5 (measured: 1 of 744,704 at 1.5e-5 on
+    # this CPU); each step moves a weight by ~lr = 1e-3, so a wrong shard or a lost update
+    # shows far above this tolerance.
     for name in whole:
-        torch.testing.assert_close(sharded[name], whole[name], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(sharded[name], whole[name], rtol=1e-3, atol=5e-5)
 
 
 def test_a_crashing_trainer_is_retried_then_fails_with_its_log(tmp_path: Path, tiny_model_dir: Path) -> None:
