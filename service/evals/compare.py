@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import httpx
 
-TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "canceled"})
+from service.protocol.evals import FINISHED_RUN_STATUSES
 
 ITEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -210,7 +210,7 @@ def compare(api: Api, opts: Options, out: TextIO = sys.stdout) -> dict[str, Any]
 def wait_run(api: Api, eval_id: str, run_id: str, deadline: float, poll_s: float) -> dict[str, Any]:
     while True:
         run = api.json("GET", f"evals/{eval_id}/runs/{run_id}")
-        if run.get("status") in TERMINAL_RUN_STATUSES:
+        if run.get("status") in FINISHED_RUN_STATUSES:
             return run
         if time.monotonic() > deadline:
             raise CompareError(f"run {run_id} is still {run.get('status')} after the timeout; it keeps running")

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from service.db.schema import EvalOutputItem, EvalRun
 from service.evals.graders.base import Usage
 from service.ids import eval_output_item_id
+from service.protocol.evals import UNFINISHED_RUN_STATUSES
 
 IN_PROGRESS = "in_progress"
-CLAIMABLE = ("queued", IN_PROGRESS)
 
 
 def _rows(result: Any) -> int:
@@ -56,7 +56,7 @@ def claim(session: Session, run_id: str, owner: str, lease_s: float) -> bool:
         update(EvalRun)
         .where(
             EvalRun.id == run_id,
-            EvalRun.status.in_(CLAIMABLE),
+            EvalRun.status.in_(UNFINISHED_RUN_STATUSES),
             or_(EvalRun.lease_until.is_(None), EvalRun.lease_until < now),
         )
         .values(status=IN_PROGRESS, lease_owner=owner, lease_until=now + lease_s)

@@ -19,11 +19,9 @@ from service.evals.config import EvalSettings
 from service.pagination import check_limit, paginate
 from service.param_errors import invalid_choice
 from service.protocol import evals as wire
-from service.protocol.evals import RunStatus
+from service.protocol.evals import RUN_STATUSES, UNFINISHED_RUN_STATUSES, RunStatus
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
-RUN_STATUSES = ("queued", "in_progress", "completed", "canceled", "failed")
-CANCELLABLE = ("queued", "in_progress")
 
 
 def report_url(base_url: str, eval_id: str, run_id: str) -> str:
@@ -133,7 +131,7 @@ def cancel(session: Session, project: Project, eval_id: str, run_id: str) -> Eva
     values: dict[str, Any] = {"status": "canceled", "finished_at": int(time.time())}
     result = session.execute(
         update(EvalRun)
-        .where(EvalRun.id == row.id, EvalRun.status.in_(CANCELLABLE))
+        .where(EvalRun.id == row.id, EvalRun.status.in_(UNFINISHED_RUN_STATUSES))
         .values(**values)
         .execution_options(synchronize_session=False)
     )

@@ -8,7 +8,7 @@ calling them unknown values."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,9 @@ MAX_NAME_CHARS = 512  # the name columns' size
 
 Name = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
 RunStatus = Literal["queued", "in_progress", "completed", "canceled", "failed"]
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
+UNFINISHED_RUN_STATUSES: tuple[RunStatus, ...] = ("queued", "in_progress")  # a runner may claim it, a caller cancel it
+FINISHED_RUN_STATUSES: tuple[RunStatus, ...] = ("completed", "canceled", "failed")
 OutputItemStatus = Literal["pass", "fail"]
 Order = Literal["asc", "desc"]
 
