@@ -20,6 +20,7 @@ cap; nothing the code sends is evaluated here.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -182,11 +183,9 @@ def _start(command: list[str]) -> subprocess.Popen[bytes]:
 
 def _feed(proc: subprocess.Popen[bytes], payload: bytes) -> None:
     assert proc.stdin is not None
-    try:
+    with contextlib.suppress(BrokenPipeError):  # the child ended before reading it all: its exit status says why
         proc.stdin.write(payload)
         proc.stdin.close()
-    except BrokenPipeError:
-        pass  # the child ended before reading all of it; its exit status says why
 
 
 def run_python_grade(

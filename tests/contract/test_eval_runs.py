@@ -21,8 +21,8 @@ from sqlalchemy import select, update
 from service.db.schema import EvalOutputItem, EvalRun
 from service.evals.config import EvalSettings
 from tests.contract.openapi import SpecChecker
+from tests.harness.evals import wait_for_run
 from tests.harness.server import RunningServer, start_server
-from tests.harness.waiting import wait_until
 
 ITEM_SCHEMA = {
     "type": "object",
@@ -302,11 +302,7 @@ def executed(running: RunningServer, spec_checker: SpecChecker) -> Iterator[tupl
             testing_criteria=[EXACT],  # type: ignore[list-item]
         )
         run = c.evals.runs.create(ev.id, data_source=jsonl_source(content(5, right=3)))  # type: ignore[arg-type]
-        done = wait_until(
-            lambda: (r := c.evals.runs.retrieve(run.id, eval_id=ev.id)).status in ("completed", "failed") and r,
-            "the run to finish",
-            timeout_s=60,
-        )
+        done = wait_for_run(c, ev.id, run.id)
         yield c, ev, done
 
 
@@ -363,7 +359,7 @@ def test_output_items_go_with_their_run_and_eval(
     assert error_of(exc)["param"] == "run_id"
     assert item_rows(running, EvalOutputItem.run_id == run.id) == 0
     second = c.evals.runs.create(ev.id, data_source=jsonl_source(content(2)))  # type: ignore[arg-type]
-    wait_until(lambda: c.evals.runs.retrieve(second.id, eval_id=ev.id).status == "completed", "the second run")
+    assert wait_for_run(c, ev.id, second.id).status == "completed"
     assert item_rows(running, EvalOutputItem.eval_id == ev.id) == 2
     c.evals.delete(ev.id)
     assert item_rows(running, EvalOutputItem.eval_id == ev.id) == 0

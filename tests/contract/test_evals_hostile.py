@@ -24,8 +24,8 @@ from starlette.routing import Route
 
 from service.db.schema import Eval
 from tests.contract.openapi import SpecChecker
+from tests.harness.evals import wait_for_run
 from tests.harness.server import RunningServer, serve_app, start_server
-from tests.harness.waiting import wait_until
 
 SC = {"type": "string_check", "name": "same", "input": "{{item.q}}", "reference": "{{item.q}}", "operation": "eq"}
 OPEN: dict[str, Any] = {"type": "object"}
@@ -359,11 +359,7 @@ def run_on_file(client: openai.OpenAI, data: bytes) -> Any:
     ev = new_eval(client, {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]})
     file = client.files.create(file=("rows.jsonl", io.BytesIO(data)), purpose="user_data")
     run = client.evals.runs.create(ev.id, data_source={"type": "jsonl", "source": {"type": "file_id", "id": file.id}})
-    done: Any = wait_until(
-        lambda: (r := client.evals.runs.retrieve(run.id, eval_id=ev.id)).status in ("completed", "failed") and r,
-        "the run to finish",
-        timeout_s=60,
-    )
+    done: Any = wait_for_run(client, ev.id, run.id)
     assert done.status == "failed" and done.error is not None, done
     assert list(client.evals.runs.output_items.list(run.id, eval_id=ev.id)) == []  # readable, and nothing kept
     return done.error

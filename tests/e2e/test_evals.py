@@ -27,6 +27,7 @@ import pytest
 
 from inference.launch import VllmServer
 from tests.harness.cli import run_cli
+from tests.harness.evals import wait_for_run
 from tests.harness.jobs import upload, wait_status
 from tests.harness.server import RunningServer
 from tests.harness.vllm import NEEDS_VLLM, tiny_stack
@@ -35,7 +36,6 @@ from tests.integration import tuning
 pytestmark = [*NEEDS_VLLM, pytest.mark.db_incidental]
 
 REPO = Path(__file__).resolve().parents[2]
-TERMINAL = ("completed", "failed", "canceled")
 HELD_OUT = 10  # items of the validation file
 
 
@@ -74,16 +74,6 @@ def job(client: openai.OpenAI) -> Any:
     done = wait_status(client, created.id)
     assert done.status == "succeeded", done.error
     return done
-
-
-def wait_run(client: openai.OpenAI, eval_id: str, run_id: str) -> Any:
-    import time
-
-    deadline = time.time() + 300
-    while (run := client.evals.runs.retrieve(run_id, eval_id=eval_id)).status not in TERMINAL:
-        assert time.time() < deadline, f"run {run_id} stuck in {run.status}"
-        time.sleep(0.2)
-    return run
 
 
 def test_compare_fine_tuned_passes_more_than_base(stack, key: str, client: openai.OpenAI, job, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -189,7 +179,7 @@ def test_judge_parse_failures_error_items_not_the_run(client: openai.OpenAI, job
             },
         },
     )
-    run = wait_run(client, ev.id, run.id)
+    run = wait_for_run(client, ev.id, run.id, timeout_s=300)
     n = len(tuning.PAIRS)
     assert run.status == "completed", run.error
     assert run.result_counts.total == n and run.result_counts.errored == n

@@ -29,6 +29,7 @@ from service.catalog.catalog import BaseModelEntry, Catalog
 from service.db.schema import Eval, EvalOutputItem, EvalRun
 from service.evals.config import EvalSettings
 from tests.contract.openapi import SpecChecker
+from tests.harness.evals import wait_for_run
 from tests.harness.server import RunningServer, serve_app, start_server
 from tests.harness.waiting import wait_until
 
@@ -46,7 +47,6 @@ ECHO = {
     "reference": "{{item.expected}}",
     "operation": "eq",
 }
-TERMINAL = ("completed", "failed", "canceled")
 
 
 def fake_vllm() -> FastAPI:
@@ -162,14 +162,6 @@ def _completions(content: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _finished(client: openai.OpenAI, eval_id: str, run_id: str) -> Any:
-    return wait_until(
-        lambda: (r := client.evals.runs.retrieve(run_id, eval_id=eval_id)).status in TERMINAL and r,
-        f"run {run_id} to finish",
-        timeout_s=60,
-    )
-
-
 def _output_items(client: openai.OpenAI, eval_id: str, run_id: str, **kw: Any) -> list[Any]:
     return list(client.evals.runs.output_items.list(run_id, eval_id=eval_id, limit=100, **kw))
 
@@ -187,7 +179,7 @@ def test_jsonl_file_content_run_with_samples_counts_every_item(client: openai.Op
     ]
     source = {"type": "file_content", "content": rows}
     run = client.evals.runs.create(eval_id, data_source={"type": "jsonl", "source": source})  # type: ignore[arg-type, typeddict-item]
-    done = _finished(client, eval_id, run.id)
+    done = wait_for_run(client, eval_id, run.id)
     assert done.status == "completed" and done.error is None
     assert done.result_counts.model_dump() == {"total": 5, "errored": 0, "failed": 2, "passed": 3}
     [criterion] = done.per_testing_criteria_results
@@ -209,7 +201,7 @@ def test_completions_run_samples_through_the_gateway_and_sums_usage(client: open
     eval_id = _eval(client)
     words = ["red", "green", "blue", "cyan", "pink", "gold"]
     run = client.evals.runs.create(eval_id, data_source=_completions(_items(words, wrong={"pink"})))  # type: ignore[arg-type]
-    done = _finished(client, eval_id, run.id)
+    done = wait_for_run(client, eval_id, run.id)
     assert done.status == "completed"
     assert done.result_counts.model_dump() == {"total": 6, "errored": 0, "failed": 1, "passed": 5}
     usage_keys = (
@@ -265,7 +257,7 @@ def test_judge_models_are_counted_in_per_model_usage(client: openai.OpenAI, fake
     config = {"type": "custom", "item_schema": SCHEMA, "include_sample_schema": True}
     eval_id = client.evals.create(data_source_config=config, testing_criteria=[ECHO, judge]).id  # type: ignore[arg-type, list-item]
     run = client.evals.runs.create(eval_id, data_source=_completions(_items(["tea", "cup", "tea"])))  # type: ignore[arg-type]
-    done = _finished(client, eval_id, run.id)
+    done = wait_for_run(client, eval_id, run.id)
     assert done.result_counts.model_dump() == {"total": 3, "errored": 0, "failed": 1, "passed": 2}
     assert [(c.testing_criteria.split("-")[0], c.passed, c.failed) for c in done.per_testing_criteria_results] == [
         ("echo", 3, 0),
@@ -298,7 +290,7 @@ def test_item_reference_sends_the_items_own_messages(client: openai.OpenAI, fake
         "source": {"type": "file_content", "content": content},
     }
     run = client.evals.runs.create(eval_id, data_source=data_source)  # type: ignore[arg-type]
-    assert _finished(client, eval_id, run.id).result_counts.passed == 2
+    assert wait_for_run(client, eval_id, run.id).result_counts.passed == 2
     assert fake.state.calls == Counter({"say tea": 1, "say cup": 1})
     inputs = {i.datasource_item["expected"]: i.sample.input for i in _output_items(client, eval_id, run.id)}
     assert [m.model_dump() for m in inputs["tea"]] == [
@@ -313,14 +305,14 @@ def test_items_in_flight_never_exceed_run_concurrency(client: openai.OpenAI, fak
     eval_id = _eval(client)
     words = [f"w{i}" for i in range(30)]
     run = client.evals.runs.create(eval_id, data_source=_completions(_items(words)))  # type: ignore[arg-type]
-    assert _finished(client, eval_id, run.id).result_counts.passed == 30
+    assert wait_for_run(client, eval_id, run.id).result_counts.passed == 30
     assert 1 < fake.state.most_in_flight <= CONCURRENCY
 
 
 def test_a_model_call_error_errors_the_item_not_the_run(client: openai.OpenAI, fake: FastAPI) -> None:
     eval_id = _eval(client)
     run = client.evals.runs.create(eval_id, data_source=_completions(_items(["ok", "FAIL1", "fine", "FAIL2"])))  # type: ignore[arg-type]
-    done = _finished(client, eval_id, run.id)
+    done = wait_for_run(client, eval_id, run.id)
     assert done.status == "completed" and done.error is None
     assert done.result_counts.model_dump() == {"total": 4, "errored": 2, "failed": 0, "passed": 2}
     assert done.per_model_usage[0].invocation_count == 2  # the refused calls used no tokens
@@ -346,13 +338,13 @@ def test_file_id_source_is_streamed_and_a_bad_line_fails_the_run_naming_it(
         eval_id,
         data_source={"type": "jsonl", "source": {"type": "file_id", "id": _upload(client, good)}},  # type: ignore[typeddict-item]
     )
-    assert _finished(client, eval_id, ok.id).result_counts.passed == 3
+    assert wait_for_run(client, eval_id, ok.id).result_counts.passed == 3
     bad_lines = [good[0], good[0], "{not json", good[0]]
     bad = client.evals.runs.create(
         eval_id,
         data_source={"type": "jsonl", "source": {"type": "file_id", "id": _upload(client, bad_lines)}},  # type: ignore[typeddict-item]
     )
-    failed = _finished(client, eval_id, bad.id)
+    failed = wait_for_run(client, eval_id, bad.id)
     assert failed.status == "failed"
     assert failed.error is not None and failed.error.code == "invalid_data_source"
     assert "Line 3" in failed.error.message
@@ -362,7 +354,7 @@ def test_file_id_source_is_streamed_and_a_bad_line_fails_the_run_naming_it(
         eval_id,
         data_source={"type": "jsonl", "source": {"type": "file_id", "id": _upload(client, schema_lines)}},  # type: ignore[typeddict-item]
     )
-    failed = _finished(client, eval_id, mismatch.id)
+    failed = wait_for_run(client, eval_id, mismatch.id)
     assert failed.status == "failed" and failed.error is not None
     assert "Line 2" in failed.error.message and "item schema" in failed.error.message
     no_sample = client.evals.runs.create(
@@ -372,7 +364,7 @@ def test_file_id_source_is_streamed_and_a_bad_line_fails_the_run_naming_it(
             "source": {"type": "file_id", "id": _upload(client, [good[0], '{"item": {"word": "a", "expected": "a"}}'])},
         },  # type: ignore[typeddict-item]
     )
-    failed = _finished(client, eval_id, no_sample.id)
+    failed = wait_for_run(client, eval_id, no_sample.id)
     assert failed.status == "failed" and failed.error is not None
     assert "Line 2" in failed.error.message and "'sample'" in failed.error.message
 
@@ -408,14 +400,14 @@ def test_a_model_or_file_gone_by_execution_fails_the_run(client: openai.OpenAI, 
     eval_id = _eval(client)
     stored = client.evals.runs.create(eval_id, data_source=_completions(_items(["a"]))).data_source.to_dict()  # type: ignore[arg-type]
     no_model = {**stored, "model": "ft:hone-tiny:runner::Gone0001"}  # as the API stores one, for a model gone since
-    failed = _finished(client, eval_id, _queue_directly(server, eval_id, no_model))
+    failed = wait_for_run(client, eval_id, _queue_directly(server, eval_id, no_model))
     assert failed.status == "failed" and failed.error is not None
     assert failed.error.code == "model_not_found" and "ft:hone-tiny:runner::Gone0001" in failed.error.message
     line = '{"item": {"word": "a", "expected": "a"}, "sample": {"output_text": "a"}}'
     file_id = _upload(client, [line])
     assert client.files.delete(file_id).deleted
     no_file = {"type": "jsonl", "source": {"type": "file_id", "id": file_id}}
-    failed = _finished(client, eval_id, _queue_directly(server, eval_id, no_file))
+    failed = wait_for_run(client, eval_id, _queue_directly(server, eval_id, no_file))
     assert failed.status == "failed" and failed.error is not None
     assert failed.error.code == "file_not_found" and file_id in failed.error.message
 
@@ -473,7 +465,7 @@ def test_a_run_survives_a_restart_without_grading_an_item_twice(
     second = _start(tmp_path, catalog_with_upstream, database_url=first.settings.database_url, run_lease_s=0.6)
     try:
         with _client(second, key, spec_checker) as c:
-            done = _finished(c, eval_id, run_id)
+            done = wait_for_run(c, eval_id, run_id)
             assert done.status == "completed"
             assert done.result_counts.model_dump() == {"total": 30, "errored": 0, "failed": 0, "passed": 30}
             assert done.per_model_usage[0].invocation_count == 30
@@ -503,7 +495,7 @@ def test_two_replicas_on_one_database_grade_each_item_once(
             assert two.ctx.eval_runner is not None
             two.ctx.eval_runner.kick()
             for run_id in run_ids:
-                assert _finished(c, eval_id, run_id).result_counts.passed == 12
+                assert wait_for_run(c, eval_id, run_id).result_counts.passed == 12
         for run_id in run_ids:  # each item recorded once, whichever replica graded it
             assert sorted(r.datasource_item_id for r in _rows(one, run_id)) == list(range(12))
     finally:
