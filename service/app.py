@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from contract.blobstore import open_blobstore
-from service import auth
+from service import auth, ui
 from service.api import (
     admin,
     checkpoint_permissions,
@@ -146,6 +146,7 @@ def create_app(
         metrics.router,
     ):
         app.include_router(router)
+    ui.mount(app)
     app.add_middleware(RequestGuard, db=lambda: ctx.db, settings=settings, keys=ctx.keys)
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics)  # outermost: sees every response
     return app

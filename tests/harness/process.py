@@ -49,10 +49,15 @@ class ServerProcess:
     api_key: str
     data_dir: Path
     log: Path
+    env: dict[str, str] | None = None
 
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def new_key(self, project: str) -> str:
+        """A new API key of ``project`` (created if new), made as an operator does: ``hone keys create``."""
+        return create_key(self.env or {}, project)
 
     def client(self) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.base_url + "/v1", api_key=self.api_key, max_retries=0, timeout=300)
@@ -62,6 +67,21 @@ def _hone_env(data_dir: Path, catalog_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HONE_")}
     env.update(HONE_DATA_DIR=str(data_dir), HONE_CATALOG_PATH=str(catalog_path), PYTHONUNBUFFERED="1")
     return env
+
+
+def create_key(env: dict[str, str], project: str) -> str:
+    keys = subprocess.run(
+        [sys.executable, "-m", "service.cli", "keys", "create", "--project", project],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert keys.returncode == 0, keys.stderr
+    key = keys.stdout.strip().splitlines()[-1]
+    assert key.startswith("sk-hone-"), keys.stdout
+    return key
 
 
 class HoneServe:
@@ -86,17 +106,7 @@ class HoneServe:
 
     def _prepare(self, env: dict[str, str]) -> None:
         self.env = env
-        keys = subprocess.run(
-            [sys.executable, "-m", "service.cli", "keys", "create", "--project", "big"],
-            cwd=REPO,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert keys.returncode == 0, keys.stderr
-        self.api_key = keys.stdout.strip().splitlines()[-1]
-        assert self.api_key.startswith("sk-hone-"), keys.stdout
+        self.api_key = create_key(self.env, "big")
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -124,7 +134,7 @@ class HoneServe:
                 )
             try:
                 if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
-                    return ServerProcess(proc, self.base_url, self.api_key, self.data_dir, self.log)
+                    return ServerProcess(proc, self.base_url, self.api_key, self.data_dir, self.log, self.env)
             except httpx.TransportError:
                 pass
             if time.time() > deadline:

@@ -1,0 +1,93 @@
+// The dashboard's shell: the route table, the navigation, sign-in and sign-out.
+// A page is a module exporting render(root, params, query) that fills `root` and may return a
+// function the shell calls when the page is left (to stop its refreshes).
+
+import { session } from "./api.js";
+import { clear, h } from "./dom.js";
+import * as evalPage from "./pages/eval.js";
+import * as evals from "./pages/evals.js";
+import * as files from "./pages/files.js";
+import * as job from "./pages/job.js";
+import * as jobs from "./pages/jobs.js";
+import * as models from "./pages/models.js";
+import * as newJob from "./pages/new_job.js";
+import * as playground from "./pages/playground.js";
+import * as signin from "./pages/signin.js";
+
+// One table: the hash pattern, the page, the navigation entry it highlights, the page title.
+const ROUTES = [
+  { pattern: /^\/jobs$/, page: jobs, nav: "jobs", title: "Fine-tuning jobs" },
+  { pattern: /^\/jobs\/([^/]+)$/, page: job, nav: "jobs", title: "Job" },
+  { pattern: /^\/new$/, page: newJob, nav: "new", title: "New fine-tuning job" },
+  { pattern: /^\/files$/, page: files, nav: "files", title: "Files" },
+  { pattern: /^\/models$/, page: models, nav: "models", title: "Models" },
+  { pattern: /^\/playground$/, page: playground, nav: "playground", title: "Playground" },
+  { pattern: /^\/evals$/, page: evals, nav: "evals", title: "Evals" },
+  { pattern: /^\/evals\/([^/]+)$/, page: evalPage, nav: "evals", title: "Eval" },
+];
+const NAV = [
+  ["jobs", "Jobs", "#/jobs"],
+  ["new", "New job", "#/new"],
+  ["files", "Files", "#/files"],
+  ["models", "Models", "#/models"],
+  ["playground", "Playground", "#/playground"],
+  ["evals", "Evals", "#/evals"],
+];
+const HOME = "#/jobs";
+
+let leave = null;
+
+/** "#/jobs/x?a=1" -> ["/jobs/x", URLSearchParams("a=1")] */
+function parseHash() {
+  const raw = window.location.hash.replace(/^#/, "") || "/";
+  const [path, search = ""] = raw.split("?", 2);
+  return [path, new URLSearchParams(search)];
+}
+
+function renderNav(current) {
+  const nav = document.getElementById("nav");
+  const signedIn = Boolean(session.key());
+  document.getElementById("sign-out").hidden = !signedIn;
+  clear(nav, signedIn ? NAV.map(([id, label, href]) => h("a", { href, "aria-current": id === current ? "page" : null }, label)) : []);
+}
+
+async function route() {
+  if (leave) {
+    leave();
+    leave = null;
+  }
+  const main = document.getElementById("main");
+  const [path, query] = parseHash();
+  if (!session.key()) {
+    renderNav(null);
+    document.title = "Sign in · hone";
+    clear(main);
+    signin.render(main, [], query);
+    return;
+  }
+  const match = ROUTES.map((r) => [r, path.match(r.pattern)]).find(([, m]) => m);
+  if (!match) {
+    window.location.replace(HOME);
+    return;
+  }
+  const [r, m] = match;
+  renderNav(r.nav);
+  document.title = `${r.title} · hone`;
+  clear(main);
+  const params = m.slice(1).map(decodeURIComponent);
+  const cleanup = await r.page.render(main, params, query);
+  if (typeof cleanup === "function") leave = cleanup;
+}
+
+window.addEventListener("hashchange", route);
+window.addEventListener("hone:signed-in", () => {
+  // Stay on the page asked for before signing in; otherwise the jobs (hashchange routes).
+  if (ROUTES.some((r) => r.pattern.test(parseHash()[0]))) route();
+  else window.location.hash = HOME;
+});
+window.addEventListener("hone:signed-out", () => route());
+document.getElementById("sign-out").addEventListener("click", () => {
+  session.signOut();
+  route();
+});
+route();
