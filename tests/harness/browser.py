@@ -67,6 +67,27 @@ class PageProblems:
         assert not self.problems, "\n".join(self.problems)
 
 
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session."""
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page (own context: own session storage) that fails its test on any console
+    error, uncaught exception or CSP violation."""
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    problems = PageProblems(page)
+    yield page
+    problems.check()
+    context.close()
+
+
 def shoot(page: Any, name: str) -> None:
     """Save a screenshot of the page as ``<HONE_UI_SCREENSHOTS>/<name>.png`` when asked for."""
     if SCREENSHOTS:
