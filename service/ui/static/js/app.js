@@ -86,6 +86,11 @@ window.addEventListener("hone:signed-in", () => {
   else window.location.hash = HOME;
 });
 window.addEventListener("hone:signed-out", () => route());
+// The skip link moves focus to the page without touching the hash (the router owns it).
+document.querySelector("a.skip").addEventListener("click", (e) => {
+  e.preventDefault();
+  document.getElementById("main").focus();
+});
 document.getElementById("sign-out").addEventListener("click", () => {
   session.signOut();
   route();
