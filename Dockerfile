@@ -14,7 +14,10 @@
 #     --build-arg PYTHON_IMAGE=registry.internal/library/python:3.11-slim-bookworm \
 #     --build-arg PIP_INDEX_URL=https://pypi.internal/simple \
 #     --build-arg TORCH_INDEX_URL=https://pypi.internal/torch-cpu/simple \
+#     --build-arg NPM_CONFIG_REGISTRY=https://npm.internal/ \
 #     --build-arg CA_CERT="$(cat internal-ca.pem)" .
+# (NPM_CONFIG_REGISTRY: the api image fetches the dashboard's chart library, sha512-pinned, from
+# that npm registry or mirror; scripts/vendor_ui.py.)
 # CA_CERT (PEM text) joins the image's system trust store, which pip, boto3 (AWS_CA_BUNDLE) and
 # Python's ssl (SSL_CERT_FILE) use at build and at run time.
 
@@ -25,6 +28,9 @@ ARG VLLM_IMAGE=vllm/vllm-openai:v0.32.0
 FROM ${PYTHON_IMAGE} AS api
 ARG PIP_INDEX_URL=https://pypi.org/simple
 ARG CA_CERT=
+# The npm registry (or a mirror of it) scripts/vendor_ui.py fetches the dashboard's chart
+# library from, checked against its pinned sha512 integrity.
+ARG NPM_CONFIG_REGISTRY=https://registry.npmjs.org
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HONE_DATA_DIR=/tmp/hone \
     HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1 \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt \
@@ -40,7 +46,12 @@ COPY pyproject.toml README.md ./
 # Each image ships only the packages it runs: the shared contract plus its own.
 COPY contract ./contract
 COPY service ./service
-RUN pip install ".[service]"
+# The dashboard (/ui/) serves its chart library from service/ui/static/vendor/ (no CDN): vendor
+# it before the install, which packages service/ui/static/ (pyproject package-data).
+COPY scripts/vendor_ui.py ./scripts/vendor_ui.py
+RUN python scripts/vendor_ui.py && pip install ".[service]" \
+    && cd / && python -c "import service.ui as ui, pathlib, sys; \
+sys.exit(not (pathlib.Path(ui.__file__).parent / 'static/vendor/uplot/uPlot.iife.min.js').is_file())"
 USER 10001
 EXPOSE 8000
 ENTRYPOINT []

@@ -46,7 +46,8 @@ def test_the_sign_in_page_is_accessible(page: Any, hone: ServerProcess) -> None:
 
 
 @pytest.mark.parametrize("route", ROUTES)
-def test_each_page_is_accessible(page: Any, hone: ServerProcess, route: str) -> None:
+def test_each_page_is_accessible(page: Any, hone: ServerProcess, job_id: str, route: str) -> None:
+    """With a job and its file in the project, so the lists have rows."""
     sign_in(page, hone.base_url, hone.api_key, route)
     settle(page)
     assert_accessible(page)

@@ -5,7 +5,7 @@
   can discover its replicas; every probe has an explicit timeout;
 - the base needs no CRD and no Kueue; the optional components are complete (Kueue, CA bundle,
   trainer Job settings, registry credentials, ServiceMonitors, KEDA);
-- the Ingress and the Gateway API route expose only /v1, with TLS.
+- the Ingress and the Gateway API route expose only /v1 and the dashboard (/ui), with TLS.
 
 Without kubectl the tests skip, except under CI=true where they fail: a skip must not hide them.
 """
@@ -224,8 +224,8 @@ def _prefix_match(prefix: str, path: str) -> bool:
     return path == prefix or path.startswith(prefix.rstrip("/") + "/")
 
 
-ROUTED = ["/v1/models", "/v1/chat/completions", "/v1/fine_tuning/jobs"]
-NEVER = ["/internal/v1/jobs/x/events", "/metrics", "/healthz", "/", "/v1x"]
+ROUTED = ["/v1/models", "/v1/chat/completions", "/v1/fine_tuning/jobs", "/ui/", "/ui/js/app.js"]
+NEVER = ["/internal/v1/jobs/x/events", "/metrics", "/healthz", "/", "/v1x", "/uix"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
