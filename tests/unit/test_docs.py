@@ -51,6 +51,8 @@ NON_SETTINGS: dict[str, str] = {
     "HONE_DEMO_BASE_URL": "examples/demo.py",
     "HONE_DEMO_API_KEY": "examples/demo.py",
     "HONE_DEMO_PORT": "scripts/demo.sh",
+    "HONE_CHROMIUM": "tests/harness/browser.py",  # the browser tests' Chromium
+    "HONE_UI_SCREENSHOTS": "tests/harness/browser.py",  # also scripts/screenshots.sh
 }
 _ENV_NAME = re.compile(r"(?<![A-Za-z0-9_])HONE_[A-Z0-9_]*")
 
