@@ -25,9 +25,9 @@ DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 
 
 def report_url(base_url: str, eval_id: str, run_id: str) -> str:
-    """Where ``report_url`` points: hone has no dashboard page for a run yet, so the run's
-    own API URL (the one place to change when it has)."""
-    return f"{base_url.rstrip('/')}/v1/evals/{eval_id}/runs/{run_id}"
+    """Where ``report_url`` points: the dashboard's page for the eval with this run in focus
+    (as run B, compared with the eval's newest other run; service/ui/static/js/pages/eval.js)."""
+    return f"{base_url.rstrip('/')}/ui/#/evals/{eval_id}?run={run_id}"
 
 
 def run_not_found(run_id: str) -> NotFound:

@@ -120,7 +120,7 @@ def test_a_jsonl_run_is_created_queued(client: openai.OpenAI, server: RunningSer
     assert run.model == "" and run.name.startswith("jsonl-run-")
     assert run.result_counts.model_dump() == {"total": 0, "errored": 0, "failed": 0, "passed": 0}
     assert run.per_model_usage == [] and run.per_testing_criteria_results == []
-    assert run.report_url == f"{server.base_url}/v1/evals/{ev.id}/runs/{run.id}"
+    assert run.report_url == f"{server.base_url}/ui/#/evals/{ev.id}?run={run.id}"
     assert run.data_source.to_dict() == jsonl_source(content(3))
     assert client.evals.runs.retrieve(run.id, eval_id=ev.id).to_dict() == run.to_dict()
 
