@@ -312,3 +312,18 @@ def auto_learning_rate_multiplier(batch_size: int) -> float:
     if batch_size <= 4:
         return 2.0
     return 1.0 if batch_size <= 32 else 0.5
+
+
+# How each "auto" resolves, in words (n = the training examples validation counts): what the API's
+# methods listing (GET /v1/fine_tuning/methods) and the dashboard show beside each field.
+AUTO_RULES: dict[str, str] = {
+    "n_epochs": (
+        f"{TARGET_EPOCHS}; if {TARGET_EPOCHS}n < {MIN_TARGET_EXAMPLES}: "
+        f"min({MAX_DEFAULT_EPOCHS}, {MIN_TARGET_EXAMPLES} // n); if {TARGET_EPOCHS}n > {MAX_TARGET_EXAMPLES}: "
+        f"max({MIN_DEFAULT_EPOCHS}, {MAX_TARGET_EXAMPLES} // n), where n is the number of training examples "
+        "(OpenAI's published heuristic)"
+    ),
+    "batch_size": "ceil(n / 500) clamped to 1-256 and at most n, where n is the number of training examples",
+    "learning_rate_multiplier": "2.0 if the batch size is at most 4, 1.0 if at most 32, else 0.5",
+    "beta": f"{DEFAULT_BETA}",
+}

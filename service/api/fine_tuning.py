@@ -1,4 +1,5 @@
-"""/v1/fine_tuning/jobs — thin router over service.jobs."""
+"""/v1/fine_tuning/jobs — thin router over service.jobs; and hone's extensions beside it,
+/v1/fine_tuning/dataset_checks and /v1/fine_tuning/methods (service.jobs.dataset_check)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from service import idempotency
 from service.api.deps import Ctx, CurrentProject, IdempotencyKey
 from service.api.responses import wire
 from service.db.schema import Job, Project
-from service.jobs import events
+from service.jobs import dataset_check, events
 from service.jobs import service as jobs
 from service.protocol.common import CursorPage
 from service.protocol.fine_tuning import (
@@ -25,9 +26,22 @@ from service.protocol.fine_tuning import (
     FineTuningJobCreateParams,
     FineTuningJobEvent,
 )
+from service.protocol.fine_tuning_extensions import DatasetCheck, DatasetCheckParams, MethodList
 
 router = APIRouter(prefix="/v1/fine_tuning", tags=["fine_tuning"])
 _METADATA_PARAM = re.compile(r"^metadata\[(.+)\]$")
+
+
+@router.post("/dataset_checks", response_model=DatasetCheck)
+def check_dataset(params: DatasetCheckParams, ctx: Ctx, project: CurrentProject) -> Response:
+    """hone's extension: a job's data validation before the job, with its first problems."""
+    return wire(dataset_check.check(ctx.db, ctx.store, ctx.catalog, ctx.settings, project, params))
+
+
+@router.get("/methods", response_model=MethodList)
+def list_methods(project: CurrentProject) -> Response:
+    """hone's extension: the training methods and their hyperparameters ("auto" explained)."""
+    return wire(dataset_check.methods())
 
 
 @router.post("/jobs", response_model=FineTuningJob)

@@ -102,7 +102,7 @@ def _serving_gate(hp: MethodHyperparameters, entry: BaseModelEntry, accelerator:
             )
 
 
-def _base_model(session: Session, project: Project, model: str, catalog: Catalog) -> tuple[str, str | None]:
+def base_model_of(session: Session, project: Project, model: str, catalog: Catalog) -> tuple[str, str | None]:
     if catalog.get(model) is not None:
         return model, None
     if is_fine_tuned_name(model):
@@ -114,7 +114,7 @@ def _base_model(session: Session, project: Project, model: str, catalog: Catalog
     )
 
 
-def _check_file(session: Session, project: Project, file_id: str | None, param: str) -> None:
+def check_file(session: Session, project: Project, file_id: str | None, param: str) -> None:
     if file_id is None:
         return
     row = session.scalar(select(File).where(File.id == file_id, File.project_id == project.id))
@@ -134,7 +134,7 @@ def create(
 ) -> Job:
     method, hp = _method(params)
     mtype = method.name
-    base, init_adapter = _base_model(session, project, params.model, catalog)
+    base, init_adapter = base_model_of(session, project, params.model, catalog)
     entry = catalog.get(base)
     assert entry is not None
     if entry.runner == "pooling":
@@ -145,8 +145,8 @@ def create(
         )
     hp_param = f"method.{mtype}.hyperparameters" if params.method else "hyperparameters"
     _serving_gate(hp, entry, accelerator, hp_param)
-    _check_file(session, project, params.training_file, "training_file")
-    _check_file(session, project, params.validation_file, "validation_file")
+    check_file(session, project, params.training_file, "training_file")
+    check_file(session, project, params.validation_file, "validation_file")
     if params.suffix is not None and not SUFFIX.fullmatch(params.suffix):
         raise InvalidRequest("Invalid 'suffix': use up to 64 letters, digits, '.', '_' or '-'.", param="suffix")
     if params.integrations:

@@ -3,8 +3,12 @@
 Lines come from ``lines.iter_lines`` (one partial line in memory at most), are parsed with
 orjson and checked by the method's rules (``chat`` or ``preference``). Checked examples wait
 in a buffer of at most ``batch_size`` conversations so the token counter sees batches; the
-buffer is counted and dropped whenever it fills. The first problem by line order wins: before
-a line's own problem is raised, the buffered earlier lines are counted.
+buffer is counted and dropped whenever it fills. Problems are reported by line order: before
+the scan stops at a line's own problem, the buffered earlier lines are counted.
+
+``scan_dataset`` is the one scan: it collects the first ``max_problems`` problems by line order
+and stops there. The job validator (``validate_dataset``) asks for one and raises it; the
+dataset check (``service.jobs.dataset_check``) asks for a few and shows them all.
 """
 
 from __future__ import annotations
@@ -43,7 +47,11 @@ class DatasetStats:
 def line_error(param: str, line: int, problem: Problem) -> DataValidationError:
     where = f", {problem.where}" if problem.where else ""
     return DataValidationError(
-        FILE_CODES[param], f"Invalid file format. Line {line}{where}: {problem.detail}", param, line=line
+        FILE_CODES[param],
+        f"Invalid file format. Line {line}{where}: {problem.detail}",
+        param,
+        line=line,
+        where=problem.where,
     )
 
 
@@ -58,12 +66,14 @@ def parse_line(raw: bytes) -> dict[str, Any]:
 
 
 class TokenTally:
-    """Buffers checked conversations, counts them in batches and enforces the token limit."""
+    """Buffers checked conversations, counts them in batches and records every conversation
+    over the token limit (or that the chat template cannot render) as a problem."""
 
     def __init__(self, counter: TokenCounter, max_tokens: int, param: str, batch_size: int) -> None:
         self.counter, self.max_tokens, self.param = counter, max_tokens, param
         self.batch_size = max(1, batch_size)
         self.pending: list[tuple[int, str, Conversation]] = []
+        self.problems: list[DataValidationError] = []
         self.n_tokens = 0
         self.max_example_tokens = 0
 
@@ -77,26 +87,87 @@ class TokenTally:
         self._count(batch)
 
     def _count(self, batch: list[tuple[int, str, Conversation]]) -> None:
-        if not batch:
+        while batch:
+            try:
+                counts = self.counter.count([conv for _, _, conv in batch])
+            except RenderError as exc:
+                self._count(batch[: exc.index])  # earlier lines' problems come first
+                reason = f"the base model's chat template cannot render this example: {exc.reason}"
+                self.problems.append(line_error(self.param, batch[exc.index][0], Problem(reason)))
+                batch = batch[exc.index + 1 :]
+                continue
+            for (line, label, _), n in zip(batch, counts, strict=True):
+                if n > self.max_tokens:
+                    detail = f"{label} has {n} tokens, more than the limit of {self.max_tokens} tokens"
+                    self.problems.append(line_error(self.param, line, Problem(detail)))
+                    continue
+                self.n_tokens += n
+                self.max_example_tokens = max(self.max_example_tokens, n)
             return
+
+
+@dataclass(frozen=True)
+class DatasetScan:
+    """What one scan found: the counts over the lines it read, and its first problems by line
+    order (a file-level problem, too few examples, last). ``stopped`` when it held
+    ``max_problems`` and read no further: there may be more, and the counts are partial."""
+
+    stats: DatasetStats
+    problems: list[DataValidationError]
+    stopped: bool
+
+
+def scan_dataset(
+    chunks: Iterable[bytes],
+    *,
+    method: str,
+    param: Param,
+    counter: TokenCounter,
+    max_tokens: int,
+    min_examples: int,
+    max_line_bytes: int = 64 * 2**20,
+    batch_size: int = 256,
+    max_problems: int = 1,
+) -> DatasetScan:
+    """Check a training/validation file, collecting its first ``max_problems`` problems."""
+    check_example = RULES[METHODS.get(method).data_format]
+    tally = TokenTally(counter, max_tokens, param, batch_size)
+    limit = max(1, max_problems)
+    found: list[DataValidationError] = []  # the lines' own problems, in line order
+    n_examples, stopped = 0, False
+    lines = iter_lines(chunks, max_line_bytes)
+    while len(found) + len(tally.problems) < limit:
         try:
-            counts = self.counter.count([conv for _, _, conv in batch])
-        except RenderError as exc:
-            self._count(batch[: exc.index])  # earlier lines' problems come first
-            raise line_error(
-                self.param,
-                batch[exc.index][0],
-                Problem(f"the base model's chat template cannot render this example: {exc.reason}"),
-            ) from None
-        for (line, label, _), n in zip(batch, counts, strict=True):
-            if n > self.max_tokens:
-                raise line_error(
-                    self.param,
-                    line,
-                    Problem(f"{label} has {n} tokens, more than the limit of {self.max_tokens} tokens"),
-                )
-            self.n_tokens += n
-            self.max_example_tokens = max(self.max_example_tokens, n)
+            item = next(lines, None)
+            if item is None:
+                break
+            line, raw = item
+            labeled = check_example(parse_line(raw))
+        except LineTooLong as exc:  # the splitter cannot go on past an over-long line
+            found.append(line_error(param, exc.lineno, Problem(f"line is longer than the limit of {exc.limit} bytes")))
+            stopped = True
+            break
+        except Problem as exc:
+            found.append(line_error(param, line, exc))
+            continue
+        n_examples += 1
+        tally.add(line, labeled)
+    else:
+        stopped = True
+    tally.flush()
+    problems = sorted(found + tally.problems, key=lambda e: e.line or 0)[:limit]  # stable: a line's own order kept
+    needed = max(min_examples, 1)
+    if not stopped and len(problems) < limit and n_examples < needed:
+        kind = "Training" if param == "training_file" else "Validation"
+        problems.append(
+            DataValidationError(
+                "invalid_n_examples",
+                f"{kind} file has {n_examples} example(s), but must have at least {needed} examples",
+                param,
+            )
+        )
+    stats = DatasetStats(n_examples, tally.n_tokens, tally.max_example_tokens)
+    return DatasetScan(stats, problems, stopped)
 
 
 def validate_dataset(
@@ -111,27 +182,16 @@ def validate_dataset(
     batch_size: int = 256,
 ) -> DatasetStats:
     """Check a training/validation file; raise ``DataValidationError`` on the first problem."""
-    check_example = RULES[METHODS.get(method).data_format]
-    tally = TokenTally(counter, max_tokens, param, batch_size)
-    n_examples, line, problem = 0, 0, None
-    try:
-        for line, raw in iter_lines(chunks, max_line_bytes):
-            labeled = check_example(parse_line(raw))
-            n_examples += 1
-            tally.add(line, labeled)
-    except LineTooLong as exc:
-        line, problem = exc.lineno, Problem(f"line is longer than the limit of {exc.limit} bytes")
-    except Problem as exc:
-        problem = exc
-    tally.flush()
-    if problem is not None:
-        raise line_error(param, line, problem)
-    needed = max(min_examples, 1)
-    if n_examples < needed:
-        kind = "Training" if param == "training_file" else "Validation"
-        raise DataValidationError(
-            "invalid_n_examples",
-            f"{kind} file has {n_examples} example(s), but must have at least {needed} examples",
-            param,
-        )
-    return DatasetStats(n_examples, tally.n_tokens, tally.max_example_tokens)
+    scan = scan_dataset(
+        chunks,
+        method=method,
+        param=param,
+        counter=counter,
+        max_tokens=max_tokens,
+        min_examples=min_examples,
+        max_line_bytes=max_line_bytes,
+        batch_size=batch_size,
+    )
+    if scan.problems:
+        raise scan.problems[0]
+    return scan.stats

@@ -12,12 +12,15 @@ from __future__ import annotations
 class DataValidationError(Exception):
     """A training or validation file is unusable for the job; fields as the job's ``error``."""
 
-    def __init__(self, code: str, message: str, param: str, *, line: int | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, param: str, *, line: int | None = None, where: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.param = param
         self.line = line  # 1-based physical line, None for file-level problems
+        self.where = where  # inside the line (e.g. "message 2"), None when about the whole line
 
 
 class Problem(Exception):
