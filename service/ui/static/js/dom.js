@@ -110,3 +110,26 @@ export function copyButton(text, label = "Copy") {
   });
   return button;
 }
+
+/** An in-page confirm step (no window.confirm): `holder`'s children give way to the question,
+ *  a danger button `confirmLabel` and "Cancel" (focused; it puts the children back). The
+ *  confirm button runs `onConfirm` (may be async); an error it throws is shown in `holder`. */
+export function confirmStep(holder, question, confirmLabel, onConfirm) {
+  const before = [...holder.childNodes];
+  const yes = h("button", { type: "button", class: "danger" }, confirmLabel);
+  const no = h("button", { type: "button", class: "quiet" }, "Cancel");
+  no.addEventListener("click", () => {
+    holder.replaceChildren(...before);
+    before.find((n) => n instanceof HTMLElement)?.focus();
+  });
+  yes.addEventListener("click", async () => {
+    yes.disabled = no.disabled = true;
+    try {
+      await onConfirm();
+    } catch (err) {
+      holder.replaceChildren(...before, errorBox(err));
+    }
+  });
+  holder.replaceChildren(h("span", { class: "confirm-question" }, question), yes, no);
+  no.focus();
+}
