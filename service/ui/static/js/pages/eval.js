@@ -22,7 +22,9 @@ export function runModel(run) {
 }
 
 const enc = encodeURIComponent;
-const runLabel = (r) => `${r.name} · ${runModel(r) || "jsonl"} · ${r.status} · ${fmtTime(r.created_at)}`;
+// "name · model · status · created" (the model left out where it is the run's name, as by default)
+const runLabel = (r) => [r.name, runModel(r) === r.name ? null : runModel(r) || "jsonl", r.status, fmtTime(r.created_at)]
+  .filter(Boolean).join(" · ");
 
 /** Which runs to compare: [a, b] ids from the query, else B = the newest, A = the newest other
  *  (one with another model when there is one). */
