@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from contract.hyperparameters import DpoHyperparameters, Hyperparameters, SupervisedHyperparameters
+from contract.hyperparameters import AUTO, AUTO_RULES, DpoHyperparameters, Hyperparameters, SupervisedHyperparameters
 
 
 class DataFormat(StrEnum):
@@ -88,11 +88,33 @@ class MethodRegistry:
 METHODS = MethodRegistry(SUPERVISED, DPO)
 
 
+@dataclass(frozen=True)
+class HyperparameterDoc:
+    """One hyperparameter as documented: docs/hyperparameters.md's tables and the API's
+    methods listing (GET /v1/fine_tuning/methods) both read these."""
+
+    name: str
+    default: object
+    values: str
+    description: str
+    auto: str | None  # how "auto" resolves; None when the field takes no "auto"
+
+
+def hyperparameter_docs(method: MethodSpec) -> list[HyperparameterDoc]:
+    docs = []
+    for name, field in method.hyperparameters.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        auto = AUTO_RULES.get(name) if field.default == AUTO else None
+        docs.append(
+            HyperparameterDoc(name, field.default, str(extra.get("x-values", "")), field.description or "", auto)
+        )
+    return docs
+
+
 def hyperparameter_table(method: MethodSpec) -> str:
     """The Markdown table of one method's hyperparameters, as docs/hyperparameters.md shows it."""
     rows = ["| name | default | values | what it does |", "|---|---|---|---|"]
-    for name, field in method.hyperparameters.model_fields.items():
-        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-        default = "null" if field.default is None else f"`{field.default}`"
-        rows.append(f"| `{name}` | {default} | {extra.get('x-values', '')} | {field.description or ''} |")
+    for doc in hyperparameter_docs(method):
+        default = "null" if doc.default is None else f"`{doc.default}`"
+        rows.append(f"| `{doc.name}` | {default} | {doc.values} | {doc.description} |")
     return "\n".join(rows)

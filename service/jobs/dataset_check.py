@@ -8,8 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from contract.blobstore import BlobStore
-from contract.hyperparameters import AUTO_RULES
-from contract.methods import DEFAULT_METHOD, METHODS, REFUSED, MethodSpec
+from contract.methods import DEFAULT_METHOD, METHODS, REFUSED, MethodSpec, hyperparameter_docs
 from service.catalog.catalog import Catalog
 from service.config import Settings
 from service.db.schema import Project
@@ -109,19 +108,17 @@ def methods() -> MethodList:
     data = []
     for method in METHODS:
         schema = method.hyperparameters.model_json_schema()["properties"]
-        fields = []
-        for name, field in method.hyperparameters.model_fields.items():
-            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-            fields.append(
-                HyperparameterInfo(
-                    name=name,
-                    default=field.default,
-                    values=str(extra.get("x-values", "")),
-                    description=field.description or "",
-                    auto=AUTO_RULES.get(name) if field.default == "auto" else None,
-                    json_schema=schema[name],
-                )
+        fields = [
+            HyperparameterInfo(
+                name=d.name,
+                default=d.default,
+                values=d.values,
+                description=d.description,
+                auto=d.auto,
+                json_schema=schema[d.name],
             )
+            for d in hyperparameter_docs(method)
+        ]
         data.append(
             MethodInfo(
                 name=method.name,
