@@ -13,7 +13,7 @@ import pytest
 
 from tests.harness.a11y import assert_accessible
 from tests.harness.browser import needs_browser, sign_in
-from tests.harness.jobs import upload
+from tests.harness.jobs import upload, wait_status
 from tests.harness.process import ServerProcess
 
 pytestmark = [*needs_browser(), pytest.mark.db_incidental, pytest.mark.slow]
@@ -26,10 +26,12 @@ ROWS = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "con
 
 @pytest.fixture(scope="module")
 def job_id(hone: ServerProcess) -> Iterator[str]:
-    """A job of the signed-in project, made through the SDK (it trains the tiny model)."""
+    """A finished job of the signed-in project, made through the SDK (it trains the tiny model),
+    so the pages show a file, a job with its curves and checkpoints, and a fine-tuned model."""
     client = hone.client()
     file_id = upload(client, ROWS)
-    job = client.fine_tuning.jobs.create(model="hone-tiny", training_file=file_id, hyperparameters={"n_epochs": 1})
+    job = client.fine_tuning.jobs.create(model="hone-tiny", training_file=file_id, hyperparameters={"n_epochs": 2})
+    assert wait_status(client, job.id).status == "succeeded"
     yield job.id
 
 
@@ -56,6 +58,7 @@ def test_each_page_is_accessible(page: Any, hone: ServerProcess, job_id: str, ro
 def test_the_job_page_is_accessible(page: Any, hone: ServerProcess, job_id: str) -> None:
     sign_in(page, hone.base_url, hone.api_key, f"#/jobs/{job_id}")
     page.get_by_text(job_id).first.wait_for()
+    page.locator("main table").first.wait_for()  # its checkpoints and events are in
     settle(page)
     assert_accessible(page)
 
