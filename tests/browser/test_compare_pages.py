@@ -22,10 +22,9 @@ ITEMS = [{"question": f"q{i}", "answer": f"a{i}"} for i in range(4)]
 
 def jsonl_run(client: Any, eval_id: str, outputs: list[str]) -> Any:
     content = [{"item": item, "sample": {"output_text": out}} for item, out in zip(ITEMS, outputs, strict=True)]
-    run = client.evals.runs.create(
+    return client.evals.runs.create(
         eval_id, data_source={"type": "jsonl", "source": {"type": "file_content", "content": content}}
     )
-    return wait_for_run(client, eval_id, run.id)
 
 
 def test_two_runs_of_an_eval_side_by_side(page: Any, hone: ServerProcess) -> None:
@@ -49,8 +48,9 @@ def test_two_runs_of_an_eval_side_by_side(page: Any, hone: ServerProcess) -> Non
             }
         ],
     )
-    a = jsonl_run(client, ev.id, ["a0", "a1", "wrong", "wrong"])  # 2/4
+    a = wait_for_run(client, ev.id, jsonl_run(client, ev.id, ["a0", "a1", "wrong", "wrong"]).id)  # 2/4
     b = jsonl_run(client, ev.id, ["a0", "wrong", "a2", "a3"])  # 3/4: items 1, 2, 3 differ
+    # opened while B may still be queued: the page refreshes until both runs have finished
     sign_in(page, hone.base_url, hone.api_key, f"#/evals/{ev.id}?a={a.id}&b={b.id}")
     expect(page.locator("#ev-diff")).to_contain_text("3 of 4 items graded in both runs differ")
     cells = page.locator("#ev-criteria tbody tr td").all_inner_texts()
