@@ -86,6 +86,7 @@ def test_a_bad_file_shows_its_first_errors_by_line(page: Any, hone: ServerProces
     assert second.nth(0).inner_text() == "5" and second.nth(1).inner_text() == "message 2"
     assert "Line 5" in second.nth(3).inner_text()
     assert page.get_by_role("button", name="Start job").is_disabled()
+    shoot(page, "new-job-errors")
     # DPO data is judged by the DPO rules once that method is chosen: still not valid here
     page.get_by_label("Method", exact=True).select_option("dpo")
     page.wait_for_function("() => document.querySelector('.verdict tbody td')?.textContent === '1'")
