@@ -75,6 +75,10 @@ def test_the_harness_finds_violations(page: Any, hone: ServerProcess) -> None:
           add("button", { className: "faint" });
           add("img", {});
           add("h1", { textContent: "Second heading" });
+          const table = document.createElement("table");
+          table.createTHead().insertRow().append(Object.assign(document.createElement("th"), { id: "twice" }));
+          add("span", { id: "twice" });
+          main.append(table);
           const grey = Object.assign(document.createElement("p"), { textContent: "pale text" });
           grey.style.color = "#cccccc";
           main.append(grey);
@@ -89,6 +93,8 @@ def test_the_harness_finds_violations(page: Any, hone: ServerProcess) -> None:
         "image without alt",
         "2 visible <h1> elements",
         '"pale text": contrast 1.6',
+        "th#twice: column header without scope=col",
+        "#twice: 2 elements share this id",
     ):
         assert expected in report, report
 

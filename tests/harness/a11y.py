@@ -5,6 +5,7 @@
   an enclosing ``<label>``, ``aria-label`` or ``aria-labelledby`` naming text;
 - every button and link has a name (its text, ``aria-label``, ``aria-labelledby``, ``title`` or
   an image's ``alt``); every image has an ``alt`` attribute (empty for decoration);
+- every column header (``thead th``) has ``scope="col"``; no two elements share an id;
 - text contrast (WCAG 2 AA): each visible element with text of its own, its colour against its
   effective background (the first non-transparent background up its ancestors, blended over
   those below it), at least 4.5:1, or 3:1 for large text (24px, or 18.66px bold). Disabled
@@ -66,6 +67,13 @@ _SCRIPT = r"""
   for (const img of document.querySelectorAll("img")) {
     if (!img.hasAttribute("alt")) out.push(`${describe(img)}: image without alt`);
   }
+  for (const th of document.querySelectorAll("thead th")) {
+    const scope = th.getAttribute("scope");
+    if (scope !== "col" && scope !== "colgroup") out.push(`${describe(th)}: column header without scope=col`);
+  }
+  const ids = new Map();
+  for (const el of document.querySelectorAll("[id]")) ids.set(el.id, (ids.get(el.id) || 0) + 1);
+  for (const [id, n] of ids) if (n > 1) out.push(`#${id}: ${n} elements share this id (labels and references break)`);
 
   // Contrast.
   const parse = (c) => {
