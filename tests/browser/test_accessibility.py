@@ -45,6 +45,10 @@ def test_the_sign_in_page_is_accessible(page: Any, hone: ServerProcess) -> None:
     page.goto(hone.base_url + "/ui/")
     page.get_by_label("Project API key").wait_for()
     assert_accessible(page)
+    page.get_by_label("Project API key").fill("sk-hone-not-a-key")  # and with its error shown
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("alert").wait_for()
+    assert_accessible(page)
 
 
 @pytest.mark.parametrize("route", ROUTES)
