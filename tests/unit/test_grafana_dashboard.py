@@ -5,7 +5,8 @@ exist:
   on the ``${datasource}`` template variable (no data source uid of one Grafana);
 - each metric name in its PromQL (panels and template variables) is one hone's real /metrics
   exposes (scraped from a started server, after a request) or one vLLM declares (its installed
-  source; that half skips without vLLM);
+  source; that half skips without vLLM), and each label it groups or matches on is one that
+  metric has;
 - the grafana-dashboard component ships that same file as a ConfigMap for Grafana's sidecar.
 """
 
@@ -64,9 +65,9 @@ def expressions(board: dict[str, Any]) -> list[str]:
     for var in board["templating"]["list"]:
         if var["type"] == "query":
             query = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
-            m = re.fullmatch(r"label_values\((.+),\s*\w+\)", query)
+            m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", query)
             assert m, f"template variable {var['name']}: {query}"
-            exprs.append(m[1])
+            exprs.append(f"group by ({m[2]}) ({m[1]})")  # the metric must have that label
     return exprs
 
 
@@ -88,21 +89,45 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
+def label_names(expr: str) -> set[str]:
+    """The labels an expression groups, joins or matches on, less those every series has or
+    gets from its scrape (le: a histogram's buckets; instance, job: the target's)."""
+    names = set()
+    for m in re.finditer(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", expr):
+        names |= {n.strip() for n in m[1].split(",") if n.strip()}
+    for m in re.finditer(r"\{([^}]*)\}", expr):
+        names |= set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"", m[1]))
+    return names - {"le", "instance", "job", "__name__"}
+
+
 def exposed(families: dict[str, str]) -> set[str]:
     """The sample names metric families (name -> type) expose."""
     return {name + suffix for name, kind in families.items() for suffix in _SUFFIXES.get(kind, ("",))}
 
 
-def hone_families(base_url: str) -> dict[str, str]:
-    """name -> type of every family hone's /metrics lists (with no samples yet too)."""
-    httpx.get(base_url + "/v1/models")  # one request: the HTTP metrics get samples
-    resp = httpx.get(base_url + "/metrics")
+def hone_scrape(server: RunningServer) -> tuple[dict[str, str], dict[str, set[str]]]:
+    """name -> type of every family hone's /metrics lists (with no samples yet too), and the
+    labels of each sample name. One request and one observation of each labelled gateway
+    metric first, so every family has samples to show its labels."""
+    httpx.get(server.base_url + "/v1/models")
+    metrics = server.ctx.metrics
+    metrics.observe_gateway("hone-tiny", "stream", 200, 0.1, {"prompt_tokens": 3, "completion_tokens": 2})
+    metrics.adapter_cold_loads.labels("hone-tiny").inc()
+    metrics.upstream_restarts.labels("hone-tiny").inc()
+    resp = httpx.get(server.base_url + "/metrics")
     resp.raise_for_status()
-    return {f.name: f.type for f in text_string_to_metric_families(resp.text)}
+    families: dict[str, str] = {}
+    labels: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(resp.text):
+        families[family.name] = family.type
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(sample.labels)
+    return families, labels
 
 
-def vllm_families() -> dict[str, str]:
-    """name -> type of every ``vllm:`` metric the installed vLLM declares."""
+def vllm_families() -> tuple[dict[str, str], str]:
+    """name -> type of every ``vllm:`` metric the installed vLLM declares, and the source of its
+    metrics package (where its label names are spelt)."""
     spec = importlib.util.find_spec("vllm")
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("vLLM is not installed")
@@ -114,7 +139,10 @@ def vllm_families() -> dict[str, str]:
                 kind = m[1].strip("_").removesuffix("_cls").lower()
                 families[m[2].removesuffix("_total") if kind == "counter" else m[2]] = kind
     assert "vllm:num_requests_running" in families, "vLLM's metric declarations moved: update this reader"
-    return families
+    source = "".join(
+        p.read_text() for root in spec.submodule_search_locations for p in Path(root, "v1", "metrics").glob("*.py")
+    )
+    return families, source
 
 
 def test_the_dashboard_is_one_grafana_imports() -> None:
@@ -138,6 +166,7 @@ def test_metric_names_are_read_from_promql() -> None:
         " / on (route) group_left max without (instance) (vllm:y_total offset 5m) > bool 1e3"
     )
     assert metric_names(expr) == {"hone_x_bucket", "vllm:y_total"}
+    assert label_names(expr) == {"route", "status", "a"}
     assert exposed({"hone_h": "histogram", "hone_c": "counter", "hone_g": "gauge"}) >= {
         "hone_h_bucket",
         "hone_c_total",
@@ -146,18 +175,29 @@ def test_metric_names_are_read_from_promql() -> None:
 
 
 def test_hone_metrics_in_the_dashboard_are_hones(server: RunningServer) -> None:
-    names = exposed(hone_families(server.base_url))
+    families, labels = hone_scrape(server)
+    names = exposed(families)
     assert {"hone_http_requests_total", "hone_jobs", "hone_gateway_latency_seconds_bucket"} <= names
     used = {n for e in expressions(dashboard()) for n in metric_names(e) if not n.startswith("vllm:")}
     assert used, "no hone metric in the dashboard"
     assert used <= names, f"not on hone's /metrics: {sorted(used - names)}"
+    for expr in expressions(dashboard()):
+        metrics = {n for n in metric_names(expr) if not n.startswith("vllm:")}
+        if metrics:
+            have = set().union(*(labels.get(n, set()) for n in metrics))
+            assert label_names(expr) <= have, f"{expr}: labels {sorted(label_names(expr) - have)} are not on {metrics}"
 
 
 def test_vllm_metrics_in_the_dashboard_are_vllms() -> None:
     used = {n for e in expressions(dashboard()) for n in metric_names(e) if n.startswith("vllm:")}
     assert {"vllm:lora_requests_info", "vllm:kv_cache_usage_perc"} <= used
-    names = exposed(vllm_families())
+    families, source = vllm_families()
+    names = exposed(families)
     assert used <= names, f"not declared by the installed vLLM: {sorted(used - names)}"
+    for expr in expressions(dashboard()):
+        if any(n.startswith("vllm:") for n in metric_names(expr)):
+            unknown = {label for label in label_names(expr) if f'"{label}"' not in source}
+            assert not unknown, f"{expr}: vLLM's metrics code names no label {sorted(unknown)}"
 
 
 def test_the_component_ships_the_dashboard_to_grafanas_sidecar() -> None:
