@@ -108,7 +108,8 @@ def _focused(page: Any) -> dict[str, Any]:
         """() => {
           const el = document.activeElement;
           const s = getComputedStyle(el);
-          return { text: (el.innerText || "").trim(), tag: el.tagName, id: el.id,
+          return { text: (el.innerText || el.value || el.getAttribute("aria-label") || "").trim().slice(0, 40),
+                   tag: el.tagName, id: el.id,
                    outline: s.outlineStyle !== "none" && parseFloat(s.outlineWidth) > 0 };
         }"""
     )
@@ -146,3 +147,22 @@ def test_the_skip_link_moves_focus_to_the_page_and_stays_there(page: Any, hone: 
     page.wait_for_function("document.activeElement && document.activeElement.id === 'main'")
     assert page.url.endswith("#/files")
     page.get_by_role("heading", level=1, name="Files").wait_for()
+
+
+@pytest.mark.parametrize("route", ["#/jobs", "#/new", "#/playground", "job"])
+def test_every_control_shows_its_focus(page: Any, hone: ServerProcess, job_id: str, route: str) -> None:
+    """Tab through the whole page: each element the keyboard reaches draws a focus outline."""
+    sign_in(page, hone.base_url, hone.api_key, f"#/jobs/{job_id}" if route == "job" else route)
+    settle(page)
+    page.reload()
+    settle(page)
+    seen: list[dict[str, Any]] = []
+    for _ in range(200):
+        page.keyboard.press("Tab")
+        focused = _focused(page)
+        if focused["tag"] == "BODY" or (seen and focused["text"] == "Skip to content"):
+            break  # round the page once
+        seen.append(focused)
+    assert len(seen) > len(NAV), seen
+    hidden = [f for f in seen if not f["outline"]]
+    assert not hidden, f"focus not visible on: {hidden}"
