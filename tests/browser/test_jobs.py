@@ -17,7 +17,7 @@ from tests.harness.process import ServerProcess
 from tests.integration import tuning
 
 pytestmark = [*needs_browser(), pytest.mark.db_incidental, pytest.mark.slow]
-TRAINING = 300_000  # ms: how long the page may wait on the tiny model (a loaded 2-core CPU trains ~3 s a step)
+TRAINING = 300_000  # ms: how long the page may wait on the tiny model (a loaded 2-core CPU: ~3 s a step)
 
 
 def _job(hone: ServerProcess, n_epochs: int, suffix: str) -> str:
@@ -44,38 +44,61 @@ def _points(page: Any) -> int:
     return int(page.locator("figure.chart").get_attribute("data-points"))
 
 
+def _checkpoints(page: Any) -> Any:
+    return page.locator("table", has=page.get_by_text("Checkpoints, newest first"))
+
+
 def _status(page: Any) -> Any:
     return page.locator(".job-status .badge")
 
 
 def test_watch_a_job_train_pause_resume_and_use_its_checkpoints(page: Any, hone: ServerProcess) -> None:
-    job_id = _job(hone, n_epochs=8, suffix="watched")  # 40 steps, a checkpoint every 5
     sign_in(page, hone.base_url, hone.api_key, "#/jobs")
+    page.get_by_role("heading", name="Fine-tuning jobs").wait_for()
+    job_id = _job(hone, n_epochs=12, suffix="watched")  # 60 steps, a checkpoint every 5
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=job_id))
-    row.wait_for()
+    row.wait_for()  # the open list refreshes itself
     assert "hone-tiny" in row.inner_text() and "watched" in row.inner_text()
-    row.locator(".badge", has_text="running").wait_for(timeout=TRAINING)  # the list refreshes itself
+    row.locator(".badge", has_text="running").wait_for(timeout=TRAINING)  # and follows its status
     shoot(page, "jobs")
 
+    # Paused as soon as it runs (however fast this machine trains): the trainer stops after
+    # its first step or so and checkpoints on the way out.
     row.get_by_role("link", name=job_id).click()
     assert page.url.endswith(f"#/jobs/{job_id}")
-    page.wait_for_function("() => +document.querySelector('figure.chart')?.dataset.points >= 2", timeout=TRAINING)
-    seen = _points(page)
-    page.wait_for_function(f"() => +document.querySelector('figure.chart').dataset.points > {seen}", timeout=TRAINING)
-    assert "Training loss:" in page.get_by_role("img", name=re.compile("Loss curves")).get_attribute("aria-label")
-
+    _status(page).filter(has_text="running").wait_for(timeout=TRAINING)
     page.get_by_role("button", name="Pause").click()
     _status(page).filter(has_text="paused").wait_for(timeout=TRAINING)
     resume = page.get_by_role("button", name="Resume")
     resume.wait_for()
     assert page.get_by_role("button", name="Pause").count() == 0
     assert page.locator("ol.timeline li.current").inner_text() == "paused"
-    paused_at = _points(page)
+    kept = hone.client().fine_tuning.jobs.checkpoints.list(job_id).data[0]
+    paused_at = kept.step_number  # written on the way out
+    page.wait_for_function(f"() => +document.querySelector('figure.chart').dataset.points === {paused_at}")
+    _checkpoints(page).locator("tbody tr").first.filter(has_text=kept.fine_tuned_model_checkpoint).wait_for()
+
+    # Resumed, the curve gains points while the job runs, then it succeeds.
     resume.click()
+    page.wait_for_function(
+        "() => document.querySelector('.job-status .badge').textContent === 'running'"
+        f" && +document.querySelector('figure.chart').dataset.points > {paused_at}",
+        timeout=TRAINING,
+    )
+    assert "Training loss:" in page.get_by_role("img", name=re.compile("Loss curves")).get_attribute("aria-label")
     _status(page).filter(has_text="succeeded").wait_for(timeout=TRAINING)
-    assert _points(page) > paused_at
+    assert _points(page) == 60
     assert page.get_by_role("button", name="Cancel").count() == 0  # nothing to cancel once finished
 
+    checkpoints = hone.client().fine_tuning.jobs.checkpoints.list(job_id).data
+    assert checkpoints
+    table = _checkpoints(page)
+    assert table.locator("tbody tr").count() == len(checkpoints)
+    first = table.locator("tbody tr").first
+    newest = checkpoints[0]
+    assert str(newest.step_number) in first.inner_text()
+    assert f"{newest.metrics.train_loss:.4g}"[:4] in first.inner_text()
+    shoot(page, "job")
     page.get_by_text("Loss curves: data table").click()  # the text alternative lists every step
     job = hone.client().fine_tuning.jobs.retrieve(job_id)
     steps = len(tuning.metrics(hone.client(), job_id))
@@ -84,15 +107,6 @@ def test_watch_a_job_train_pause_resume_and_use_its_checkpoints(page: Any, hone:
     for name, value in (("n_epochs", job.hyperparameters.n_epochs), ("batch_size", 2)):
         assert resolved.locator(f"dt:text-is('{name}') + dd").inner_text() == str(value)
 
-    checkpoints = hone.client().fine_tuning.jobs.checkpoints.list(job_id).data
-    assert checkpoints
-    table = page.locator("table", has=page.get_by_text("Checkpoints, newest first"))
-    assert table.locator("tbody tr").count() == len(checkpoints)
-    first = table.locator("tbody tr").first
-    newest = checkpoints[0]
-    assert str(newest.step_number) in first.inner_text()
-    assert f"{newest.metrics.train_loss:.4g}"[:4] in first.inner_text()
-    shoot(page, "job")
     first.get_by_role("button", name=re.compile("Copy name")).click()
     assert page.evaluate("navigator.clipboard.readText()") == newest.fine_tuned_model_checkpoint
 

@@ -36,10 +36,11 @@ function uplotSeries(s) {
  * rows are objects keyed by x.key and the series' keys (null = no point there), sorted by x.
  */
 export function lineChart({ title, x, series, axes }) {
+  // The title names the figure for assistive technology; the page shows its own heading.
   const plot = h("div", { class: "chart-plot", role: "img", "aria-label": `${title}: no points yet` });
   const tableSlot = h("div", { class: "chart-table" });
   const details = h("details", {}, h("summary", {}, `${title}: data table`), tableSlot);
-  const el = h("figure", { class: "chart", dataset: { points: "0" } }, h("figcaption", {}, title), plot, details);
+  const el = h("figure", { class: "chart", dataset: { points: "0" } }, h("figcaption", { class: "visually-hidden" }, title), plot, details);
   let rows = [];
   let u = null;
 

@@ -65,6 +65,10 @@ function curveRows(events, checkpoints) {
   });
 }
 
+function playgroundLink(model) {
+  return h("a", { href: `#/playground?model=${encodeURIComponent(model)}`, class: "button quiet" }, "Open in playground");
+}
+
 function checkpointTable(checkpoints) {
   const m = (key) => (c) => fmtNumber(c.metrics?.[key]);
   return table([
@@ -76,7 +80,7 @@ function checkpointTable(checkpoints) {
     { label: "Model", value: (c) => h("span", { class: "mono" }, c.fine_tuned_model_checkpoint) },
     { label: "Use", value: (c) => h("span", { class: "actions tight" },
       copyButton(c.fine_tuned_model_checkpoint, "Copy name"),
-      h("a", { href: `#/playground?model=${encodeURIComponent(c.fine_tuned_model_checkpoint)}`, class: "button quiet" }, "Open in playground")) },
+      playgroundLink(c.fine_tuned_model_checkpoint)) },
   ], checkpoints, { caption: "Checkpoints, newest first", empty: "No checkpoints yet." });
 }
 
@@ -171,7 +175,7 @@ export function render(root, [jobId]) {
     clear(slots.jobError, job.error ? errorBox(job.error) : null);
     clear(slots.facts, facts([
       ["Base model", job.model],
-      ["Fine-tuned model", job.fine_tuned_model ? [h("span", { class: "mono" }, job.fine_tuned_model), " ", copyButton(job.fine_tuned_model, "Copy name")] : null],
+      ["Fine-tuned model", job.fine_tuned_model ? [h("span", { class: "mono" }, job.fine_tuned_model), " ", copyButton(job.fine_tuned_model, "Copy name"), " ", playgroundLink(job.fine_tuned_model)] : null],
       ["Method", job.method?.type],
       ["Created", fmtTime(job.created_at)],
       ["Finished", job.finished_at ? fmtTime(job.finished_at) : null],
@@ -184,8 +188,10 @@ export function render(root, [jobId]) {
     ]));
     clear(slots.hyper, hyperparameters(job));
     const csv = job.result_files?.[0];
+    const failure = h("div");
+    const download = () => { clear(failure); downloadFile(csv, "step_metrics.csv").catch((err) => clear(failure, errorBox(err))); };
     clear(slots.result, csv
-      ? h("button", { type: "button", class: "quiet", onclick: () => downloadFile(csv, "step_metrics.csv").catch((err) => clear(slots.result, errorBox(err))) }, "Download result CSV")
+      ? [h("button", { type: "button", class: "quiet", onclick: download }, "Download result CSV"), failure]
       : h("p", { class: "muted" }, "The step metrics CSV appears when the job ends."));
   }
 
