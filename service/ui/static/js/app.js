@@ -36,6 +36,7 @@ const NAV = [
 const HOME = "#/jobs";
 
 let leave = null;
+let visits = 0; // counts route() calls, so a page left mid-render is cleaned up
 
 /** "#/jobs/x?a=1" -> ["/jobs/x", URLSearchParams("a=1")] */
 function parseHash() {
@@ -52,6 +53,7 @@ function renderNav(current) {
 }
 
 async function route() {
+  const visit = ++visits;
   if (leave) {
     leave();
     leave = null;
@@ -73,10 +75,15 @@ async function route() {
   const [r, m] = match;
   renderNav(r.nav);
   document.title = `${r.title} · hone`;
-  clear(main);
+  // Each visit renders into its own element: a page left while it awaited data writes into a
+  // detached element, never into the next page.
+  const root = h("div");
+  clear(main, root);
   const params = m.slice(1).map(decodeURIComponent);
-  const cleanup = await r.page.render(main, params, query);
-  if (typeof cleanup === "function") leave = cleanup;
+  const cleanup = await r.page.render(root, params, query);
+  if (typeof cleanup !== "function") return;
+  if (visit === visits) leave = cleanup;
+  else cleanup(); // the page was left while it rendered: stop what it started
 }
 
 window.addEventListener("hashchange", route);
