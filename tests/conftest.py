@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from service.catalog.catalog import BaseModelEntry, Catalog
+from tests.harness.browser import browser, page
 from tests.harness.server import RunningServer, start_server
+
+__all__ = ["browser", "page"]  # a real Chromium and a page of it (tests/harness/browser.py)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,5 @@
-"""Fixtures of the browser tests: one Chromium per session and a fresh page per test
-(tests.harness.browser), and a real ``hone serve`` process per module (the tiny model, the
-local trainer launcher)."""
+"""Fixtures of the browser tests: a real ``hone serve`` process per module (the tiny model, the
+local trainer launcher). ``browser`` and ``page`` come from tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -9,10 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.browser import browser, page
 from tests.harness.process import ServerProcess, hone_serve
-
-__all__ = ["browser", "page"]
 
 
 @pytest.fixture(scope="module")

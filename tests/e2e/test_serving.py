@@ -21,7 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from inference.launch import VllmServer
-from tests.harness.browser import browser, needs_browser, page, shoot, sign_in
+from tests.harness.browser import needs_browser, shoot, sign_in
 from tests.harness.evals import wait_for_run
 from tests.harness.jobs import upload, wait_status
 from tests.harness.server import RunningServer
@@ -29,7 +29,6 @@ from tests.harness.vllm import NEEDS_VLLM, tiny_stack
 from tests.integration import tuning
 
 pytestmark = [*NEEDS_VLLM, pytest.mark.db_incidental]
-__all__ = ["browser", "page"]  # the browser tests' fixtures
 
 ANSWERS_B = ["The secret word is mango.", "Pablo painted the blue door."]
 

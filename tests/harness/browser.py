@@ -67,9 +67,11 @@ class PageProblems:
         assert not self.problems, "\n".join(self.problems)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session."""
+    """One headless Chromium per test module, closed at its end: Playwright's sync API keeps
+    an event loop on the main thread while it runs, which no other test should inherit (and a
+    second one cannot start beside it). Registered once, in tests/conftest.py."""
     with chromium() as b:
         yield b
 
