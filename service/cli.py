@@ -26,13 +26,18 @@ VLLM_LAUNCHER = "inference.launch"  # reached by name: the API image does not sh
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from service import ui
     from service.app import create_app
 
     settings = Settings(host=args.host, port=args.port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _first_admin_key(settings)
     app = create_app(settings)
-    print(f"hone API on http://{args.host}:{args.port}/v1 (data dir {settings.data_dir})", flush=True)
+    print(
+        f"hone API on http://{args.host}:{args.port}/v1, dashboard on http://{args.host}:{args.port}{ui.PATH}/ "
+        f"(data dir {settings.data_dir})",
+        flush=True,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
@@ -41,6 +46,7 @@ def _up(args: argparse.Namespace) -> int:
     """The embedded default: API + loops + local trainer launcher + one vLLM per base model."""
     import uvicorn
 
+    from service import ui
     from service.app import create_app
     from service.catalog.catalog import Catalog, default_catalog
 
@@ -67,8 +73,9 @@ def _up(args: argparse.Namespace) -> int:
         ctx.readiness.extend(_readiness(s) for s in servers)
     try:
         print(
-            f"\nhone is up\n  base URL: http://{args.host}:{args.port}/v1\n  API key:  {key}\n"
-            f"  models:   {', '.join(e.name for e in catalog)}\n  data dir: {settings.data_dir}\n"
+            f"\nhone is up\n  base URL:  http://{args.host}:{args.port}/v1\n"
+            f"  dashboard: http://{args.host}:{args.port}{ui.PATH}/ (sign in with the API key)\n  API key:   {key}\n"
+            f"  models:    {', '.join(e.name for e in catalog)}\n  data dir:  {settings.data_dir}\n"
             "Ctrl-C stops everything.\n",
             flush=True,
         )

@@ -26,7 +26,7 @@ from service.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 HYPERPARAMETERS_DOC = ROOT / "docs" / "hyperparameters.md"
-DOCS = sorted(p for p in (ROOT / "docs").rglob("*") if p.is_file()) + [ROOT / "README.md"]
+DOCS = sorted(p for p in (ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]  # text, not the screenshots
 # what the docs must never point at: the workspace outside this repository (spelt in parts so
 # this checker is not itself a pointer)
 FORBIDDEN = ("../" + "shared", "shared" + "/", "DESIGN" + ".md")
