@@ -14,7 +14,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
-from starlette.responses import RedirectResponse
+from starlette.exceptions import HTTPException
+from starlette.responses import PlainTextResponse, RedirectResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -46,7 +47,7 @@ SECURITY_HEADERS = {
 
 
 class SecurityHeaders:
-    """Adds ``SECURITY_HEADERS`` to every response of the wrapped app."""
+    """Adds ``SECURITY_HEADERS`` to every response of the wrapped app, its errors included."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -59,7 +60,11 @@ class SecurityHeaders:
                     headers[name] = value
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except HTTPException as exc:  # StaticFiles' 404/405: answered here, so it gets the headers too
+            response = PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+            await response(scope, receive, send_with_headers)
 
 
 def mount(app: FastAPI) -> None:

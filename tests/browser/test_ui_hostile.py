@@ -1,0 +1,23 @@
+"""The dashboard against hostile addresses: a hash route that is not valid percent-encoding, an id
+made of dot segments (which the browser's URL parser would resolve into another /v1 endpoint),
+and the security headers on what /ui/ does not have (a 404 carries them too)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from service.ui import CONTENT_SECURITY_POLICY
+from tests.harness.browser import needs_browser
+from tests.harness.process import ServerProcess
+
+pytestmark = [*needs_browser(), pytest.mark.db_incidental]
+
+
+def test_a_404_under_ui_carries_the_security_headers(hone: ServerProcess) -> None:
+    for path in ("/ui/nope.js", "/ui/js/", "/ui/%2e%2e/service/config.py"):
+        resp = httpx.get(hone.base_url + path)
+        assert resp.status_code == 404, path
+        assert resp.headers["content-security-policy"] == CONTENT_SECURITY_POLICY, path
+        assert resp.headers["x-content-type-options"] == "nosniff", path
+        assert resp.headers["referrer-policy"] == "no-referrer", path
