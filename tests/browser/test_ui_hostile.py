@@ -4,11 +4,13 @@ and the security headers on what /ui/ does not have (a 404 carries them too)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
 from service.ui import CONTENT_SECURITY_POLICY
-from tests.harness.browser import needs_browser
+from tests.harness.browser import needs_browser, sign_in
 from tests.harness.process import ServerProcess
 
 pytestmark = [*needs_browser(), pytest.mark.db_incidental]
@@ -21,3 +23,11 @@ def test_a_404_under_ui_carries_the_security_headers(hone: ServerProcess) -> Non
         assert resp.headers["content-security-policy"] == CONTENT_SECURITY_POLICY, path
         assert resp.headers["x-content-type-options"] == "nosniff", path
         assert resp.headers["referrer-policy"] == "no-referrer", path
+
+
+def test_a_malformed_hash_route_goes_to_the_jobs(page: Any, hone: ServerProcess) -> None:
+    sign_in(page, hone.base_url, hone.api_key)
+    for route in ("#/jobs/%", "#/evals/%E0%A4%A"):
+        page.goto(f"{hone.base_url}/ui/{route}")
+        page.get_by_role("heading", name="Fine-tuning jobs").wait_for()
+        page.wait_for_function("window.location.hash === '#/jobs'")

@@ -45,6 +45,15 @@ function parseHash() {
   return [path, new URLSearchParams(search)];
 }
 
+/** The route's groups percent-decoded; null when one is not valid percent-encoding ("%", "%E0"). */
+function decodeAll(groups) {
+  try {
+    return groups.map(decodeURIComponent);
+  } catch {
+    return null;
+  }
+}
+
 function renderNav(current) {
   const nav = document.getElementById("nav");
   const signedIn = Boolean(session.key());
@@ -68,18 +77,18 @@ async function route() {
     return;
   }
   const match = ROUTES.map((r) => [r, path.match(r.pattern)]).find(([, m]) => m);
-  if (!match) {
+  const params = match && decodeAll(match[1].slice(1));
+  if (!params) {
     window.location.replace(HOME);
     return;
   }
-  const [r, m] = match;
+  const [r] = match;
   renderNav(r.nav);
   document.title = `${r.title} · hone`;
   // Each visit renders into its own element: a page left while it awaited data writes into a
   // detached element, never into the next page.
   const root = h("div");
   clear(main, root);
-  const params = m.slice(1).map(decodeURIComponent);
   const cleanup = await r.page.render(root, params, query);
   if (typeof cleanup !== "function") return;
   if (visit === visits) leave = cleanup;
