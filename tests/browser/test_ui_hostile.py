@@ -31,3 +31,15 @@ def test_a_malformed_hash_route_goes_to_the_jobs(page: Any, hone: ServerProcess)
         page.goto(f"{hone.base_url}/ui/{route}")
         page.get_by_role("heading", name="Fine-tuning jobs").wait_for()
         page.wait_for_function("window.location.hash === '#/jobs'")
+
+
+def test_a_dot_segment_id_never_reaches_another_endpoint(page: Any, hone: ServerProcess) -> None:
+    sign_in(page, hone.base_url, hone.api_key)
+    seen: list[str] = []
+    page.on("request", lambda r: seen.append(r.url) if "/v1/" in r.url else None)
+    for route in ("#/jobs/%2e%2e", "#/jobs/.", "#/evals/%2E."):
+        page.goto(f"{hone.base_url}/ui/{route}")
+        alert = page.get_by_role("alert").first
+        alert.wait_for()
+        assert "not a valid id" in alert.inner_text()
+    assert not [u for u in seen if "/v1/fine_tuning/" in u or "/v1/evals" in u], seen

@@ -22,6 +22,11 @@ export class ApiError extends Error {
 
 function url(path, query) {
   const u = new URL(`/v1${path}`, window.location.origin);
+  // An id of "." or ".." (also as %2e) passes encodeURIComponent unchanged and the URL parser
+  // resolves it: "/jobs/.." would call another endpoint with the key. Refuse it instead.
+  if (u.pathname !== `/v1${path}`) {
+    throw new ApiError(400, { message: `"${path}" is not a valid id path: an id cannot be "." or "..".`, type: "invalid_request_error" });
+  }
   for (const [k, v] of Object.entries(query || {})) {
     if (v !== undefined && v !== null && v !== "") u.searchParams.set(k, v);
   }
