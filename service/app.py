@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -68,6 +69,7 @@ def build_context(settings: Settings, launcher: Launcher | None = None, catalog:
         launcher=launcher,
         loops=BackgroundLoops(settings.loop_interval_s),
         keys=auth.KeyCache(settings.auth_cache_s),
+        dataset_checks=threading.BoundedSemaphore(settings.dataset_check_concurrency),
     )
 
     def job_counts() -> dict[str, int]:

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     max_line_bytes: int = 64 * MB
     min_training_examples: int = 10
     validation_batch_size: int = 256
+    dataset_check_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="dataset checks (POST /v1/fine_tuning/dataset_checks) one process runs at once; more are 429",
+    )
 
     # Training
     launcher: LauncherSettings = Field(

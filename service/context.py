@@ -3,6 +3,7 @@ and the background loops."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -40,3 +41,6 @@ class AppContext:
     # Executes eval runs; created in the app's lifespan (it uses the gateway). Its kick() after a
     # run is created starts it at once.
     eval_runner: EvalRunner | None = None
+    # Dataset checks running now: each reads and tokenizes a whole file on a request thread, so
+    # at most settings.dataset_check_concurrency at once (build_context sizes it).
+    dataset_checks: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))

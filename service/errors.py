@@ -49,6 +49,13 @@ class PayloadTooLarge(HoneError):
     type = "invalid_request_error"
 
 
+class RateLimited(HoneError):
+    """Too many requests of a kind at once; the SDK retries after ``retry-after``."""
+
+    status_code = 429
+    type = "requests"  # OpenAI's type for rate_limit_exceeded
+
+
 class ServiceUnavailable(HoneError):
     status_code = 503
     type = "server_error"

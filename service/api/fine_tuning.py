@@ -35,7 +35,8 @@ _METADATA_PARAM = re.compile(r"^metadata\[(.+)\]$")
 @router.post("/dataset_checks", response_model=DatasetCheck)
 def check_dataset(params: DatasetCheckParams, ctx: Ctx, project: CurrentProject) -> Response:
     """hone's extension: a job's data validation before the job, with its first problems."""
-    return wire(dataset_check.check(ctx.db, ctx.store, ctx.catalog, ctx.settings, project, params))
+    with dataset_check.slot(ctx.dataset_checks, ctx.settings.dataset_check_concurrency):
+        return wire(dataset_check.check(ctx.db, ctx.store, ctx.catalog, ctx.settings, project, params))
 
 
 @router.get("/methods", response_model=MethodList)

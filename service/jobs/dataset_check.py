@@ -5,6 +5,9 @@ rules, token limit and minimum example count; only the number of problems kept d
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 from contract.blobstore import BlobStore
@@ -13,7 +16,7 @@ from service.catalog.catalog import Catalog
 from service.config import Settings
 from service.db.schema import Project
 from service.db.session import Database
-from service.errors import InvalidRequest, NotFound
+from service.errors import InvalidRequest, NotFound, RateLimited
 from service.files import service as files
 from service.jobs import service as jobs
 from service.param_errors import invalid_choice
@@ -34,6 +37,22 @@ MAX_PROBLEMS = 10
 @lru_cache(maxsize=16)
 def _counter(source: str) -> HFTokenCounter:
     return HFTokenCounter(source)
+
+
+@contextmanager
+def slot(running: threading.BoundedSemaphore, limit: int) -> Iterator[None]:
+    """Hold one of the ``limit`` places for a check, or refuse at once with 429: a check reads
+    and tokenizes a whole file (up to the upload limit), so a queue would only hold threads."""
+    if not running.acquire(blocking=False):
+        raise RateLimited(
+            f"{limit} dataset check(s) are already running in this server; retry shortly.",
+            code="rate_limit_exceeded",
+            headers={"retry-after": "2"},
+        )
+    try:
+        yield
+    finally:
+        running.release()
 
 
 def _method(name: str) -> MethodSpec:

@@ -126,3 +126,21 @@ def test_methods_list_the_registry_with_auto_explained(ext: openai.OpenAI) -> No
         assert fields["lora_rank"].auto is None and fields["lora_rank"].default == 16
     dpo = next(m for m in listing.data if m.name == "dpo")
     assert next(h for h in dpo.hyperparameters if h.name == "beta").auto == AUTO_RULES["beta"]
+
+
+def test_checks_beyond_the_concurrency_limit_are_429_until_a_place_frees(server: Any, ext: openai.OpenAI) -> None:
+    file_id = upload(ext, GOOD)
+    running = server.ctx.dataset_checks
+    held = 0
+    while running.acquire(blocking=False):  # every place taken, as by that many long checks
+        held += 1
+    assert held == server.settings.dataset_check_concurrency
+    try:
+        with pytest.raises(openai.RateLimitError) as exc:
+            check(ext, file_id)
+        assert exc.value.code == "rate_limit_exceeded"
+        assert exc.value.response.headers["retry-after"] == "2"
+    finally:
+        for _ in range(held):
+            running.release()
+    assert check(ext, file_id).valid  # a place is free again
