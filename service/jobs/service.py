@@ -16,7 +16,7 @@ from contract.names import SUFFIX, ModelName, is_fine_tuned_name
 from service import ids
 from service.catalog.catalog import BaseModelEntry, Catalog
 from service.db.schema import Checkpoint, File, Job, JobEvent, Project
-from service.errors import InvalidRequest, job_not_found
+from service.errors import InvalidRequest, job_not_found, shown
 from service.jobs import events, states
 from service.models import service as models
 from service.pagination import check_limit, paginate
@@ -110,7 +110,9 @@ def base_model_of(session: Session, project: Project, model: str, catalog: Catal
         if row is not None:
             return row.base_model, row.name
     raise InvalidRequest(
-        f"Model {model} is not available for fine-tuning or does not exist.", param="model", code="model_not_available"
+        f"Model {shown(model)} is not available for fine-tuning or does not exist.",
+        param="model",
+        code="model_not_available",
     )
 
 
@@ -120,7 +122,7 @@ def check_file(session: Session, project: Project, file_id: str | None, param: s
     row = session.scalar(select(File).where(File.id == file_id, File.project_id == project.id))
     now = time.time()
     if row is None or (row.expires_at is not None and row.expires_at <= now):
-        raise InvalidRequest(f"invalid {param}: {file_id}", param=param, code="invalid_file")
+        raise InvalidRequest(f"invalid {param}: {shown(file_id)}", param=param, code="invalid_file")
     if row.purpose != "fine-tune":
         raise InvalidRequest(
             f"invalid {param}: {file_id} has purpose {row.purpose!r}; upload it with purpose 'fine-tune'.",

@@ -144,3 +144,13 @@ def test_checks_beyond_the_concurrency_limit_are_429_until_a_place_frees(server:
         for _ in range(held):
             running.release()
     assert check(ext, file_id).valid  # a place is free again
+
+
+def test_a_long_unknown_model_or_file_id_is_not_echoed_whole(client: openai.OpenAI, ext: openai.OpenAI) -> None:
+    long = "m" * 100_000
+    with pytest.raises(openai.BadRequestError) as exc:
+        check(ext, upload(ext, GOOD), model=long)
+    assert exc.value.param == "model" and len(exc.value.message) < 300
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.fine_tuning.jobs.create(model="hone-tiny", training_file="file-" + long)
+    assert exc.value.param == "training_file" and len(exc.value.message) < 300
