@@ -12,7 +12,7 @@ echo "== ruff (lint, format check), mypy =="
 .venv/bin/mypy || exit 1
 
 run() {
-  .venv/bin/python -m pytest "$@"
+  .venv/bin/python -m pytest --durations=25 "$@"  # the slowest, to keep CI within its time
   local rc=$?
   if [ "$rc" -eq 5 ]; then
     echo "pytest collected no tests for: $*" >&2
