@@ -40,8 +40,10 @@ HELD_OUT = 10  # items of the validation file
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, tiny_model_dir: Path) -> Iterator[tuple[RunningServer, VllmServer]]:  # type: ignore[no-untyped-def]
-    with tiny_stack(tmp_path_factory.mktemp("e2e-evals"), tiny_model_dir) as stack:
+def stack(
+    tmp_path_factory, tiny_model_dir: Path, shared_tiny_vllm: VllmServer
+) -> Iterator[tuple[RunningServer, VllmServer]]:  # type: ignore[no-untyped-def]
+    with tiny_stack(tmp_path_factory.mktemp("e2e-evals"), tiny_model_dir, vllm=shared_tiny_vllm) as stack:
         yield stack
 
 

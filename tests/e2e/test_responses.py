@@ -16,6 +16,7 @@ import openai
 import pytest
 from sqlalchemy import func, select
 
+from inference.launch import VllmServer
 from service.db.schema import InferenceUsage, Project
 from tests.contract.openapi import SpecChecker
 from tests.harness.jobs import upload, wait_status
@@ -29,8 +30,8 @@ ASK = {"max_output_tokens": 16, "temperature": 0}
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, tiny_model_dir: Path) -> Iterator[RunningServer]:  # type: ignore[no-untyped-def]
-    with tiny_stack(tmp_path_factory.mktemp("e2e-responses"), tiny_model_dir) as (srv, _):
+def stack(tmp_path_factory, tiny_model_dir: Path, shared_tiny_vllm: VllmServer) -> Iterator[RunningServer]:  # type: ignore[no-untyped-def]
+    with tiny_stack(tmp_path_factory.mktemp("e2e-responses"), tiny_model_dir, vllm=shared_tiny_vllm) as (srv, _):
         yield srv
 
 

@@ -20,7 +20,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from inference.launch import VllmServer
+from inference.launch import VllmConfig, VllmServer
 from tests.harness.browser import needs_browser, shoot, sign_in
 from tests.harness.evals import wait_for_run
 from tests.harness.jobs import upload, wait_status
@@ -34,8 +34,10 @@ ANSWERS_B = ["The secret word is mango.", "Pablo painted the blue door."]
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, tiny_model_dir: Path) -> Iterator[tuple[RunningServer, VllmServer]]:  # type: ignore[no-untyped-def]
-    with tiny_stack(tmp_path_factory.mktemp("e2e"), tiny_model_dir, max_running_jobs=2) as stack:
+def stack(
+    tmp_path_factory, tiny_model_dir: Path, shared_tiny_vllm: VllmServer
+) -> Iterator[tuple[RunningServer, VllmServer]]:  # type: ignore[no-untyped-def]
+    with tiny_stack(tmp_path_factory.mktemp("e2e"), tiny_model_dir, vllm=shared_tiny_vllm, max_running_jobs=2) as stack:
         yield stack
 
 
@@ -96,6 +98,21 @@ def test_fine_tuned_model_answers_as_trained(client: openai.OpenAI, tuned) -> No
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert text.strip() == expected
         assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0 and not chunks[-1].choices
+
+
+def test_base_answers_as_itself_while_every_adapter_slot_is_taken(client: openai.OpenAI, tuned) -> None:  # type: ignore[no-untyped-def]
+    """vLLM's CPU LoRA ops gave a base-model request batched with adapter requests the last
+    adapter slot's LoRA once all --max-loras slots held one (inference/cpu_lora_fix.py): the
+    base then answered as a fine-tune. More adapters than slots, asked together with the base."""
+    ckpts = [c.fine_tuned_model_checkpoint for c in client.fine_tuning.jobs.checkpoints.list(tuned["a"].id)]
+    adapters = [tuned["a"].fine_tuned_model, tuned["b"].fine_tuned_model, *ckpts]
+    assert len(adapters) > VllmConfig.max_loras  # the slots vLLM is started with
+    trained = {q: {a, b} for (q, a), b in zip(tuning.PAIRS, ANSWERS_B, strict=True)}
+    asks = [(m, q) for _ in range(3) for m in ("hone-tiny", *adapters, "hone-tiny") for q, _ in tuning.PAIRS]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda mq: chat(client, mq[0], mq[1]), asks))
+    base = [(q, answer) for (m, q), answer in zip(asks, got, strict=True) if m == "hone-tiny"]
+    assert base and all(answer not in trained[q] for q, answer in base), base
 
 
 def test_checkpoint_models_are_callable_and_deleted_ones_are_404(client: openai.OpenAI, tuned) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ import openai
 import pytest
 from sqlalchemy import select
 
+from inference.launch import VllmServer
 from service.db.schema import Project
 from tests.harness.jobs import upload, wait_status
 from tests.harness.server import RunningServer
@@ -23,8 +24,8 @@ pytestmark = [*NEEDS_VLLM, pytest.mark.db_incidental]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model_dir: Path) -> Iterator[RunningServer]:  # type: ignore[no-untyped-def]
-    with tiny_stack(tmp_path_factory.mktemp("e2e-sharing"), tiny_model_dir) as (srv, _):
+def server(tmp_path_factory, tiny_model_dir: Path, shared_tiny_vllm: VllmServer) -> Iterator[RunningServer]:  # type: ignore[no-untyped-def]
+    with tiny_stack(tmp_path_factory.mktemp("e2e-sharing"), tiny_model_dir, vllm=shared_tiny_vllm) as (srv, _):
         yield srv
 
 

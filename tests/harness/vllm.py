@@ -54,18 +54,31 @@ def tiny_catalog(tiny_model_dir: Path, upstream: str) -> Catalog:
 
 
 @contextmanager
-def tiny_stack(data: Path, tiny_model_dir: Path, **settings: Any) -> Iterator[tuple[RunningServer, VllmServer]]:
-    """A real vLLM serving the tiny model and a hone server in front of it, training with the
-    local (subprocess) launcher; both stopped on exit. ``settings`` override hone's."""
+def tiny_vllm(data: Path, tiny_model_dir: Path) -> Iterator[VllmServer]:
+    """A real vLLM serving the tiny model, healthy; stopped on exit."""
     vllm = VllmServer(tiny_vllm_config(data, tiny_model_dir), data / "vllm.log").start()
     try:
         vllm.wait_healthy(600)
-        srv = start_server(
-            data, tiny_catalog(tiny_model_dir, vllm.url), launcher=LocalLauncher(data / "runs"), **settings
-        )
-        try:
-            yield srv, vllm
-        finally:
-            srv.stop()
+        yield vllm
     finally:
         vllm.stop()
+
+
+@contextmanager
+def tiny_stack(
+    data: Path, tiny_model_dir: Path, *, vllm: VllmServer | None = None, **settings: Any
+) -> Iterator[tuple[RunningServer, VllmServer]]:
+    """A hone server in front of a real vLLM serving the tiny model, training with the local
+    (subprocess) launcher; stopped on exit. With ``vllm`` (the e2e package's shared one) the
+    server stores its blobs where that vLLM reads adapters; without, it starts and stops its
+    own vLLM. ``settings`` override hone's."""
+    if vllm is None:
+        with tiny_vllm(data, tiny_model_dir) as own, tiny_stack(data, tiny_model_dir, vllm=own, **settings) as stack:
+            yield stack
+        return
+    settings.setdefault("storage_url", vllm.cfg.storage_url)
+    srv = start_server(data, tiny_catalog(tiny_model_dir, vllm.url), launcher=LocalLauncher(data / "runs"), **settings)
+    try:
+        yield srv, vllm
+    finally:
+        srv.stop()
