@@ -155,6 +155,13 @@ class Gateway:
             )
         try:
             content = await up.aread()
+        except httpx.TransportError as e:  # it answered, then went away mid-body (e.g. killed)
+            raise ServiceUnavailable(
+                f"The inference server for base model {base} closed the connection before its answer "
+                f"was complete ({type(e).__name__}).",
+                code="upstream_unavailable",
+                headers={"retry-after": "5"},
+            ) from None
         finally:
             await up.aclose()
         tokens = None
