@@ -81,7 +81,7 @@ def build_context(settings: Settings, launcher: Launcher | None = None, catalog:
 
 
 def add_loops(ctx: AppContext) -> None:
-    ctx.loops.add("validator", JobValidator(ctx.db, ctx.store, ctx.catalog, ctx.settings).run_once)
+    ctx.loops.add("validator", JobValidator(ctx.db, ctx.store, ctx.catalog, ctx.settings, ctx.token_counters).run_once)
     ctx.loops.add("janitor", Janitor(ctx.db, ctx.store).run_once)
     if ctx.launcher is not None:
         ctx.loops.add("dispatcher", Dispatcher(ctx.db, ctx.store, ctx.catalog, ctx.launcher, ctx.settings).run_once)

@@ -17,6 +17,7 @@ from service.gateway.proxy import Gateway
 from service.launcher.base import Launcher
 from service.observability import Metrics
 from service.scheduling.loops import BackgroundLoops
+from service.validation import TokenCounters
 
 if TYPE_CHECKING:  # the runner imports this module
     from service.evals.runner import EvalRunner
@@ -43,4 +44,6 @@ class AppContext:
     eval_runner: EvalRunner | None = None
     # Dataset checks running now: each reads and tokenizes a whole file on a request thread, so
     # at most settings.dataset_check_concurrency at once (build_context sizes it).
+    # Tokenizers, one per model source, shared by the job validator and the dataset check.
+    token_counters: TokenCounters = field(default_factory=TokenCounters)
     dataset_checks: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))

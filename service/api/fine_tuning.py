@@ -36,7 +36,9 @@ _METADATA_PARAM = re.compile(r"^metadata\[(.+)\]$")
 def check_dataset(params: DatasetCheckParams, ctx: Ctx, project: CurrentProject) -> Response:
     """hone's extension: a job's data validation before the job, with its first problems."""
     with dataset_check.slot(ctx.dataset_checks, ctx.settings.dataset_check_concurrency):
-        return wire(dataset_check.check(ctx.db, ctx.store, ctx.catalog, ctx.settings, project, params))
+        return wire(
+            dataset_check.check(ctx.db, ctx.store, ctx.catalog, ctx.settings, ctx.token_counters, project, params)
+        )
 
 
 @router.get("/methods", response_model=MethodList)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 
 from contract.blobstore import BlobStore
 from contract.methods import DEFAULT_METHOD, METHODS, REFUSED, MethodSpec, hyperparameter_docs
@@ -28,15 +27,10 @@ from service.protocol.fine_tuning_extensions import (
     MethodInfo,
     MethodList,
 )
-from service.validation import HFTokenCounter, TokenizerUnavailable
+from service.validation import TokenCounters, TokenizerUnavailable
 from service.validation.dataset import scan_dataset
 
 MAX_PROBLEMS = 10
-
-
-@lru_cache(maxsize=16)
-def _counter(source: str) -> HFTokenCounter:
-    return HFTokenCounter(source)
 
 
 @contextmanager
@@ -66,7 +60,13 @@ def _method(name: str) -> MethodSpec:
 
 
 def check(
-    db: Database, store: BlobStore, catalog: Catalog, settings: Settings, project: Project, params: DatasetCheckParams
+    db: Database,
+    store: BlobStore,
+    catalog: Catalog,
+    settings: Settings,
+    counters: TokenCounters,
+    project: Project,
+    params: DatasetCheckParams,
 ) -> DatasetCheck:
     method = _method(params.method.type if params.method else DEFAULT_METHOD)
     with db.session() as s:
@@ -88,7 +88,7 @@ def check(
             store.read(key),
             method=method.name,
             param="training_file",
-            counter=_counter(entry.source),
+            counter=counters.get(entry.source),
             max_tokens=max_tokens,
             min_examples=settings.min_training_examples,
             max_line_bytes=settings.max_line_bytes,

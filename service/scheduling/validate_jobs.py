@@ -20,6 +20,7 @@ from service.validation import (
     DatasetStats,
     DataValidationError,
     HFTokenCounter,
+    TokenCounters,
     TokenizerUnavailable,
     validate_dataset,
 )
@@ -29,19 +30,23 @@ log = logging.getLogger(__name__)
 
 
 class JobValidator:
-    def __init__(self, db: Database, store: BlobStore, catalog: Catalog, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        store: BlobStore,
+        catalog: Catalog,
+        settings: Settings,
+        counters: TokenCounters | None = None,
+    ) -> None:
+        """``counters``: the process's tokenizers, shared with the dataset check (own ones by default)."""
         self.db, self.store, self.catalog, self.settings = db, store, catalog, settings
         self.owner = f"validator-{uuid.uuid4().hex[:12]}"
-        self._counters: dict[str, HFTokenCounter] = {}
-        self._lock = threading.Lock()
+        self.counters = counters or TokenCounters()
 
     def counter(self, base_model: str) -> HFTokenCounter:
-        with self._lock:
-            if base_model not in self._counters:
-                entry = self.catalog.get(base_model)
-                assert entry is not None, f"base model {base_model} left the catalog"
-                self._counters[base_model] = HFTokenCounter(entry.source)
-            return self._counters[base_model]
+        entry = self.catalog.get(base_model)
+        assert entry is not None, f"base model {base_model} left the catalog"
+        return self.counters.get(entry.source)
 
     def run_once(self) -> int:
         with self.db.session() as s:

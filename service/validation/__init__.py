@@ -9,13 +9,14 @@ from a ``TokenCounter`` such as ``HFTokenCounter`` (tokenizer + chat template on
 
 from .dataset import DatasetStats, validate_dataset
 from .errors import DataValidationError
-from .tokens import Conversation, HFTokenCounter, RenderError, TokenCounter, TokenizerUnavailable
+from .tokens import Conversation, HFTokenCounter, RenderError, TokenCounter, TokenCounters, TokenizerUnavailable
 
 __all__ = [
     "Conversation",
     "DataValidationError",
     "DatasetStats",
     "HFTokenCounter",
+    "TokenCounters",
     "RenderError",
     "TokenCounter",
     "TokenizerUnavailable",

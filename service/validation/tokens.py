@@ -142,3 +142,18 @@ class HFTokenCounter:
             return []
         encoded = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)
         return [len(ids) for ids in encoded["input_ids"]]
+
+
+class TokenCounters:
+    """One ``HFTokenCounter`` per model source for the whole process, so the job validator and
+    the dataset check load each tokenizer once between them."""
+
+    def __init__(self) -> None:
+        self._counters: dict[str, HFTokenCounter] = {}
+        self._lock = threading.Lock()
+
+    def get(self, source: str) -> HFTokenCounter:
+        with self._lock:
+            if source not in self._counters:
+                self._counters[source] = HFTokenCounter(source)
+            return self._counters[source]
