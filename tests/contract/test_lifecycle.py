@@ -254,31 +254,47 @@ def test_jobs_with_hyperparameters_an_older_server_stored_fail_alone(
 ) -> None:
     """A row whose stored hyperparameters today's bounds refuse (a learning_rate_multiplier of 50,
     which an older server accepted) fails with a message, whether it is still validating or
-    queued; the jobs behind it still run (before: it was retried forever and stalled the queue)."""
-    from sqlalchemy import update
+    queued; the jobs behind it still run (before: it was retried forever and stalled the queue).
 
+    The validating row is written as an older server left it, not created through the API and
+    edited afterwards: a job created here may pass validation, or even start, before the edit
+    lands (CI once saw that job launched under the next test step's holding script)."""
+    from sqlalchemy import select, update
+
+    from service import ids
     from service.db.schema import Job
 
-    def store_old(job_id: str) -> None:
-        with server.ctx.db.session() as s:
-            s.execute(
-                update(Job)
-                .where(Job.id == job_id)
-                .values(hyperparameters={"n_epochs": 1, "batch_size": 1, "learning_rate_multiplier": 50})
-            )
-
-    validating = client.fine_tuning.jobs.create(model="hone-tiny", training_file=train_id)
-    store_old(validating.id)
+    old_hp = {"n_epochs": 1, "batch_size": 1, "learning_rate_multiplier": 50}
     script.scripts = {1: Script(steps=3, checkpoint_every=100, hold=True)}
     queued = client.fine_tuning.jobs.create(model="hone-tiny", training_file=train_id)
     wait_status(client, queued.id, {"running"})
     client.fine_tuning.jobs.pause(queued.id)
     wait_status(client, queued.id, {"paused"})
     script.scripts = {}  # scripts are per attempt number: the next jobs' first attempts must not hold
-    store_old(queued.id)
+    with server.ctx.db.session() as s:
+        s.execute(update(Job).where(Job.id == queued.id).values(hyperparameters=old_hp))
+        template = s.scalars(select(Job).where(Job.id == queued.id)).one()
+        columns = {c.key: getattr(template, c.key) for c in Job.__mapper__.column_attrs if c.key != "seq"}
+        validating_id = ids.job_id()
+        s.add(
+            Job(
+                **columns
+                | {
+                    "id": validating_id,
+                    "status": "validating_files",
+                    "hyperparameters": old_hp,
+                    "created_at": int(time.time()),
+                    "attempt": 0,
+                    "active_attempt": None,
+                    "attempt_claimed_at": None,
+                    "last_report_at": None,
+                    "report_token_hash": None,
+                }
+            )
+        )
     client.fine_tuning.jobs.resume(queued.id)  # queued again: the dispatcher must build its spec
     behind = client.fine_tuning.jobs.create(model="hone-tiny", training_file=train_id)
-    for job_id in (validating.id, queued.id):
+    for job_id in (validating_id, queued.id):
         job = wait_status(client, job_id, TERMINAL)
         assert job.status == "failed" and job.error is not None, job
         assert "learning_rate_multiplier must be" in job.error.message, job.error
