@@ -60,8 +60,25 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        event.listen(engine, "before_cursor_execute", _write_lock_before_select_for_update)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW)
+
+
+def _write_lock_before_select_for_update(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+    """Give ``SELECT ... FOR UPDATE`` its meaning on SQLite, which drops the clause: a transaction
+    that opens with one takes the database's write lock first (``BEGIN IMMEDIATE``), so the row it
+    reads cannot change before it writes. Without this, the driver begins a transaction only at
+    the first write, and two read-then-write units (a cancel and the validator passing the same
+    job) both read the old row and the later commit silently undid the earlier one.
+    """
+    compiled = getattr(context, "compiled", None)
+    # SQLAlchemy keeps the clause on the statement (``_for_update_arg``) and only the SQLite
+    # compiler leaves it out; tests/integration/test_row_locks.py fails should that ever change.
+    if getattr(getattr(compiled, "statement", None), "_for_update_arg", None) is None:
+        return
+    if not conn.connection.dbapi_connection.in_transaction:  # a write already holds the lock
+        cursor.execute("BEGIN IMMEDIATE")
 
 
 def migrate(engine: Engine) -> None:
