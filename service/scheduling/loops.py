@@ -15,19 +15,31 @@ class BackgroundLoops:
         self._steps: list[tuple[str, Callable[[], int]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: dict[str, asyncio.Event] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def add(self, name: str, step: Callable[[], int]) -> None:
         self._steps.append((name, step))
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         for name, step in self._steps:
             self._wake[name] = asyncio.Event()
             self._tasks.append(asyncio.create_task(self._run(name, step), name=f"hone-{name}"))
 
     def kick(self) -> None:
-        """Run every loop now instead of at its next tick (e.g. after a job was created)."""
+        """Run every loop now instead of at its next tick (e.g. after a job was created).
+
+        Safe from any thread: the sync endpoints that call it run in anyio's worker threads, and
+        an ``asyncio.Event`` may only be set on its own loop (set from elsewhere, the waiting
+        task is not reliably woken and waits for its next tick)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
         for ev in self._wake.values():
-            ev.set()
+            try:
+                loop.call_soon_threadsafe(ev.set)
+            except RuntimeError:  # the loop closed meanwhile (shutdown): nothing left to wake
+                return
 
     async def stop(self) -> None:
         for t in self._tasks:
