@@ -12,9 +12,10 @@ import pytest
 
 from service.catalog.catalog import BaseModelEntry, Catalog
 from tests.fakes.upstream import make_upstream
-from tests.harness.ports import free_port
+from tests.harness.ports import free_port, refuses
 from tests.harness.records import register_finished_model
 from tests.harness.server import RunningServer, serve_app, start_server
+from tests.harness.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ def test_rendezvous_affinity_and_failover(server: RunningServer, client: openai.
     assert len(set(first.values())) >= 2  # and spread over upstreams
     victim = first[names[0]]
     upstreams["servers"][victim].should_exit = True
-    time.sleep(0.5)
+    wait_until(lambda: refuses(upstreams["urls"][victim]), f"upstream {victim} to stop listening", 30)
     moved = ask(client, names[0]).split()[0]
     assert moved != victim
     untouched = [n for n in names if first[n] != victim]

@@ -77,6 +77,8 @@ class FakeTrainerLauncher:
         a = self.attempts[(spec.job_id, spec.attempt)]
         script = self.scripts.get(spec.attempt, self.script)
         reporter = Reporter(spec.report_url, spec.report_token, retry_for_s=10, flush_every_s=0)
+        if script.silent_after is None:  # as the real trainer does; a silent script is a stopped process
+            reporter.start_heartbeat(spec.heartbeat_s)
         try:
             code = self._train(spec, script, reporter, a.stop)
         except Superseded:

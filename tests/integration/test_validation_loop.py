@@ -20,6 +20,7 @@ from service.scheduling.validate_jobs import JobValidator
 from service.validation.tokens import Conversation
 from tests.contract.helpers import chat_line, upload, wait_status
 from tests.harness.server import fresh_database_url, start_server
+from tests.harness.waiting import wait_until
 
 
 class SlowCounter:
@@ -58,6 +59,13 @@ def test_a_long_validation_keeps_its_lease_and_a_dead_ones_lapses(tmp_path: Path
         )
         worker = threading.Thread(target=first.run_once)
         worker.start()
+
+        def claimed_by_first() -> bool:
+            with ctx.db.session() as s:
+                row = lifecycle.job_by_id(s, job.id)
+                return row is not None and row.lease_owner == first.owner
+
+        wait_until(claimed_by_first, "the slow validator's claim", 30)  # then the second one may try
         claimed_by_second = 0
         while worker.is_alive():
             claimed_by_second += second.run_once()
