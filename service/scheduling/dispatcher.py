@@ -49,7 +49,7 @@ class Dispatcher:
                 except Exception:
                     log.exception("cleaning up the failed launch of %s attempt %d failed", job_id, spec.attempt)
                 with self.db.session() as s:
-                    row = lifecycle.job_by_id(s, job_id)
+                    row = lifecycle.job_by_id(s, job_id, for_update=True)  # a cancel meanwhile stands
                     if row is not None and row.active_attempt == spec.attempt:
                         lifecycle.attempt_ended(
                             s, row, AttemptState("failed", detail=f"launch failed: {e}"), self.settings.max_attempts

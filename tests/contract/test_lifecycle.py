@@ -217,6 +217,36 @@ def test_pauses_do_not_use_up_attempts(client: openai.OpenAI, train_id: str, scr
     assert [s.attempt for s in script.started if s.job_id == job.id] == [1, 2, 3, 4]
 
 
+class _RefusingLauncher(FakeTrainerLauncher):
+    """A FAKE launcher whose every start fails, as a cluster that refuses the Job would."""
+
+    def start(self, spec, resources) -> None:  # type: ignore[no-untyped-def]
+        self.started.append(spec)
+        raise RuntimeError("admission webhook denied the request: quota exceeded")
+
+
+def test_a_launch_that_fails_counts_as_a_failed_attempt(launcher: FakeTrainerLauncher, catalog) -> None:  # type: ignore[no-untyped-def]
+    """A launcher that raises fails the attempt with its message, the job is retried up to
+    HONE_MAX_ATTEMPTS and then fails naming the cause; nothing keeps it running."""
+    refusing = _RefusingLauncher(launcher.store)
+    data_dir = launcher.store.root.parent  # type: ignore[attr-defined]
+    srv = start_server(data_dir / "refused", catalog, launcher=refusing, max_attempts=2, storage_url=launcher.store.url)
+    try:
+        client = openai.OpenAI(base_url=srv.v1, api_key=srv.new_key("acme"), max_retries=0)
+        job = client.fine_tuning.jobs.create(
+            model="hone-tiny", training_file=upload(client, [chat_line(i) for i in range(12)])
+        )
+        job = wait_status(client, job.id, TERMINAL, timeout=60)
+        assert job.status == "failed" and job.error is not None, job
+        assert job.error.code == "training_failed", job.error
+        assert "after 2 failed attempts" in job.error.message and "quota exceeded" in job.error.message, job.error
+        assert [s.attempt for s in refusing.started if s.job_id == job.id] == [1, 2]
+        messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100)]
+        assert any("1 of 2 allowed failures" in m and "quota exceeded" in m for m in messages), "\n".join(messages)
+    finally:
+        srv.stop()
+
+
 def test_a_silent_trainer_is_stopped_and_retried(launcher: FakeTrainerLauncher, catalog) -> None:  # type: ignore[no-untyped-def]
     """An attempt that stays alive but stops reporting (hung, SIGSTOPped, cut off) is stopped
     after HONE_ATTEMPT_HEARTBEAT_TIMEOUT_S and counted as a failure; the next attempt finishes."""
