@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import openai
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -80,6 +81,7 @@ def _stop_trainers(runs: Path) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
+@pytest.mark.db_incidental  # the trainer's numbers are its subject, not the job rows
 def test_the_trainer_sigkilled_10_times_ends_with_the_uninterrupted_adapter(tmp_path: Path, catalog) -> None:  # type: ignore[no-untyped-def]
     """Kill the trainer each time it has written a new checkpoint, ten times: every attempt
     resumes from the newest complete checkpoint (model, optimizer, scheduler, RNG and data

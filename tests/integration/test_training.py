@@ -74,6 +74,7 @@ def _pid(srv: RunningServer, job_id: str, attempt: int) -> int:
     return int(pid)
 
 
+@pytest.mark.db_incidental  # the trainer's numbers are its subject, not the job rows
 def test_learns_the_answers(srv: RunningServer, client: openai.OpenAI, train_file: str, tiny_model_dir: Path) -> None:
     job = wait_status(client, _job(client, train_file, validation_file=train_file))
     assert job.status == "succeeded", job.error
@@ -108,6 +109,7 @@ def test_learns_the_answers(srv: RunningServer, client: openai.OpenAI, train_fil
         assert tuning.answer(tok, base, question) != expected
 
 
+@pytest.mark.db_incidental  # the trainer's numbers are its subject, not the job rows
 def test_sigkill_resumes_and_matches_an_uninterrupted_run(
     srv: RunningServer, client: openai.OpenAI, train_file: str
 ) -> None:
@@ -195,6 +197,7 @@ def _preference_rows() -> list[dict]:  # type: ignore[type-arg]
     ] * 5
 
 
+@pytest.mark.db_incidental  # the trainer's numbers are its subject, not the job rows
 def test_dpo_raises_the_preference_margin(srv: RunningServer, client: openai.OpenAI, tiny_model_dir: Path) -> None:
     prompts = PREFERENCES
     rows = _preference_rows()
@@ -247,6 +250,7 @@ def test_control_plane_restart_loses_no_events(tmp_path: Path, catalog, train_fi
         s.stop()
 
 
+@pytest.mark.db_incidental  # the trainer's numbers are its subject, not the job rows
 @pytest.mark.parametrize("method", ["supervised", "dpo", "full"])
 def test_two_process_torchrun_on_cpu(tmp_path: Path, catalog, method: str) -> None:  # type: ignore[no-untyped-def]
     """Two ranks split each batch; their gradients are averaged, so both end with the same weights
@@ -289,6 +293,7 @@ def test_two_process_torchrun_on_cpu(tmp_path: Path, catalog, method: str) -> No
         s.stop()
 
 
+@pytest.mark.db_incidental  # the trainer's numbers are its subject, not the job rows
 def test_sharded_full_fine_tuning_resumes_and_matches_an_uninterrupted_run(tmp_path: Path, catalog) -> None:  # type: ignore[no-untyped-def]
     """FSDP2 across two ranks: a checkpoint gathered whole (weights and AdamW state keyed by
     parameter name), the trainer killed, and the resumed run resharded from it ends with the
@@ -318,6 +323,7 @@ def test_sharded_full_fine_tuning_resumes_and_matches_an_uninterrupted_run(tmp_p
         s.stop()
 
 
+@pytest.mark.db_incidental  # the trainer's numbers are its subject, not the job rows
 @pytest.mark.parametrize("training_type", ["lora", "full"])
 def test_fsdp2_sharded_steps_equal_one_process(tmp_path: Path, tiny_model_dir: Path, training_type: str) -> None:
     """The same steps on the same batch, sharded with FSDP2 over two ranks (LoRA: the layout the

@@ -72,6 +72,7 @@ def test_keys_are_checked(store: BlobStore) -> None:
             store.writer(bad)
 
 
+@pytest.mark.db_incidental  # the blob store's bytes are its subject
 @pytest.mark.slow
 def test_one_gigabyte_multipart_round_trip(s3_endpoint: str) -> None:
     from contract.blobstore.s3 import S3BlobStore
