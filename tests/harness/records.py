@@ -9,7 +9,7 @@ from typing import Any
 from contract.hyperparameters import SupervisedHyperparameters
 from contract.spec import JobSpec
 from service import auth
-from service.db.schema import FineTunedModel, Job
+from service.db.schema import FineTunedModel, Job, Project
 from service.db.session import Database
 from service.protocol.fine_tuning import JobStatus
 
@@ -35,6 +35,27 @@ def job_spec(job_id: str = "ftjob-AbCdEfGhIjKlMnOpQrStUvWx", **overrides: Any) -
     return JobSpec(**{**fields, **overrides})
 
 
+def job_row(project: Project, job_id: str, status: str, planned_model: str, **overrides: Any) -> Job:
+    """A supervised job row on hone-tiny, as an older server or another replica left it; any
+    column can be overridden."""
+    fields: dict[str, Any] = {
+        "id": job_id,
+        "project_id": project.id,
+        "project_name": project.name,
+        "model": "hone-tiny",
+        "base_model": "hone-tiny",
+        "training_file": "file-x",
+        "method_type": "supervised",
+        "hyperparameters": {"n_epochs": 1, "batch_size": 1, "learning_rate_multiplier": 1.0},
+        "seed": 1,
+        "status": status,
+        "planned_model": planned_model,
+        "result_files": [],
+        "created_at": int(time.time()),
+    }
+    return Job(**{**fields, **overrides})
+
+
 def register_finished_model(
     db: Database,
     project: str,
@@ -51,20 +72,15 @@ def register_finished_model(
     with db.session() as s:
         p = auth.get_or_create_project(s, project)
         s.add(
-            Job(
-                id=job_id,
-                project_id=p.id,
-                project_name=p.name,
+            job_row(
+                p,
+                job_id,
+                JobStatus.SUCCEEDED.value,
+                name,
                 model=base_model,
                 base_model=base_model,
-                training_file="file-x",
-                method_type="supervised",
                 hyperparameters={},
-                seed=1,
-                status=JobStatus.SUCCEEDED.value,
-                planned_model=name,
                 fine_tuned_model=name,
-                result_files=[],
                 created_at=now,
                 finished_at=now,
             )

@@ -9,16 +9,16 @@ the committed ``cancelled`` and the job went on to train."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from sqlalchemy import select
 
 from service import auth, ids
-from service.db.schema import Job, JobEvent
+from service.db.schema import JobEvent
 from service.db.session import Database
 from service.jobs import lifecycle
 from service.jobs import service as jobs
+from tests.harness.records import job_row
 from tests.harness.server import fresh_database_url
 
 OWNER = "validator-test"
@@ -28,23 +28,7 @@ def _validating_job(db: Database) -> str:
     with db.session() as s:
         project = auth.get_or_create_project(s, "acme")
         job_id = ids.job_id()
-        s.add(
-            Job(
-                id=job_id,
-                project_id=project.id,
-                project_name=project.name,
-                model="hone-tiny",
-                base_model="hone-tiny",
-                training_file="file-x",
-                method_type="supervised",
-                hyperparameters={"n_epochs": 1, "batch_size": 1, "learning_rate_multiplier": 1.0},
-                seed=1,
-                status="validating_files",
-                planned_model=f"ft:hone-tiny:acme::{ids.model_short_id()}",
-                result_files=[],
-                created_at=int(time.time()),
-            )
-        )
+        s.add(job_row(project, job_id, "validating_files", f"ft:hone-tiny:acme::{ids.model_short_id()}"))
         s.flush()
         assert lifecycle.claim_validation(s, job_id, OWNER, 60.0)
     return job_id

@@ -64,6 +64,7 @@ def test_fifty_jobs_launched_exactly_once(tmp_path: Path) -> None:
     from service import auth
     from service.db.schema import Job
     from service.db.session import Database
+    from tests.harness.records import job_row
 
     db_url = fresh_database_url(tmp_path)
     assert db_url is not None
@@ -72,23 +73,7 @@ def test_fifty_jobs_launched_exactly_once(tmp_path: Path) -> None:
     with db.session() as s:
         project = auth.get_or_create_project(s, "acme")
         for i in range(50):
-            s.add(
-                Job(
-                    id=f"ftjob-two{i:021d}",
-                    project_id=project.id,
-                    project_name=project.name,
-                    model="hone-tiny",
-                    base_model="hone-tiny",
-                    training_file="file-x",
-                    method_type="supervised",
-                    hyperparameters={"n_epochs": 1, "batch_size": 1, "learning_rate_multiplier": 1.0},
-                    seed=1,
-                    status="queued",
-                    planned_model=f"ft:hone-tiny:acme::Two{i:05d}",
-                    result_files=[],
-                    created_at=0,
-                )
-            )
+            s.add(job_row(project, f"ftjob-two{i:021d}", "queued", f"ft:hone-tiny:acme::Two{i:05d}", created_at=0))
     record = tmp_path / "launches.jsonl"
     record.touch()
     ctx = mp.get_context("spawn")
