@@ -56,6 +56,11 @@ class Relay:
     responses: bool = False
 
 
+def upstream_unavailable(message: str) -> ServiceUnavailable:
+    """503 ``upstream_unavailable``: no inference server could answer; clients retry after 5 s."""
+    return ServiceUnavailable(message, code="upstream_unavailable", headers={"retry-after": "5"})
+
+
 class Gateway:
     def __init__(
         self,
@@ -92,11 +97,7 @@ class Gateway:
         relay: Relay | None = None,
     ) -> Response:
         if not upstreams:
-            raise ServiceUnavailable(
-                f"No inference server is running for base model {base}.",
-                code="upstream_unavailable",
-                headers={"retry-after": "5"},
-            )
+            raise upstream_unavailable(f"No inference server is running for base model {base}.")
         started = time.perf_counter()
         last_error = ""
         for upstream in preference(upstreams, model):
@@ -122,11 +123,7 @@ class Gateway:
             if model != base and upstream_response.status_code == 200:
                 self._note_served(upstream, model, base)
             return await self._relay(upstream_response, base, stream, started, relay)
-        raise ServiceUnavailable(
-            f"The inference server for base model {base} is unavailable: {last_error}.",
-            code="upstream_unavailable",
-            headers={"retry-after": "5"},
-        )
+        raise upstream_unavailable(f"The inference server for base model {base} is unavailable: {last_error}.")
 
     def _note_served(self, upstream: str, model: str, base: str) -> None:
         key = (upstream, model)
@@ -156,11 +153,9 @@ class Gateway:
         try:
             content = await up.aread()
         except httpx.TransportError as e:  # it answered, then went away mid-body (e.g. killed)
-            raise ServiceUnavailable(
+            raise upstream_unavailable(
                 f"The inference server for base model {base} closed the connection before its answer "
-                f"was complete ({type(e).__name__}).",
-                code="upstream_unavailable",
-                headers={"retry-after": "5"},
+                f"was complete ({type(e).__name__})."
             ) from None
         finally:
             await up.aclose()
