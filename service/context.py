@@ -42,8 +42,8 @@ class AppContext:
     # Executes eval runs; created in the app's lifespan (it uses the gateway). Its kick() after a
     # run is created starts it at once.
     eval_runner: EvalRunner | None = None
-    # Dataset checks running now: each reads and tokenizes a whole file on a request thread, so
-    # at most settings.dataset_check_concurrency at once (build_context sizes it).
     # Tokenizers, one per model source, shared by the job validator and the dataset check.
     token_counters: TokenCounters = field(default_factory=TokenCounters)
+    # Dataset checks running now: each reads and tokenizes a whole file on a request thread, so
+    # at most settings.dataset_check_concurrency at once (build_context sizes it).
     dataset_checks: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))

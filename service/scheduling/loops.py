@@ -33,7 +33,7 @@ class BackgroundLoops:
         an ``asyncio.Event`` may only be set on its own loop (set from elsewhere, the waiting
         task is not reliably woken and waits for its next tick)."""
         loop = self._loop
-        if loop is None or loop.is_closed():
+        if loop is None:  # not started: the first tick runs everything anyway
             return
         for ev in self._wake.values():
             try:

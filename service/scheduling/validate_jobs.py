@@ -36,12 +36,12 @@ class JobValidator:
         store: BlobStore,
         catalog: Catalog,
         settings: Settings,
-        counters: TokenCounters | None = None,
+        counters: TokenCounters,
     ) -> None:
-        """``counters``: the process's tokenizers, shared with the dataset check (own ones by default)."""
+        """``counters``: the process's tokenizers, shared with the dataset check."""
         self.db, self.store, self.catalog, self.settings = db, store, catalog, settings
         self.owner = f"validator-{uuid.uuid4().hex[:12]}"
-        self.counters = counters or TokenCounters()
+        self.counters = counters
 
     def counter(self, base_model: str) -> HFTokenCounter:
         entry = self.catalog.get(base_model)
